@@ -1,0 +1,169 @@
+// Argument checks and zero-copy views at the Python boundary. Every check runs before any
+// memory is touched, and a failed one raises TypeError (wrong kind of object or dtype) or
+// ValueError (wrong shape or value) naming the argument, what was expected and what came.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <initializer_list>
+#include <sstream>
+#include <string>
+#include <utility>
+
+#include "denseprop/activations.hpp"
+#include "denseprop/types.hpp"
+
+namespace denseprop::bindings {
+
+namespace py = pybind11;
+
+template <class T> using Array = py::array_t<T, py::array::c_style>;
+
+template <class... Parts> std::string cat(const Parts&... parts) {
+  std::ostringstream s;
+  (s << ... << parts);
+  return s.str();
+}
+
+template <class Shape> std::string shape_str(const Shape& shape, py::ssize_t ndim) {
+  std::string s = "(";
+  for (py::ssize_t i = 0; i < ndim; ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + (ndim == 1 ? ",)" : ")");
+}
+inline std::string shape_str(const py::array& a) { return shape_str(a.shape(), a.ndim()); }
+
+template <class T> const char* dtype_name() { return sizeof(T) == 4 ? "float32" : "float64"; }
+
+inline py::array ndarray(py::handle obj, const char* name) {
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(cat(name, ": expected a numpy.ndarray, got ",
+                             std::string(py::str(py::type::handle_of(obj).attr("__name__")))));
+  return py::reinterpret_borrow<py::array>(obj);
+}
+
+// The float type that every array of one call shares, read from the call's first array.
+enum class DType { f32, f64 };
+
+inline DType float_dtype(py::handle obj, const char* name) {
+  py::array a = ndarray(obj, name);
+  if (a.dtype().equal(py::dtype::of<float>())) return DType::f32;
+  if (a.dtype().equal(py::dtype::of<double>())) return DType::f64;
+  throw py::type_error(cat(name, ": expected float32 or float64, got ", std::string(py::str(a.dtype()))));
+}
+
+// Runs f(T{}) with T the float type of d, so one generic lambda serves both dtypes.
+template <class F> decltype(auto) dispatch(DType d, F&& f) {
+  if (d == DType::f32) return f(float{});
+  return f(double{});
+}
+
+inline void check_ndim(const py::array& a, const char* name, py::ssize_t ndim,
+                       const char* layout) {
+  if (a.ndim() != ndim)
+    throw py::value_error(
+        cat(name, ": expected a ", ndim, "-D array ", layout, ", got ", a.ndim(), "-D"));
+  for (py::ssize_t i = 0; i < ndim; ++i)
+    if (a.shape(i) == 0)
+      throw py::value_error(cat(name, i == 0 ? ": empty batch, shape " : ": empty dimension, shape ",
+                                shape_str(a)));
+}
+
+// `obj` as a C-contiguous array of T, copied only when it is strided or Fortran-ordered.
+// `first` names the argument whose dtype chose T, for the message when the two differ.
+template <class T>
+Array<T> input(py::handle obj, const char* name, py::ssize_t ndim, const char* layout,
+               const char* first) {
+  py::array a = ndarray(obj, name);
+  if (!a.dtype().equal(py::dtype::of<T>()))
+    throw py::type_error(cat(name, ": dtype ", std::string(py::str(a.dtype())), " does not match ", first,
+                             "'s ", dtype_name<T>()));
+  check_ndim(a, name, ndim, layout);
+  auto c = Array<T>::ensure(a);
+  if (!c) throw std::bad_alloc();
+  return c;
+}
+
+inline bool overlaps(const py::array& a, const py::array& b) {
+  const auto* a0 = static_cast<const char*>(a.data());
+  const auto* b0 = static_cast<const char*>(b.data());
+  return a0 < b0 + b.nbytes() && b0 < a0 + a.nbytes();
+}
+
+// The caller's `out` if it can take the result in place, else a new array. An `out` that would
+// need a conversion is refused: writing into a converted copy would silently drop the result.
+template <class T>
+Array<T> output(py::handle obj, const char* name, std::initializer_list<py::ssize_t> shape,
+                const char* first, std::initializer_list<std::pair<const py::array*, const char*>> inputs) {
+  if (obj.is_none()) return Array<T>(shape);
+  py::array a = ndarray(obj, name);
+  if (!a.dtype().equal(py::dtype::of<T>()))
+    throw py::type_error(cat(name, ": dtype ", std::string(py::str(a.dtype())), " does not match ", first,
+                             "'s ", dtype_name<T>()));
+  if (a.ndim() != py::ssize_t(shape.size()) ||
+      !std::equal(shape.begin(), shape.end(), a.shape()))
+    throw py::value_error(cat(name, ": expected shape ", shape_str(shape.begin(), shape.size()),
+                              ", got ", shape_str(a)));
+  if (!(a.flags() & py::array::c_style))
+    throw py::value_error(cat(name, ": must be C-contiguous"));
+  if (!a.writeable()) throw py::value_error(cat(name, ": must be writeable, got a read-only array"));
+  for (const auto& [in, in_name] : inputs)
+    if (overlaps(a, *in))
+      throw py::value_error(cat(name, ": overlaps the memory of ", in_name, "; pass a separate array"));
+  return py::reinterpret_borrow<Array<T>>(a);
+}
+
+// A (batch, n) C-contiguous array is the column-major n × batch matrix of the equations.
+template <class T> CMat<T> cols(const Array<T>& a) {
+  return CMat<T>(a.data(), a.ndim() == 2 ? a.shape(1) : 1, a.shape(0));
+}
+template <class T> Mat<T> cols(Array<T>& a) {
+  return Mat<T>(a.mutable_data(), a.ndim() == 2 ? a.shape(1) : 1, a.shape(0));
+}
+template <class T> CRowMat<T> weights(const Array<T>& w) {
+  return CRowMat<T>(w.data(), w.shape(0), w.shape(1));
+}
+
+inline void expect_rows(const py::array& a, const char* name, py::ssize_t batch,
+                        const char* ref) {
+  if (a.shape(0) != batch)
+    throw py::value_error(cat(name, ": expected ", batch, " rows to match ", ref, "'s batch of ",
+                              batch, ", got shape ", shape_str(a)));
+}
+
+inline void expect_same_shape(const py::array& a, const char* name, const py::array& ref,
+                              const char* ref_name) {
+  if (a.ndim() != ref.ndim() || !std::equal(a.shape(), a.shape() + a.ndim(), ref.shape()))
+    throw py::value_error(cat(name, ": expected shape ", shape_str(ref), " to match ", ref_name,
+                              ", got ", shape_str(a)));
+}
+
+// Integer class labels as int64, each checked to lie in [0, classes).
+inline Array<std::int64_t> labels(py::handle obj, const char* name, py::ssize_t batch,
+                                  py::ssize_t classes, const char* ref) {
+  py::array a = ndarray(obj, name);
+  const char kind = a.dtype().kind();
+  if (kind != 'i' && kind != 'u')
+    throw py::type_error(
+        cat(name, ": class labels need an integer dtype, got ", std::string(py::str(a.dtype()))));
+  check_ndim(a, name, 1, "(batch,)");
+  expect_rows(a, name, batch, ref);
+  auto l = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(a);
+  if (!l) throw std::bad_alloc();
+  const std::int64_t* p = l.data();
+  for (py::ssize_t i = 0; i < batch; ++i)
+    if (p[i] < 0 || p[i] >= classes)
+      throw py::value_error(cat(name, ": label ", p[i], " at index ", i, " is out of range [0, ",
+                                classes, ")"));
+  return l;
+}
+
+inline ActivationSpec activation_spec(const std::string& name, double negative_slope) {
+  if (!(negative_slope >= 0) || !std::isfinite(negative_slope))
+    throw py::value_error(
+        cat("negative_slope: must be a finite number >= 0, got ", negative_slope));
+  return {parse_activation(name), negative_slope};
+}
+
+}  // namespace denseprop::bindings

@@ -1,0 +1,96 @@
+// The compiled module, built once per instruction set under the names _core_portable and
+// _core_x86_64_v3 (DENSEPROP_MODULE); denseprop/_native.py imports the one this CPU can run.
+#include <pybind11/pybind11.h>
+
+#include <Eigen/Core>
+#include <string>
+
+#include "arrays.hpp"
+#include "register.hpp"
+
+namespace py = pybind11;
+using denseprop::bindings::cat;
+
+namespace {
+
+#if defined(_OPENMP)
+constexpr bool has_openmp = true;
+#else
+constexpr bool has_openmp = false;
+#endif
+
+// The instruction sets this module was compiled for (Eigen's own string omits AVX2 and FMA).
+std::string simd_in_use() {
+  std::string s;
+  auto add = [&s](const char* name) { s += s.empty() ? name : std::string(", ") + name; };
+#if defined(__SSE2__)
+  add("SSE2");
+#endif
+#if defined(__SSE4_2__)
+  add("SSE4.2");
+#endif
+#if defined(__AVX__)
+  add("AVX");
+#endif
+#if defined(__AVX2__)
+  add("AVX2");
+#endif
+#if defined(__FMA__)
+  add("FMA");
+#endif
+#if defined(__AVX512F__)
+  add("AVX512F");
+#endif
+#if defined(__ARM_NEON)
+  add("NEON");
+#endif
+  return s.empty() ? "none" : s;
+}
+
+bool cpu_supports_x86_64_v3() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+         __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("f16c") &&
+         __builtin_cpu_supports("movbe");
+#else
+  return false;
+#endif
+}
+
+py::dict build_info() {
+  py::dict info;
+  info["module"] = DENSEPROP_VARIANT;
+  info["eigen_version"] =
+      cat(EIGEN_WORLD_VERSION, ".", EIGEN_MAJOR_VERSION, ".", EIGEN_MINOR_VERSION);
+  info["simd"] = simd_in_use();
+  info["openmp"] = has_openmp;
+  info["num_threads"] = Eigen::nbThreads();
+  return info;
+}
+
+void set_num_threads(int n) {
+  if (n < 1) throw py::value_error(cat("n: must be a positive number of threads, got ", n));
+  if (!has_openmp && n > 1)
+    throw py::value_error(cat("n: this build has no OpenMP, so only 1 thread is possible, got ", n));
+  Eigen::setNbThreads(n);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(DENSEPROP_MODULE, m) {
+  m.doc() = "denseprop's compiled kernels (" DENSEPROP_VARIANT " build).";
+  denseprop::bindings::register_activations(m);
+  denseprop::bindings::register_dense(m);
+  denseprop::bindings::register_losses(m);
+  denseprop::bindings::register_network(m);
+  m.def("build_info", &build_info,
+        "Which compiled module is loaded, Eigen's version, the SIMD instruction sets in use, "
+        "whether OpenMP is on and the thread count of matrix products.");
+  m.def("set_num_threads", &set_num_threads, py::arg("n"),
+        "Set the number of threads of Eigen's matrix products (OpenMP), for this process.");
+  m.def("get_num_threads", &Eigen::nbThreads,
+        "The number of threads Eigen's matrix products use.");
+  m.def("_cpu_supports_x86_64_v3", &cpu_supports_x86_64_v3,
+        "Whether this CPU runs the x86-64-v3 module (AVX2, FMA, BMI2, F16C, MOVBE).");
+}

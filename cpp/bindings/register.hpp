@@ -1,0 +1,13 @@
+// One registration function per family of bindings, all called from module.cpp.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace denseprop::bindings {
+
+void register_activations(pybind11::module_& m);
+void register_dense(pybind11::module_& m);
+void register_losses(pybind11::module_& m);
+void register_network(pybind11::module_& m);
+
+}  // namespace denseprop::bindings

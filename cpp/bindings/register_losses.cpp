@@ -1,0 +1,114 @@
+#include "denseprop/losses.hpp"
+
+#include "arrays.hpp"
+#include "register.hpp"
+
+namespace denseprop::bindings {
+namespace {
+
+// Allocates the gradient and, for reduction="none", the per-sample losses; runs `kernel`
+// (which returns the summed loss) without the GIL; packs (loss, grad) as the reduction says.
+template <class T, class Kernel>
+py::tuple reduce(const std::string& reduction, py::ssize_t batch, py::ssize_t n, Kernel&& kernel) {
+  const Reduction r = parse_reduction(reduction);
+  Array<T> grad({batch, n});
+  Array<T> per_sample(r == Reduction::none ? batch : 0);
+  T* losses = r == Reduction::none ? per_sample.mutable_data() : nullptr;
+  const T scale = r == Reduction::mean ? T(1) / T(batch) : T(1);
+  Mat<T> g = cols(grad);
+  double total;
+  {
+    py::gil_scoped_release nogil;  // only the buffers held by the caller and above are touched
+    total = kernel(g, scale, losses);
+  }
+  if (r == Reduction::none) return py::make_tuple(per_sample, grad);
+  return py::make_tuple(r == Reduction::mean ? total / double(batch) : total, grad);
+}
+
+py::tuple softmax_ce(py::handle z_obj, py::handle y_obj, const std::string& reduction) {
+  return dispatch(float_dtype(z_obj, "logits"), [&](auto tag) -> py::tuple {
+    using T = decltype(tag);
+    const auto z = input<T>(z_obj, "logits", 2, "(batch, n)", "logits");
+    const py::ssize_t batch = z.shape(0), n = z.shape(1);
+    const py::array y = ndarray(y_obj, "y");
+    if (y.ndim() == 1) {
+      const auto l = labels(y, "y", batch, n, "logits");
+      return reduce<T>(reduction, batch, n, [&](Mat<T> g, T scale, T* losses) {
+        return softmax_cross_entropy<T>(cols(z), l.data(), nullptr, g, scale, nullptr, losses);
+      });
+    }
+    if (y.ndim() != 2)
+      throw py::value_error(cat("y: expected integer labels (batch,) or target probabilities ",
+                                "(batch, n), got ", y.ndim(), "-D"));
+    const auto t = input<T>(y, "y", 2, "(batch, n)", "logits");
+    expect_same_shape(t, "y", z, "logits");
+    return reduce<T>(reduction, batch, n, [&](Mat<T> g, T scale, T* losses) {
+      return softmax_cross_entropy<T>(cols(z), nullptr, t.data(), g, scale, nullptr, losses);
+    });
+  });
+}
+
+py::tuple sigmoid_ce(py::handle z_obj, py::handle y_obj, const std::string& reduction) {
+  return dispatch(float_dtype(z_obj, "logits"), [&](auto tag) -> py::tuple {
+    using T = decltype(tag);
+    const auto z = input<T>(z_obj, "logits", 2, "(batch, n)", "logits");
+    const auto y = input<T>(y_obj, "y", 2, "(batch, n)", "logits");
+    expect_same_shape(y, "y", z, "logits");
+    return reduce<T>(reduction, z.shape(0), z.shape(1), [&](Mat<T> g, T scale, T* losses) {
+      return sigmoid_cross_entropy<T>(cols(z), cols(y), g, scale, nullptr, losses);
+    });
+  });
+}
+
+py::tuple squared_error(py::handle p_obj, py::handle t_obj, const std::string& reduction) {
+  return dispatch(float_dtype(p_obj, "pred"), [&](auto tag) -> py::tuple {
+    using T = decltype(tag);
+    const auto p = input<T>(p_obj, "pred", 2, "(batch, n)", "pred");
+    const auto t = input<T>(t_obj, "target", 2, "(batch, n)", "pred");
+    expect_same_shape(t, "target", p, "pred");
+    return reduce<T>(reduction, p.shape(0), p.shape(1), [&](Mat<T> g, T scale, T* losses) {
+      return mse<T>(cols(p), cols(t), g, scale, losses);
+    });
+  });
+}
+
+constexpr const char* reduction_doc = R"(
+reduction: "mean" (default) divides the summed loss and the gradient by the batch size;
+"sum" does not; "none" returns the per-sample losses l_i, shape (batch,), with the
+gradient of each sample's own loss. Scalar losses are Python floats.)";
+
+}  // namespace
+
+void register_losses(py::module_& m) {
+  m.def("softmax_cross_entropy", &softmax_ce, py::arg("logits"), py::arg("y"),
+        py::arg("reduction") = "mean",
+        (std::string(R"(Softmax cross-entropy and its gradient in one pass: (loss, grad_logits).
+
+logits: (batch, n). y: integer class labels (batch,) in [0, n), any integer dtype, or target
+probabilities (batch, n) of the logits' dtype. Per sample, with p = softmax(z):
+    l = -sum_k y_k log p_k = sum_k y_k (lse - z_k),   lse = max(z) + log(sum_k exp(z_k - max(z)))
+    dl/dz = p * sum_k y_k - y     (= p - y for one-hot or probability targets)
+computed by log-sum-exp, so no log(0) is ever taken. grad_logits: (batch, n).)") +
+         reduction_doc)
+            .c_str());
+  m.def("sigmoid_cross_entropy", &sigmoid_ce, py::arg("logits"), py::arg("y"),
+        py::arg("reduction") = "mean",
+        (std::string(R"(Binary cross-entropy on logits and its gradient: (loss, grad_logits).
+
+logits and y: (batch, n), y the targets (normally in [0, 1]). Per sample, summed over units:
+    l = sum_k max(z, 0) - z y + log(1 + exp(-|z|)),   dl/dz = sigmoid(z) - y
+which never overflows, whatever the size of |z|. grad_logits: (batch, n).)") +
+         reduction_doc)
+            .c_str());
+  m.def("mse", &squared_error, py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean",
+        (std::string(R"(Halved squared error and its gradient: (loss, grad_pred).
+
+pred and target: (batch, n). Per sample, summed over outputs:
+    l = 0.5 * sum_k (pred_k - target_k)^2,   dl/dpred = pred - target
+so reduction="mean" is the mean over the batch (not over every element, as in
+torch.nn.MSELoss). grad_pred: (batch, n).)") +
+         reduction_doc)
+            .c_str());
+}
+
+}  // namespace denseprop::bindings

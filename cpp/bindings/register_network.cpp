@@ -1,0 +1,229 @@
+#include "denseprop/network.hpp"
+
+#include <pybind11/stl.h>
+
+#include <limits>
+#include <mutex>
+
+#include "arrays.hpp"
+#include "register.hpp"
+
+namespace denseprop::bindings {
+namespace {
+
+LossKind parse_loss(const std::string& name) {
+  if (name == "cross_entropy") return LossKind::cross_entropy;
+  if (name == "binary_cross_entropy") return LossKind::binary_cross_entropy;
+  if (name == "mse") return LossKind::mse;
+  throw py::value_error(
+      cat("loss: unknown '", name, "', expected one of cross_entropy, binary_cross_entropy, mse"));
+}
+
+// A Network and the lock that makes calls from several Python threads take turns: they share
+// the workspace. The GIL is released before the lock is taken, so a waiting thread never holds it.
+template <class T> struct Model {
+  Model(std::vector<Index> sizes, std::vector<ActivationSpec> acts, LossKind loss)
+      : net(std::move(sizes), std::move(acts), loss) {}
+  Network<T> net;
+  std::mutex busy;
+
+  template <class F> auto locked(F&& f) {
+    py::gil_scoped_release nogil;  // the work below touches only buffers the caller holds
+    std::lock_guard<std::mutex> lock(busy);
+    return f();
+  }
+};
+
+std::vector<Index> checked_sizes(const std::vector<std::int64_t>& sizes) {
+  if (sizes.size() < 2)
+    throw py::value_error(cat("sizes: need at least 2 entries (inputs and outputs), got ",
+                              sizes.size()));
+  constexpr std::int64_t largest = std::numeric_limits<std::int32_t>::max();
+  Index total = 0;
+  for (size_t l = 0; l < sizes.size(); ++l) {
+    if (sizes[l] < 1 || sizes[l] > largest)
+      throw py::value_error(cat("sizes: entry ", l, " must be in [1, ", largest, "], got ",
+                                sizes[l]));
+    if (l > 0) total += sizes[l] * (sizes[l - 1] + 1);  // < 2^63 by the bound above
+  }
+  if (total > (Index(1) << 40))
+    throw py::value_error(cat("sizes: ", total, " parameters are more than this library supports"));
+  return {sizes.begin(), sizes.end()};
+}
+
+template <class T> Array<T> features(const Network<T>& net, py::handle obj) {
+  auto x = input<T>(obj, "x", 2, "(batch, features)", "the network");
+  if (x.shape(1) != net.inputs())
+    throw py::value_error(cat("x has ", x.shape(1), " features, but the network expects ",
+                              net.inputs()));
+  return x;
+}
+
+// y as the network's loss reads it: class labels (batch,) for cross-entropy, or a dense
+// (batch, outputs) array of the network's dtype.
+template <class T> struct ParsedTargets {
+  Array<std::int64_t> labels;
+  Array<T> dense;
+  Targets<T> view() const {
+    return {labels ? labels.data() : nullptr, dense ? dense.data() : nullptr};
+  }
+};
+
+template <class T>
+ParsedTargets<T> targets(const Network<T>& net, py::handle obj, py::ssize_t batch) {
+  ParsedTargets<T> t{Array<std::int64_t>(py::none()), Array<T>(py::none())};
+  const py::array y = ndarray(obj, "y");
+  if (net.loss() == LossKind::cross_entropy && y.ndim() == 1) {
+    t.labels = labels(y, "y", batch, net.outputs(), "x");
+    return t;
+  }
+  t.dense = input<T>(y, "y", 2, "(batch, outputs)", "the network");
+  expect_rows(t.dense, "y", batch, "x");
+  if (t.dense.shape(1) != net.outputs())
+    throw py::value_error(cat("y has ", t.dense.shape(1), " columns, but the network has ",
+                              net.outputs(), " outputs"));
+  return t;
+}
+
+template <class T> py::array view(py::handle owner, T* data, Index n, bool writeable) {
+  py::array_t<T> a({n}, {py::ssize_t(sizeof(T))}, data, owner);
+  if (!writeable) py::detail::array_proxy(a.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+  return std::move(a);
+}
+
+template <class T> void bind(py::module_& m, const char* name) {
+  using M = Model<T>;
+  py::class_<M>(m, name, "A multilayer perceptron in C++; use denseprop.Network.")
+      .def(py::init([](const std::vector<std::int64_t>& sizes,
+                       const std::vector<std::string>& activations, double negative_slope,
+                       const std::string& loss) {
+             std::vector<Index> s = checked_sizes(sizes);
+             if (activations.size() != s.size() - 1)
+               throw py::value_error(cat("activations: expected one per layer (", s.size() - 1,
+                                         "), got ", activations.size()));
+             std::vector<ActivationSpec> acts;
+             for (const auto& a : activations) acts.push_back(activation_spec(a, negative_slope));
+             return std::make_unique<M>(std::move(s), std::move(acts), parse_loss(loss));
+           }),
+           py::arg("sizes"), py::arg("activations"), py::arg("negative_slope"), py::arg("loss"))
+      .def_property_readonly(
+          "params", [](py::object self) {
+            auto& net = self.cast<M&>().net;
+            return view<T>(self, net.params(), net.parameter_count(), true);
+          },
+          "All parameters, layer after layer: W[l] (out, in) row-major, then b[l]. A view.")
+      .def_property_readonly(
+          "grads", [](py::object self) {
+            auto& net = self.cast<M&>().net;
+            return view<T>(self, net.grads(), net.parameter_count(), false);
+          },
+          "The gradients of the last loss_and_gradients/train_step, laid out as params. Read-only.")
+      .def_property_readonly(
+          "optimizer_state", [](py::object self) {
+            auto& net = self.cast<M&>().net;
+            const Index n = net.parameter_count();
+            return py::make_tuple(view<T>(self, net.optimizer().first(), n, true),
+                                  view<T>(self, net.optimizer().second(), n, true));
+          },
+          "(velocity or first moment, second moment), laid out as params. Views.")
+      .def_property(
+          "optimizer_steps", [](M& self) { return self.net.optimizer().steps(); },
+          [](M& self, std::int64_t t) {
+            if (t < 0) throw py::value_error(cat("optimizer_steps: must be >= 0, got ", t));
+            self.net.optimizer().set_steps(t);
+          })
+      .def(
+          "set_optimizer",
+          [](M& self, const std::string& kind, double lr, double momentum, bool nesterov,
+             double beta1, double beta2, double eps, double weight_decay) {
+            OptimizerConfig c;
+            if (kind == "sgd")
+              c.kind = OptimizerKind::sgd;
+            else if (kind == "adam")
+              c.kind = OptimizerKind::adam;
+            else
+              throw py::value_error(cat("optimizer: unknown '", kind, "', expected sgd or adam"));
+            c.lr = lr, c.momentum = momentum, c.nesterov = nesterov, c.beta1 = beta1,
+            c.beta2 = beta2, c.eps = eps, c.weight_decay = weight_decay;
+            self.locked([&] { self.net.optimizer().configure(c); });
+          },
+          py::arg("kind"), py::arg("lr"), py::arg("momentum"), py::arg("nesterov"),
+          py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
+          "Choose the optimizer and clear its state. Arguments are checked by denseprop.Network.")
+      .def(
+          "forward",
+          [](M& self, py::handle x_obj) {
+            const auto x = features(self.net, x_obj);
+            const py::ssize_t batch = x.shape(0);
+            Array<T> out({batch, py::ssize_t(self.net.outputs())});
+            T* dst = out.mutable_data();
+            self.locked([&] {
+              const auto a = self.net.forward(x.data(), batch);
+              std::copy_n(a.data(), a.size(), dst);
+            });
+            return out;
+          },
+          py::arg("x"), "The network's output for x: (batch, inputs) -> (batch, outputs).")
+      .def(
+          "loss_and_gradients",
+          [](M& self, py::handle x_obj, py::handle y_obj, const std::string& reduction) {
+            const auto x = features(self.net, x_obj);
+            const py::ssize_t batch = x.shape(0);
+            const auto y = targets(self.net, y_obj, batch);
+            const Reduction r = parse_reduction(reduction);
+            Array<T> per_sample(r == Reduction::none ? batch : 0);
+            T* losses = r == Reduction::none ? per_sample.mutable_data() : nullptr;
+            const double loss = self.locked([&] {
+              return self.net.loss_and_gradients(x.data(), y.view(), batch, r, losses);
+            });
+            if (r == Reduction::none) return py::object(per_sample);
+            return py::object(py::float_(loss));
+          },
+          py::arg("x"), py::arg("y"), py::arg("reduction") = "mean",
+          "Loss of (x, y); its gradients land in `grads`. The parameters do not change.")
+      .def(
+          "train_step",
+          [](M& self, py::handle x_obj, py::handle y_obj) {
+            const auto x = features(self.net, x_obj);
+            const auto y = targets(self.net, y_obj, x.shape(0));
+            return self.locked([&] { return self.net.train_step(x.data(), y.view(), x.shape(0)); });
+          },
+          py::arg("x"), py::arg("y"),
+          "One optimizer step on the batch's mean loss, returned (as before the update). "
+          "A non-finite loss leaves the parameters unchanged.")
+      .def(
+          "fit_epoch",
+          [](M& self, py::handle x_obj, py::handle y_obj, py::handle order_obj,
+             std::int64_t batch_size) {
+            const auto x = features(self.net, x_obj);
+            const py::ssize_t n = x.shape(0);
+            const auto y = targets(self.net, y_obj, n);
+            const auto order = labels(order_obj, "order", n, n, "x");
+            if (batch_size < 1)
+              throw py::value_error(cat("batch_size: must be >= 1, got ", batch_size));
+            return self.locked([&] {
+              return self.net.fit_epoch(x.data(), y.view(), order.data(), n, batch_size);
+            });
+          },
+          py::arg("x"), py::arg("y"), py::arg("order"), py::arg("batch_size"),
+          "One epoch of train_step over x[order] in batches; returns the mean per-sample loss, "
+          "or the first non-finite batch loss, where it stops.")
+      .def(
+          "workspace",
+          [](M& self) {
+            std::vector<std::uintptr_t> addresses;
+            for (const void* p : self.net.workspace())
+              addresses.push_back(reinterpret_cast<std::uintptr_t>(p));
+            return py::make_tuple(self.net.capacity(), addresses);
+          },
+          "(batch capacity, start address of each workspace buffer).");
+}
+
+}  // namespace
+
+void register_network(py::module_& m) {
+  bind<float>(m, "NetworkF32");
+  bind<double>(m, "NetworkF64");
+}
+
+}  // namespace denseprop::bindings

@@ -1,0 +1,123 @@
+// Activations as forward/backward pairs. Every backward takes the forward's output a = g(z),
+// never z: the network keeps one buffer per layer, and each derivative below is cheapest in a.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+#include "types.hpp"
+
+namespace denseprop {
+
+enum class Activation { identity, sigmoid, tanh, relu, leaky_relu, softmax };
+
+inline constexpr std::string_view activation_names =
+    "identity, sigmoid, tanh, relu, leaky_relu, softmax";
+
+inline Activation parse_activation(std::string_view name) {
+  if (name == "identity") return Activation::identity;
+  if (name == "sigmoid") return Activation::sigmoid;
+  if (name == "tanh") return Activation::tanh;
+  if (name == "relu") return Activation::relu;
+  if (name == "leaky_relu") return Activation::leaky_relu;
+  if (name == "softmax") return Activation::softmax;
+  throw std::invalid_argument("activation: unknown '" + std::string(name) +
+                              "', expected one of " + std::string(activation_names));
+}
+
+inline const char* activation_name(Activation a) {
+  switch (a) {
+    case Activation::identity: return "identity";
+    case Activation::sigmoid: return "sigmoid";
+    case Activation::tanh: return "tanh";
+    case Activation::relu: return "relu";
+    case Activation::leaky_relu: return "leaky_relu";
+    case Activation::softmax: return "softmax";
+  }
+  return "?";
+}
+
+struct ActivationSpec {
+  Activation kind = Activation::identity;
+  double negative_slope = 0.01;  // leaky_relu only; >= 0 so the sign of a tells the branch
+};
+
+// softmax(z) = e^{z - max z} / Σ e^{z - max z}, per column (per sample); the shift keeps exp ≤ 1.
+template <class V> void softmax_column(V&& z) {
+  z.array() = (z.array() - z.maxCoeff()).exp();
+  z /= z.sum();
+}
+
+// a = g(z) in place on one column (one sample, contiguous, so every expression vectorises).
+// σ(z) = 1 / (1 + e^{-z}): for z → -∞, e^{-z} saturates (inf, or Eigen's clamp) and σ → 0
+// without NaN, so the plain form is safe and costs one exp per element.
+template <class V> void activate_column(V&& z, ActivationSpec act) {
+  using T = typename std::decay_t<V>::Scalar;
+  auto c = z.array();
+  switch (act.kind) {
+    case Activation::identity: break;
+    case Activation::sigmoid: c = (T(1) + (-c).exp()).inverse(); break;
+    case Activation::tanh: c = c.tanh(); break;
+    case Activation::relu: c = c.max(T(0)); break;
+    case Activation::leaky_relu: c = (c > T(0)).select(c, T(act.negative_slope) * c); break;
+    case Activation::softmax: softmax_column(z); break;
+  }
+}
+
+// a = g(z + b 1ᵀ) in place, b optional. Column by column, so the bias add and the activation
+// touch each column while it sits in L1: one pass over memory (a colwise broadcast with exp
+// inside does not vectorise).
+template <class T> void bias_activate(Mat<T> z, const T* b, ActivationSpec act) {
+  for (Index j = 0; j < z.cols(); ++j) {
+    if (b) z.col(j) += CVec<T>(b, z.rows());
+    activate_column(z.col(j), act);
+  }
+}
+
+// J f for the Jacobian J = diag(s) - s sᵀ of one softmax column: s ⊙ (f - ⟨s, f⟩).
+template <class S, class G, class D>
+void softmax_backward_column(const S& s, const G& g, D&& dz) {
+  const auto dot = s.dot(g);
+  dz.array() = s.array() * (g.array() - dot);
+}
+
+// dz = da ⊙ g'(z), written from a = g(z), column by column; when db is given, each column of dz
+// is added into it in the same loop, so the bias gradient costs no extra pass over memory.
+//   sigmoid: g' = a (1 - a)   tanh: g' = 1 - a²   relu: g' = [a > 0]
+//   leaky_relu: g' = 1 if a > 0 else slope        softmax: the Jacobian-vector product above
+// dz may alias da (in-place backward), never a.
+template <class T>
+void activation_backward(CMat<T> a, CMat<T> da, Mat<T> dz, ActivationSpec act, T* db) {
+  const T slope = T(act.negative_slope);
+  for (Index j = 0; j < a.cols(); ++j) {
+    auto ac = a.col(j).array();
+    auto gc = da.col(j).array();
+    auto dc = dz.col(j).array();
+    switch (act.kind) {
+      case Activation::identity:
+        if (dz.data() != da.data()) dc = gc;
+        break;
+      case Activation::sigmoid: dc = gc * ac * (T(1) - ac); break;
+      case Activation::tanh: dc = gc * (T(1) - ac.square()); break;
+      case Activation::relu: dc = (ac > T(0)).select(gc, T(0)); break;
+      case Activation::leaky_relu: dc = (ac > T(0)).select(gc, slope * gc); break;
+      case Activation::softmax: softmax_backward_column(a.col(j), da.col(j), dz.col(j)); break;
+    }
+    if (db) Vec<T>(db, dz.rows()) += dz.col(j);
+  }
+}
+
+// The explicit softmax Jacobians, for inspection only: the hot path never forms them.
+// jac holds n × n blocks, one per sample; J = diag(s) - s sᵀ is symmetric, so layout is moot.
+template <class T> void softmax_jacobian(CMat<T> s, T* jac) {
+  const Index n = s.rows();
+  for (Index j = 0; j < s.cols(); ++j) {
+    Mat<T> J(jac + j * n * n, n, n);
+    J.noalias() = -s.col(j) * s.col(j).transpose();
+    J.diagonal() += s.col(j);
+  }
+}
+
+}  // namespace denseprop

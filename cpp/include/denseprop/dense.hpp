@@ -1,0 +1,37 @@
+// A dense layer over a batch. Shapes are the textbook's, samples as columns:
+//   x: in × batch   w: out × in   b: out   a, da: out × batch
+#pragma once
+
+#include "activations.hpp"
+
+namespace denseprop {
+
+// A = g(W X + b 1ᵀ): one GEMM, then the bias add and activation in one pass over A.
+template <class T>
+void dense_forward(CMat<T> x, CRowMat<T> w, const T* b, Mat<T> a, ActivationSpec act) {
+  a.noalias() = w * x;
+  bias_activate(a, b, act);
+}
+
+// dW = dZ Xᵀ. With one sample this is an outer product, a rank-1 update rather than a GEMM whose
+// inner dimension is 1 (where blocking costs more than the arithmetic).
+template <class T> void weight_gradient(CMat<T> x, CMat<T> dz, RowMat<T> dw) {
+  if (x.cols() == 1)
+    dw.noalias() = dz.col(0) * x.col(0).transpose();
+  else
+    dw.noalias() = dz * x.transpose();
+}
+
+// From the stored output a (z is never kept):
+//   dZ = dA ⊙ g'(Z)   db = dZ 1 (summed in the pass that forms dZ)   dW = dZ Xᵀ   dX = Wᵀ dZ
+// dz is scratch of a's shape and may alias da; dx may be null (the first layer needs no dX).
+template <class T>
+void dense_backward(CMat<T> x, CRowMat<T> w, CMat<T> a, CMat<T> da, Mat<T> dz, RowMat<T> dw,
+                    T* db, T* dx, ActivationSpec act) {
+  Vec<T>(db, dz.rows()).setZero();
+  activation_backward<T>(a, da, dz, act, db);
+  weight_gradient<T>(x, as_const(dz), dw);
+  if (dx) Mat<T>(dx, x.rows(), x.cols()).noalias() = w.transpose() * dz;
+}
+
+}  // namespace denseprop

@@ -1,0 +1,209 @@
+// A multilayer perceptron whose training step is forward, fused loss, backward and update in
+// one call. Parameters live in one contiguous buffer and gradients in another, layer after
+// layer (W as out × in row-major, then b), so a whole model is one array to save, copy or
+// reduce. The workspace holds each layer's activations A[l] and deltas for a batch; it grows
+// only when a larger batch arrives, so steps of a seen batch size allocate nothing.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+#include "dense.hpp"
+#include "losses.hpp"
+#include "optimizers.hpp"
+
+namespace denseprop {
+
+enum class LossKind { cross_entropy, binary_cross_entropy, mse };
+
+// Targets of a batch, samples as columns: class labels (batch), or dense targets
+// (outputs × batch) for one-hot/probabilities, binary targets and regression.
+template <class T> struct Targets {
+  const std::int64_t* labels = nullptr;
+  const T* dense = nullptr;
+};
+
+template <class T> class Network {
+ public:
+  // sizes: inputs, then each layer's outputs; one activation per layer. Cross-entropy needs a
+  // softmax output and binary cross-entropy a sigmoid one: the pair is fused into (P − Y)/batch.
+  Network(std::vector<Index> sizes, std::vector<ActivationSpec> activations, LossKind loss)
+      : sizes_(std::move(sizes)), acts_(std::move(activations)), loss_(loss),
+        offsets_(layer_offsets(sizes_)), params_(offsets_.back(), T(0)),
+        grads_(offsets_.back(), T(0)), optimizer_(offsets_.back()) {
+    if (sizes_.size() < 2) throw std::invalid_argument("sizes: need at least inputs and outputs");
+    if (acts_.size() != sizes_.size() - 1)
+      throw std::invalid_argument("activations: need one per layer");
+    const Activation out = acts_.back().kind;
+    if (loss_ == LossKind::cross_entropy && out != Activation::softmax)
+      throw std::invalid_argument("cross_entropy needs a softmax output layer");
+    if (loss_ == LossKind::binary_cross_entropy && out != Activation::sigmoid)
+      throw std::invalid_argument("binary_cross_entropy needs a sigmoid output layer");
+  }
+
+  Index layers() const { return Index(acts_.size()); }
+  Index inputs() const { return sizes_.front(); }
+  Index outputs() const { return sizes_.back(); }
+  Index parameter_count() const { return Index(params_.size()); }
+  T* params() { return params_.data(); }
+  T* grads() { return grads_.data(); }
+  Optimizer<T>& optimizer() { return optimizer_; }
+  LossKind loss() const { return loss_; }
+  Index capacity() const { return capacity_; }
+  // The start of each workspace buffer, to show that steps do not reallocate them.
+  std::vector<const void*> workspace() const {
+    return {acts_buf_.data(), deltas_buf_.data(), xb_.data(), yb_.data(), lb_.data()};
+  }
+
+  // Grows the workspace to hold a batch of `batch` samples; never shrinks it.
+  void reserve(Index batch) {
+    if (batch <= capacity_) return;
+    Index units = 0;
+    for (Index l = 0; l < layers(); ++l) units += sizes_[l + 1];
+    acts_buf_.assign(units * batch, T(0));
+    deltas_buf_.assign(units * batch, T(0));
+    capacity_ = batch;
+  }
+
+  // The network's output for x (inputs × batch); the result stays valid until the next call.
+  CMat<T> forward(const T* x, Index batch) {
+    forward_pass(x, batch, false);
+    return CMat<T>(act(layers() - 1), outputs(), batch);
+  }
+
+  // Forward, loss and backward; gradients land in grads(). Returns Σ or mean of the per-sample
+  // losses as `reduction` says (mean also divides the gradients by batch); per_sample optional.
+  double loss_and_gradients(const T* x, Targets<T> y, Index batch, Reduction reduction,
+                            T* per_sample = nullptr) {
+    const Index L = layers() - 1;
+    const bool fused = loss_ != LossKind::mse;
+    forward_pass(x, batch, fused);
+    const T scale = reduction == Reduction::mean ? T(1) / T(batch) : T(1);
+    Mat<T> a(act(L), outputs(), batch), d(delta(L), outputs(), batch);
+    const CMat<T> targets(y.dense, outputs(), y.dense ? batch : 0);
+    double total = 0;
+    switch (loss_) {  // d receives dZ[L] when fused, else dA[L]; a receives the probabilities
+      case LossKind::cross_entropy:
+        total = softmax_cross_entropy<T>(as_const(a), y.labels, y.dense, d, scale, a.data(),
+                                         per_sample);
+        break;
+      case LossKind::binary_cross_entropy:
+        total = sigmoid_cross_entropy<T>(as_const(a), targets, d, scale, a.data(), per_sample);
+        break;
+      case LossKind::mse: total = mse<T>(as_const(a), targets, d, scale, per_sample); break;
+    }
+    for (Index l = L; l >= 0; --l) {
+      const Index in = sizes_[l], out = sizes_[l + 1];
+      const T* prev = l == 0 ? x : act(l - 1);
+      const ActivationSpec g = (l == L && fused) ? ActivationSpec{} : acts_[l];
+      dense_backward<T>(CMat<T>(prev, in, batch), weight(l), CMat<T>(act(l), out, batch),
+                        CMat<T>(delta(l), out, batch), Mat<T>(delta(l), out, batch),
+                        RowMat<T>(grads_.data() + offsets_[l], out, in),
+                        grads_.data() + offsets_[l] + out * in, l == 0 ? nullptr : delta(l - 1),
+                        g);
+    }
+    return reduction == Reduction::mean ? total / double(batch) : total;
+  }
+
+  // One optimizer step on the mean loss of the batch; returns that loss (before the update).
+  // A non-finite loss leaves the parameters as they were.
+  double train_step(const T* x, Targets<T> y, Index batch) {
+    const double loss = loss_and_gradients(x, y, batch, Reduction::mean);
+    if (!std::isfinite(loss)) return loss;
+    optimizer_.begin_step();
+    for (Index l = 0; l < layers(); ++l) {
+      const Index w = sizes_[l + 1] * sizes_[l];
+      optimizer_.update(params_.data(), grads_.data(), offsets_[l], w, true);
+      optimizer_.update(params_.data(), grads_.data(), offsets_[l] + w, sizes_[l + 1], false);
+    }
+    return loss;
+  }
+
+  // One epoch over n samples (x: inputs × n, y alike) in the given order, batch by batch, the
+  // last batch partial. Returns the mean per-sample loss, or the first non-finite batch loss,
+  // at which it stops.
+  double fit_epoch(const T* x, Targets<T> y, const std::int64_t* order, Index n,
+                   Index batch_size) {
+    const Index in = inputs(), out = outputs();
+    const Index b_max = std::min(batch_size, n);
+    reserve(b_max);
+    if (Index(xb_.size()) < in * b_max) xb_.assign(in * b_max, T(0));
+    if (y.dense && Index(yb_.size()) < out * b_max) yb_.assign(out * b_max, T(0));
+    if (y.labels && Index(lb_.size()) < b_max) lb_.assign(b_max, 0);
+    double total = 0;
+    for (Index start = 0; start < n; start += batch_size) {
+      const Index b = std::min(batch_size, n - start);
+      const std::int64_t* idx = order + start;
+      Targets<T> yb;
+      const T* xb;
+      if (std::adjacent_find(idx, idx + b, [](auto i, auto j) { return j != i + 1; }) ==
+          idx + b) {  // consecutive samples: use the caller's memory as it is
+        xb = x + idx[0] * in;
+        yb = {y.labels ? y.labels + idx[0] : nullptr, y.dense ? y.dense + idx[0] * out : nullptr};
+      } else {
+        for (Index i = 0; i < b; ++i) {
+          std::memcpy(xb_.data() + i * in, x + idx[i] * in, sizeof(T) * in);
+          if (y.dense) std::memcpy(yb_.data() + i * out, y.dense + idx[i] * out, sizeof(T) * out);
+          if (y.labels) lb_[i] = y.labels[idx[i]];
+        }
+        xb = xb_.data();
+        yb = {y.labels ? lb_.data() : nullptr, y.dense ? yb_.data() : nullptr};
+      }
+      const double loss = train_step(xb, yb, b);
+      if (!std::isfinite(loss)) return loss;
+      total += loss * double(b);
+    }
+    return total / double(n);
+  }
+
+  CRowMat<T> weight(Index l) const {
+    return CRowMat<T>(params_.data() + offsets_[l], sizes_[l + 1], sizes_[l]);
+  }
+  const T* bias(Index l) const { return params_.data() + offsets_[l] + sizes_[l + 1] * sizes_[l]; }
+
+ private:
+  static std::vector<Index> layer_offsets(const std::vector<Index>& sizes) {
+    std::vector<Index> offsets{0};
+    for (size_t l = 0; l + 1 < sizes.size(); ++l)
+      offsets.push_back(offsets.back() + sizes[l + 1] * (sizes[l] + 1));
+    return offsets;
+  }
+
+  // Layer l's slice of a workspace buffer, laid out for the current capacity.
+  T* slice(std::vector<T>& buf, Index l) {
+    Index units = 0;
+    for (Index k = 0; k < l; ++k) units += sizes_[k + 1];
+    return buf.data() + units * capacity_;
+  }
+  T* act(Index l) { return slice(acts_buf_, l); }
+  T* delta(Index l) { return slice(deltas_buf_, l); }
+
+  // A[l] = g(W[l] A[l-1] + b[l]); with `logits_out` the last layer stops at its logits Z[L],
+  // which the fused loss turns into probabilities.
+  void forward_pass(const T* x, Index batch, bool logits_out) {
+    reserve(batch);
+    const T* in = x;
+    for (Index l = 0; l < layers(); ++l) {
+      const ActivationSpec g = (logits_out && l == layers() - 1) ? ActivationSpec{} : acts_[l];
+      Mat<T> a(act(l), sizes_[l + 1], batch);
+      dense_forward<T>(CMat<T>(in, sizes_[l], batch), weight(l), bias(l), a, g);
+      in = a.data();
+    }
+  }
+
+  std::vector<Index> sizes_;
+  std::vector<ActivationSpec> acts_;
+  LossKind loss_;
+  std::vector<Index> offsets_;
+  std::vector<T> params_, grads_;
+  Optimizer<T> optimizer_;
+  Index capacity_ = 0;
+  std::vector<T> acts_buf_, deltas_buf_;
+  std::vector<T> xb_, yb_;  // a shuffled batch, gathered
+  std::vector<std::int64_t> lb_;
+};
+
+}  // namespace denseprop

@@ -1,0 +1,87 @@
+// Parameter updates, each one fused pass over a segment of the parameter buffer. Their state
+// (velocity, Adam's moments) lives here, beside the parameters, one entry per parameter.
+#pragma once
+
+#include <cmath>
+#include <vector>
+
+#include "types.hpp"
+
+namespace denseprop {
+
+enum class OptimizerKind { sgd, adam };
+
+struct OptimizerConfig {
+  OptimizerKind kind = OptimizerKind::sgd;
+  double lr = 0.01;
+  double momentum = 0;  // sgd
+  bool nesterov = false;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // adam
+  double weight_decay = 0;  // L2: λ p is added to the gradient of each decayed parameter
+};
+
+template <class T> class Optimizer {
+ public:
+  explicit Optimizer(Index n) : first_(n, T(0)), second_(n, T(0)) {}
+
+  const OptimizerConfig& config() const { return config_; }
+  void configure(const OptimizerConfig& c) {
+    config_ = c;
+    reset();
+  }
+  void reset() {
+    std::fill(first_.begin(), first_.end(), T(0));
+    std::fill(second_.begin(), second_.end(), T(0));
+    steps_ = 0;
+  }
+
+  // Momentum velocity (sgd) or first moment (adam); second moment (adam); steps taken.
+  T* first() { return first_.data(); }
+  T* second() { return second_.data(); }
+  std::int64_t steps() const { return steps_; }
+  void set_steps(std::int64_t t) { steps_ = t; }
+
+  // Counts one step; the segments of that step follow through update().
+  void begin_step() { ++steps_; }
+
+  // Updates params[i] for i in [offset, offset + n) from grads, λ applied when `decay`.
+  // sgd  (PyTorch's):  d = g + λp;  v = μv + d;  p -= η (nesterov ? d + μv : v)   (v = d if μ = 0)
+  // adam (bias-corrected):  m = β₁m + (1-β₁)d;  s = β₂s + (1-β₂)d²;
+  //                         p -= η (m / (1-β₁ᵗ)) / (√(s / (1-β₂ᵗ)) + ε)
+  void update(T* params, const T* grads, Index offset, Index n, bool decay) {
+    const OptimizerConfig& c = config_;
+    auto p = Vec<T>(params + offset, n).array();
+    const auto g = CVec<T>(grads + offset, n).array();
+    const T lr = T(c.lr), wd = decay ? T(c.weight_decay) : T(0);
+    auto d = g + wd * p;
+    if (c.kind == OptimizerKind::sgd) {
+      const T mu = T(c.momentum);
+      if (mu == T(0)) {
+        p -= lr * d;
+        return;
+      }
+      auto v = Vec<T>(first_.data() + offset, n).array();
+      v = mu * v + d;
+      if (c.nesterov)
+        p -= lr * (d + mu * v);
+      else
+        p -= lr * v;
+      return;
+    }
+    auto m = Vec<T>(first_.data() + offset, n).array();
+    auto s = Vec<T>(second_.data() + offset, n).array();
+    const T b1 = T(c.beta1), b2 = T(c.beta2);
+    const T c1 = T(1) - T(std::pow(c.beta1, double(steps_)));
+    const T c2 = T(1) - T(std::pow(c.beta2, double(steps_)));
+    m = b1 * m + (T(1) - b1) * d;
+    s = b2 * s + (T(1) - b2) * d.square();
+    p -= lr * (m / c1) / ((s / c2).sqrt() + T(c.eps));
+  }
+
+ private:
+  OptimizerConfig config_;
+  std::vector<T> first_, second_;
+  std::int64_t steps_ = 0;
+};
+
+}  // namespace denseprop

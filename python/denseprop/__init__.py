@@ -1,0 +1,43 @@
+"""denseprop: batched dense neural networks on fused Eigen C++ kernels.
+
+Arrays are batch-first and C-contiguous: x is (batch, features), weights are (out, in) as in
+torch.nn.Linear. Every kernel has a NumPy twin of the same name in `denseprop.reference`.
+"""
+
+from importlib.metadata import version as _version
+
+from ._native import core as _core
+
+__version__ = _version("denseprop")
+
+build_info = _core.build_info
+set_num_threads = _core.set_num_threads
+get_num_threads = _core.get_num_threads
+
+dense_forward = _core.dense_forward
+dense_backward = _core.dense_backward
+sigmoid = _core.sigmoid
+sigmoid_backward = _core.sigmoid_backward
+softmax = _core.softmax
+softmax_backward = _core.softmax_backward
+softmax_jacobian = _core.softmax_jacobian
+softmax_cross_entropy = _core.softmax_cross_entropy
+sigmoid_cross_entropy = _core.sigmoid_cross_entropy
+mse = _core.mse
+
+__all__ = [
+    "__version__",
+    "build_info",
+    "dense_backward",
+    "dense_forward",
+    "get_num_threads",
+    "mse",
+    "set_num_threads",
+    "sigmoid",
+    "sigmoid_backward",
+    "sigmoid_cross_entropy",
+    "softmax",
+    "softmax_backward",
+    "softmax_cross_entropy",
+    "softmax_jacobian",
+]

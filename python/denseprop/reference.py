@@ -1,0 +1,229 @@
+"""NumPy twins of the denseprop kernels.
+
+Each function has the name, signature and formula of its compiled kernel, in
+plain NumPy. They are the oracle the tests compare against, the baseline the
+benchmarks beat, and a readable statement of the math.
+
+Arrays are batch-first: ``x: (batch, in)``, ``w: (out, in)``, ``b: (out,)``.
+Every function computes in its inputs' dtype (float32 or float64) and returns
+that dtype.
+"""
+
+import numpy as np
+
+__all__ = [
+    "ACTIVATIONS",
+    "REDUCTIONS",
+    "activation_backward",
+    "activation_forward",
+    "dense_backward",
+    "dense_forward",
+    "mse",
+    "sigmoid",
+    "sigmoid_backward",
+    "sigmoid_cross_entropy",
+    "softmax",
+    "softmax_backward",
+    "softmax_cross_entropy",
+    "softmax_jacobian",
+]
+
+ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "softmax")
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def _check_activation(activation, negative_slope):
+    if activation not in ACTIVATIONS:
+        raise ValueError(
+            f"activation: unknown {activation!r}, expected one of {', '.join(ACTIVATIONS)}"
+        )
+    if not negative_slope >= 0:  # also refuses NaN
+        raise ValueError(f"negative_slope: must be >= 0, got {negative_slope}")
+
+
+def sigmoid(z):
+    """Logistic function, elementwise. ``z: (batch, n)`` -> ``(batch, n)``.
+
+    With ``e = exp(-|z|)``: ``1 / (1 + e)`` for ``z >= 0``, ``e / (1 + e)``
+    otherwise. ``exp`` only sees non-positive arguments, so it cannot
+    overflow.
+    """
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def sigmoid_backward(a, grad_a):
+    """Gradient through a sigmoid from its output.
+
+    ``a, grad_a: (batch, n)`` -> ``grad_z = grad_a * a * (1 - a)``.
+    """
+    return grad_a * a * (1 - a)
+
+
+def softmax(z):
+    """Softmax over the features of each sample. ``z: (batch, n)`` -> ``(batch, n)``.
+
+    The row maximum is subtracted first, so ``exp`` sees only arguments <= 0.
+    """
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def softmax_backward(s, grad_s):
+    """Jacobian-vector product of softmax, from its output.
+
+    ``s, grad_s: (batch, n)`` -> ``grad_z = s * (grad_s - sum(s * grad_s, axis=1))``,
+    which is ``softmax_jacobian(s)[i] @ grad_s[i]`` for every sample ``i``
+    without forming the ``n x n`` matrix.
+    """
+    return s * (grad_s - np.sum(s * grad_s, axis=1, keepdims=True))
+
+
+def softmax_jacobian(s):
+    """Explicit softmax Jacobian per sample, for inspection.
+
+    ``s: (batch, n)`` -> ``J: (batch, n, n)``, ``J[i] = diag(s[i]) - outer(s[i], s[i])``.
+    """
+    jac = -s[:, :, None] * s[:, None, :]
+    diagonal = np.arange(s.shape[1])
+    jac[:, diagonal, diagonal] += s
+    return jac
+
+
+def activation_forward(z, activation, negative_slope=0.01):
+    """Apply a named activation. ``z: (batch, n)`` -> ``a: (batch, n)``.
+
+    ``leaky_relu`` is ``z if z > 0 else negative_slope * z``; ``softmax`` acts
+    per sample.
+    """
+    _check_activation(activation, negative_slope)
+    if activation == "sigmoid":
+        return sigmoid(z)
+    if activation == "tanh":
+        return np.tanh(z)
+    if activation == "relu":
+        return np.maximum(z, 0)
+    if activation == "leaky_relu":
+        return np.where(z > 0, z, z.dtype.type(negative_slope) * z)
+    if activation == "softmax":
+        return softmax(z)
+    return z
+
+
+def activation_backward(a, grad_a, activation, negative_slope=0.01):
+    """Gradient through a named activation, from its output.
+
+    ``a, grad_a: (batch, n)`` -> ``grad_z: (batch, n)``. Every activation here
+    has a derivative expressible in its output: sigmoid ``a (1 - a)``, tanh
+    ``1 - a^2``, relu ``a > 0``, leaky_relu ``1 if a > 0 else negative_slope``.
+    """
+    _check_activation(activation, negative_slope)
+    if activation == "sigmoid":
+        return sigmoid_backward(a, grad_a)
+    if activation == "tanh":
+        return grad_a * (1 - a * a)
+    if activation == "relu":
+        return grad_a * (a > 0)
+    if activation == "leaky_relu":
+        return np.where(a > 0, grad_a, a.dtype.type(negative_slope) * grad_a)
+    if activation == "softmax":
+        return softmax_backward(a, grad_a)
+    return grad_a
+
+
+def dense_forward(x, w, b, activation="identity", out=None, *, negative_slope=0.01):
+    """Dense layer: ``a = act(x @ w.T + b)``.
+
+    ``x: (batch, in)``, ``w: (out, in)``, ``b: (out,)`` -> ``a: (batch, out)``.
+    When ``out`` is given, ``a`` is written into it and ``out`` is returned.
+    """
+    a = activation_forward(x @ w.T + b, activation, negative_slope)
+    if out is None:
+        return a
+    out[...] = a
+    return out
+
+
+def dense_backward(
+    x, w, a, grad_a, activation="identity", need_grad_x=True, *, negative_slope=0.01
+):
+    """Gradients of a dense layer from its input, weights and output.
+
+    ``x: (batch, in)``, ``w: (out, in)``, ``a, grad_a: (batch, out)`` ->
+    ``(grad_x: (batch, in) or None, grad_w: (out, in), grad_b: (out,))`` with
+    ``grad_z = act_backward(a, grad_a)``, ``grad_w = grad_z.T @ x``,
+    ``grad_b = grad_z.sum(0)`` and ``grad_x = grad_z @ w``, or None when
+    ``need_grad_x`` is false.
+    """
+    grad_z = activation_backward(a, grad_a, activation, negative_slope)
+    grad_x = grad_z @ w if need_grad_x else None
+    return grad_x, grad_z.T @ x, grad_z.sum(axis=0)
+
+
+def _reduce(per_sample, grad, reduction):
+    """Apply ``reduction`` to per-sample losses ``(batch,)`` and their gradient."""
+    if reduction == "mean":
+        batch = per_sample.shape[0]
+        return float(per_sample.sum() / batch), grad / batch
+    if reduction == "sum":
+        return float(per_sample.sum()), grad
+    if reduction == "none":
+        return per_sample, grad
+    raise ValueError(
+        f"reduction: unknown {reduction!r}, expected one of {', '.join(REDUCTIONS)}"
+    )
+
+
+def softmax_cross_entropy(logits, y, reduction="mean"):
+    """Cross-entropy of softmax(logits) against labels or target probabilities.
+
+    ``logits: (batch, n)``; ``y``: integer labels ``(batch,)`` in ``[0, n)``
+    or targets ``(batch, n)`` of the logits' dtype. Returns ``(loss, grad)``,
+    ``grad: (batch, n)``, with
+
+        lse_i = max_k z_ik + log(sum_k exp(z_ik - max_k z_ik))
+        l_i = sum_k y_ik (lse_i - z_ik)
+        grad_i = softmax(z_i) * sum_k y_ik - y_i
+
+    (labels count as one-hot rows). No probability is ever passed to ``log``
+    or divided by, so one that underflows to 0 still gives a finite loss and
+    gradient.
+    """
+    y = np.asarray(y)
+    n = logits.shape[1]
+    if np.issubdtype(y.dtype, np.integer):
+        bad = (y < 0) | (y >= n)
+        if bad.any():
+            raise ValueError(f"y: label {y[bad][0]} out of range [0, {n})")
+        y = np.eye(n, dtype=logits.dtype)[y]
+    row_max = logits.max(axis=1, keepdims=True)
+    e = np.exp(logits - row_max)
+    s = e.sum(axis=1, keepdims=True)
+    lse = row_max + np.log(s)
+    per_sample = (y * (lse - logits)).sum(axis=1)
+    grad = e / s * y.sum(axis=1, keepdims=True) - y
+    return _reduce(per_sample, grad, reduction)
+
+
+def sigmoid_cross_entropy(logits, y, reduction="mean"):
+    """Binary cross-entropy of sigmoid(logits) against targets, per feature.
+
+    ``logits, y: (batch, n)``. Returns ``(loss, grad)``, ``grad: (batch, n)``, with
+
+        l_i = sum_k max(z_ik, 0) - z_ik y_ik + log1p(exp(-|z_ik|))
+        grad = sigmoid(z) - y
+    """
+    per_element = np.maximum(logits, 0) - logits * y + np.log1p(np.exp(-np.abs(logits)))
+    return _reduce(per_element.sum(axis=1), sigmoid(logits) - y, reduction)
+
+
+def mse(pred, target, reduction="mean"):
+    """Half squared error, so that the gradient is the residual.
+
+    ``pred, target: (batch, n)``. Returns ``(loss, grad)``, ``grad: (batch, n)``, with
+
+        l_i = 0.5 * sum_k (pred_ik - target_ik)^2
+        grad = pred - target
+    """
+    diff = pred - target
+    return _reduce(0.5 * (diff * diff).sum(axis=1), diff, reduction)
