@@ -2,8 +2,11 @@
 
 #include <pybind11/stl.h>
 
+#include <algorithm>
+#include <cmath>
 #include <limits>
 #include <mutex>
+#include <optional>
 
 #include "arrays.hpp"
 #include "register.hpp"
@@ -51,37 +54,50 @@ std::vector<Index> checked_sizes(const std::vector<std::int64_t>& sizes) {
   return {sizes.begin(), sizes.end()};
 }
 
+// NaN or inf in what the network learns from would spread into every weight: refuse it.
+template <class T> void expect_finite(const Array<T>& a, const char* name) {
+  const T* p = a.data();
+  const py::ssize_t n = a.size();
+  if (CVec<T>(p, n).allFinite()) return;
+  const py::ssize_t i = std::find_if(p, p + n, [](T v) { return !std::isfinite(v); }) - p;
+  throw py::value_error(cat(name, ": contains ", p[i], " at row ", i / a.shape(1), ", column ",
+                            i % a.shape(1), "; NaN and inf are not allowed"));
+}
+
 template <class T> Array<T> features(const Network<T>& net, py::handle obj) {
   auto x = input<T>(obj, "x", 2, "(batch, features)", "the network");
   if (x.shape(1) != net.inputs())
     throw py::value_error(cat("x has ", x.shape(1), " features, but the network expects ",
                               net.inputs()));
+  expect_finite(x, "x");
   return x;
 }
 
 // y as the network's loss reads it: class labels (batch,) for cross-entropy, or a dense
 // (batch, outputs) array of the network's dtype.
 template <class T> struct ParsedTargets {
-  Array<std::int64_t> labels;
-  Array<T> dense;
+  std::optional<Array<std::int64_t>> labels;
+  std::optional<Array<T>> dense;
   Targets<T> view() const {
-    return {labels ? labels.data() : nullptr, dense ? dense.data() : nullptr};
+    return {labels ? labels->data() : nullptr, dense ? dense->data() : nullptr};
   }
 };
 
 template <class T>
 ParsedTargets<T> targets(const Network<T>& net, py::handle obj, py::ssize_t batch) {
-  ParsedTargets<T> t{Array<std::int64_t>(py::none()), Array<T>(py::none())};
+  ParsedTargets<T> t;
   const py::array y = ndarray(obj, "y");
   if (net.loss() == LossKind::cross_entropy && y.ndim() == 1) {
     t.labels = labels(y, "y", batch, net.outputs(), "x");
     return t;
   }
-  t.dense = input<T>(y, "y", 2, "(batch, outputs)", "the network");
-  expect_rows(t.dense, "y", batch, "x");
-  if (t.dense.shape(1) != net.outputs())
-    throw py::value_error(cat("y has ", t.dense.shape(1), " columns, but the network has ",
+  const Array<T> dense = input<T>(y, "y", 2, "(batch, outputs)", "the network");
+  expect_rows(dense, "y", batch, "x");
+  if (dense.shape(1) != net.outputs())
+    throw py::value_error(cat("y has ", dense.shape(1), " columns, but the network has ",
                               net.outputs(), " outputs"));
+  expect_finite(dense, "y");
+  t.dense = dense;
   return t;
 }
 
@@ -181,6 +197,14 @@ template <class T> void bind(py::module_& m, const char* name) {
           },
           py::arg("x"), py::arg("y"), py::arg("reduction") = "mean",
           "Loss of (x, y); its gradients land in `grads`. The parameters do not change.")
+      .def(
+          "check",
+          [](M& self, py::handle x_obj, py::handle y_obj) {
+            const auto x = features(self.net, x_obj);
+            targets(self.net, y_obj, x.shape(0));
+          },
+          py::arg("x"), py::arg("y"),
+          "Raise the error train_step would raise for (x, y), without touching the model.")
       .def(
           "train_step",
           [](M& self, py::handle x_obj, py::handle y_obj) {

@@ -7,6 +7,7 @@ torch.nn.Linear. Every kernel has a NumPy twin of the same name in `denseprop.re
 from importlib.metadata import version as _version
 
 from ._native import core as _core
+from .network import Network
 
 __version__ = _version("denseprop")
 
@@ -26,6 +27,7 @@ sigmoid_cross_entropy = _core.sigmoid_cross_entropy
 mse = _core.mse
 
 __all__ = [
+    "Network",
     "__version__",
     "build_info",
     "dense_backward",

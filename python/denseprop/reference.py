@@ -14,11 +14,17 @@ import numpy as np
 __all__ = [
     "ACTIVATIONS",
     "REDUCTIONS",
+    "LOSSES",
     "activation_backward",
+    "adam_step",
     "activation_forward",
     "dense_backward",
     "dense_forward",
+    "fit_epoch",
     "mse",
+    "network_forward",
+    "network_loss_and_gradients",
+    "sgd_step",
     "sigmoid",
     "sigmoid_backward",
     "sigmoid_cross_entropy",
@@ -30,6 +36,7 @@ __all__ = [
 
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "softmax")
 REDUCTIONS = ("mean", "sum", "none")
+LOSSES = ("cross_entropy", "binary_cross_entropy", "mse")
 
 
 def _check_activation(activation, negative_slope):
@@ -227,3 +234,109 @@ def mse(pred, target, reduction="mean"):
     """
     diff = pred - target
     return _reduce(0.5 * (diff * diff).sum(axis=1), diff, reduction)
+
+
+def network_forward(weights, biases, x, activations, negative_slope=0.01):
+    """Forward pass of a multilayer perceptron, keeping every layer's output.
+
+    ``weights[l]: (out_l, in_l)``, ``biases[l]: (out_l,)``, ``x: (batch, in_0)``,
+    one activation name per layer. Returns ``[A0 = x, A1, ..., AL]``,
+    ``A[l] = act_l(A[l-1] @ W[l].T + b[l])``.
+    """
+    a = [x]
+    for w, b, act in zip(weights, biases, activations):
+        a.append(dense_forward(a[-1], w, b, act, negative_slope=negative_slope))
+    return a
+
+
+def network_loss_and_gradients(
+    weights, biases, x, y, activations, loss, negative_slope=0.01, reduction="mean"
+):
+    """Loss of a multilayer perceptron and the gradients of every parameter.
+
+    Arguments as in `network_forward`; ``y`` as the loss takes it (labels
+    ``(batch,)`` or targets ``(batch, out)``). ``loss`` is ``cross_entropy``
+    (softmax output: the loss is taken on the last logits, grad ``(P - Y)``),
+    ``binary_cross_entropy`` (sigmoid output, alike) or ``mse`` (on the
+    output itself, back through the output activation). Returns
+    ``(loss, [(grad_w, grad_b) per layer])``; ``reduction="mean"`` averages
+    over the batch, ``"sum"`` adds.
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"loss: unknown {loss!r}, expected one of {', '.join(LOSSES)}")
+    fused = loss != "mse"
+    acts = list(activations)
+    if fused:  # the last layer stops at its logits; the loss applies its activation
+        acts[-1] = "identity"
+    a = network_forward(weights, biases, x, acts, negative_slope)
+    if loss == "cross_entropy":
+        value, grad = softmax_cross_entropy(a[-1], y, reduction)
+    elif loss == "binary_cross_entropy":
+        value, grad = sigmoid_cross_entropy(a[-1], y, reduction)
+    else:
+        value, grad = mse(a[-1], y, reduction)
+    grads = []
+    for l in range(len(weights) - 1, -1, -1):
+        grad, gw, gb = dense_backward(
+            a[l], weights[l], a[l + 1], grad, acts[l], need_grad_x=l > 0,
+            negative_slope=negative_slope,
+        )
+        grads.append((gw, gb))
+    return value, grads[::-1]
+
+
+def sgd_step(params, grads, velocity, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+    """One SGD step in place, PyTorch's formulation, on lists of ``(w, b)`` pairs.
+
+    ``d = g + weight_decay * p`` (weights only), ``v = momentum * v + d``,
+    ``p -= lr * (d + momentum * v if nesterov else v)``; with ``momentum == 0``
+    simply ``p -= lr * d``, and ``velocity`` may be None. Otherwise ``velocity``
+    holds ``v`` like ``params`` and is updated.
+    """
+    if velocity is None:
+        velocity = [(None, None)] * len(params)
+    for (w, b), (gw, gb), (vw, vb) in zip(params, grads, velocity):
+        for p, g, v, decay in ((w, gw, vw, weight_decay), (b, gb, vb, 0.0)):
+            d = g + p.dtype.type(decay) * p
+            if momentum == 0:
+                p -= p.dtype.type(lr) * d
+                continue
+            v *= v.dtype.type(momentum)
+            v += d
+            step = d + v.dtype.type(momentum) * v if nesterov else v
+            p -= p.dtype.type(lr) * step
+
+
+def adam_step(params, grads, m, s, t, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+    """One bias-corrected Adam step in place; ``t`` counts steps from 1.
+
+    ``d = g + weight_decay * p`` (weights only), ``m = b1 m + (1 - b1) d``,
+    ``s = b2 s + (1 - b2) d^2``,
+    ``p -= lr * (m / (1 - b1^t)) / (sqrt(s / (1 - b2^t)) + eps)``.
+    """
+    for (w, b), (gw, gb), (mw, mb), (sw, sb) in zip(params, grads, m, s):
+        for p, g, mp, sp, decay in ((w, gw, mw, sw, weight_decay), (b, gb, mb, sb, 0.0)):
+            f = p.dtype.type
+            d = g + f(decay) * p
+            mp[...] = f(beta1) * mp + (f(1) - f(beta1)) * d
+            sp[...] = f(beta2) * sp + (f(1) - f(beta2)) * d * d
+            c1 = f(1) - f(beta1**t)
+            c2 = f(1) - f(beta2**t)
+            p -= f(lr) * (mp / c1) / (np.sqrt(sp / c2) + f(eps))
+
+
+def fit_epoch(params, x, y, order, batch_size, activations, loss, lr):
+    """One epoch of plain SGD over ``x[order]`` in batches, the last one partial.
+
+    ``params``: list of ``(w, b)`` pairs, updated in place. Returns the mean
+    per-sample loss, as `denseprop.Network`'s epochs do.
+    """
+    total = 0.0
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        value, grads = network_loss_and_gradients(
+            [w for w, _ in params], [b for _, b in params], x[idx], y[idx], activations, loss
+        )
+        sgd_step(params, grads, None, lr)
+        total += value * len(idx)
+    return total / len(order)

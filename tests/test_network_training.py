@@ -1,0 +1,121 @@
+"""train_step equals the same step written in NumPy, and fit learns real data."""
+
+import denseprop
+import denseprop.reference as ref
+import numpy as np
+import pytest
+from conftest import assert_close
+
+OPTIMIZERS = {
+    "sgd": dict(optimizer="sgd", lr=0.5),
+    "sgd+decay": dict(optimizer="sgd", lr=0.5, weight_decay=0.01),
+    "momentum": dict(optimizer="sgd", lr=0.3, momentum=0.9),
+    "nesterov": dict(optimizer="sgd", lr=0.3, momentum=0.9, nesterov=True, weight_decay=0.001),
+    "adam": dict(optimizer="adam", lr=0.01),
+    "adam+decay": dict(optimizer="adam", lr=0.01, beta1=0.8, beta2=0.99, weight_decay=0.01),
+}
+
+
+def numpy_steps(net, settings, batches):
+    """Run ``batches`` through the NumPy reference network and optimizer; returns the
+    losses and the final ``[(w, b), ...]``."""
+    params = [(w.copy(), b.copy()) for w, b in zip(net.weights, net.biases)]
+    first = [(np.zeros_like(w), np.zeros_like(b)) for w, b in params]
+    second = [(np.zeros_like(w), np.zeros_like(b)) for w, b in params]
+    opt = dict(settings)
+    kind = opt.pop("optimizer")
+    losses = []
+    for t, (x, y) in enumerate(batches, start=1):
+        loss, grads = ref.network_loss_and_gradients(
+            [w for w, _ in params], [b for _, b in params], x, y, net.activations, net.loss
+        )
+        losses.append(loss)
+        if kind == "sgd":
+            ref.sgd_step(params, grads, first, **opt)
+        else:
+            ref.adam_step(params, grads, first, second, t, **opt)
+    return losses, params
+
+
+@pytest.mark.parametrize("settings", OPTIMIZERS.values(), ids=OPTIMIZERS.keys())
+@pytest.mark.parametrize(
+    "sizes, hidden, loss",
+    [([7, 5, 3], "sigmoid", "cross_entropy"),
+     ([6, 9, 4, 2], "tanh", "binary_cross_entropy"),
+     ([5, 8, 2], "relu", "mse")],
+)  # fmt: skip
+def test_three_train_steps_equal_numpy(rng, dtype, settings, sizes, hidden, loss):
+    net = denseprop.Network(sizes, hidden, loss, dtype=dtype, seed=3)
+    net.set_optimizer(**settings)
+    batches = []
+    for batch in (4, 1, 9):
+        x = rng.standard_normal((batch, sizes[0])).astype(dtype)
+        if loss == "cross_entropy":
+            y = rng.integers(0, sizes[-1], batch)
+        else:
+            y = rng.random((batch, sizes[-1])).astype(dtype)
+        batches.append((x, y))
+    expected_losses, expected = numpy_steps(net, settings, batches)
+    losses = [net.train_step(x, y) for x, y in batches]
+    for actual, wanted in zip(losses, expected_losses):
+        assert_close(actual, wanted, dtype)
+    for w, b, (ew, eb) in zip(net.weights, net.biases, expected):
+        assert_close(w, ew, dtype)
+        assert_close(b, eb, dtype)
+    assert net._core.optimizer_steps == 3
+
+
+def test_set_optimizer_clears_the_optimizer_state(rng):
+    net = denseprop.Network([4, 3], "identity", "mse", dtype="float64", seed=0)
+    x, y = rng.standard_normal((5, 4)), rng.standard_normal((5, 3))
+    net.set_optimizer("adam", 0.1)
+    net.train_step(x, y)
+    net.set_optimizer("adam", 0.1)
+    first, second = net._core.optimizer_state
+    assert net._core.optimizer_steps == 0
+    assert not first.any() and not second.any()
+
+
+@pytest.fixture(scope="module")
+def digits():
+    datasets = pytest.importorskip("sklearn.datasets")
+    model_selection = pytest.importorskip("sklearn.model_selection")
+    x, y = datasets.load_digits(return_X_y=True)
+    return model_selection.train_test_split(x / 16, y, test_size=0.25, random_state=0)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    "optimizer, lr, floor", [("sgd", 0.1, 0.96), ("adam", 0.001, 0.97)]
+)  # fmt: skip
+def test_digits_reach_the_accuracy_of_scikit_learn(digits, dtype, optimizer, lr, floor):
+    x_train, x_test, y_train, y_test = digits
+    net = denseprop.Network([64, 32, 10], dtype=dtype, seed=0)
+    net.fit(x_train, y_train, epochs=200, batch_size=32, optimizer=optimizer, lr=lr, seed=0)
+    assert net.score(x_test, y_test) >= floor
+    assert len(net.loss_curve_) == 200
+    assert net.loss_curve_[-1] < net.loss_curve_[0] / 10
+
+
+def test_digits_learn_from_one_hot_targets_as_from_labels(digits):
+    x_train, x_test, y_train, y_test = digits
+    nets = [denseprop.Network([64, 32, 10], dtype="float64", seed=0) for _ in range(2)]
+    nets[0].fit(x_train, y_train, epochs=5, lr=0.1, seed=1)
+    nets[1].fit(x_train, np.eye(10)[y_train], epochs=5, lr=0.1, seed=1)
+    for w0, w1 in zip(nets[0].weights, nets[1].weights):
+        np.testing.assert_allclose(w0, w1, rtol=1e-12, atol=1e-14)
+
+
+def test_fit_epoch_equals_train_steps_over_the_shuffled_batches(rng, dtype):
+    x = rng.standard_normal((37, 6)).astype(dtype)
+    y = rng.integers(0, 4, 37)
+    nets = [denseprop.Network([6, 5, 4], "tanh", dtype=dtype, seed=2) for _ in range(2)]
+    for net in nets:
+        net.set_optimizer("sgd", 0.2, momentum=0.5)
+    order = rng.permutation(37)
+    mean_loss = nets[0]._core.fit_epoch(x, y, order, 8)
+    losses = [nets[1].train_step(x[order[i : i + 8]], y[order[i : i + 8]]) for i in range(0, 37, 8)]
+    sizes = [len(order[i : i + 8]) for i in range(0, 37, 8)]
+    assert_close(mean_loss, np.dot(losses, sizes) / 37, dtype)
+    for w0, w1 in zip(nets[0].weights, nets[1].weights):
+        np.testing.assert_array_equal(w0, w1)
