@@ -2,6 +2,7 @@
 // never z: the network keeps one buffer per layer, and each derivative below is cheapest in a.
 #pragma once
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -44,35 +45,51 @@ struct ActivationSpec {
   double negative_slope = 0.01;  // leaky_relu only; >= 0 so the sign of a tells the branch
 };
 
-// softmax(z) = e^{z - max z} / Σ e^{z - max z}, per column (per sample); the shift keeps exp ≤ 1.
-template <class V> void softmax_column(V&& z) {
-  z.array() = (z.array() - z.maxCoeff()).exp();
-  z /= z.sum();
+// Elementwise passes run over blocks of whole columns of about 8 KiB: a block stays in L1
+// between the passes over it, and, being contiguous, is one flat array to Eigen, so exp
+// vectorises across sample boundaries instead of leaving a scalar tail on every short column
+// (a 10-unit output column is one AVX packet and two calls to libm's expf).
+inline constexpr Index block_elements = 2048;
+inline constexpr Index max_block_columns = 256;
+inline Index block_columns(Index rows) {
+  return std::clamp<Index>(block_elements / std::max<Index>(rows, 1), 1, max_block_columns);
 }
 
-// a = g(z) in place on one column (one sample, contiguous, so every expression vectorises).
+template <class T> using FlatArray = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+template <class T> FlatArray<T> flat(T* data, Index size) { return FlatArray<T>(data, size); }
+
+// softmax(z) = e^{z - max z} / Σ e^{z - max z}, per column (per sample); the shift keeps exp ≤ 1.
+template <class T> void softmax_block(Mat<T> z) {
+  for (Index j = 0; j < z.cols(); ++j) z.col(j).array() -= z.col(j).maxCoeff();
+  auto e = flat(z.data(), z.size());
+  e = e.exp();
+  for (Index j = 0; j < z.cols(); ++j) z.col(j) /= z.col(j).sum();
+}
+
+// a = g(z) in place on a block of whole columns.
 // σ(z) = 1 / (1 + e^{-z}): for z → -∞, e^{-z} saturates (inf, or Eigen's clamp) and σ → 0
 // without NaN, so the plain form is safe and costs one exp per element.
-template <class V> void activate_column(V&& z, ActivationSpec act) {
-  using T = typename std::decay_t<V>::Scalar;
-  auto c = z.array();
+template <class T> void activate_block(Mat<T> z, ActivationSpec act) {
+  auto c = flat(z.data(), z.size());
   switch (act.kind) {
     case Activation::identity: break;
     case Activation::sigmoid: c = (T(1) + (-c).exp()).inverse(); break;
     case Activation::tanh: c = c.tanh(); break;
     case Activation::relu: c = c.max(T(0)); break;
     case Activation::leaky_relu: c = (c > T(0)).select(c, T(act.negative_slope) * c); break;
-    case Activation::softmax: softmax_column(z); break;
+    case Activation::softmax: softmax_block(z); break;
   }
 }
 
-// a = g(z + b 1ᵀ) in place, b optional. Column by column, so the bias add and the activation
-// touch each column while it sits in L1: one pass over memory (a colwise broadcast with exp
-// inside does not vectorise).
+// a = g(z + b 1ᵀ) in place, b optional: per block, the bias add and then the activation, two
+// vectorised passes while the block sits in L1 (one expression with exp inside a colwise
+// broadcast does not vectorise).
 template <class T> void bias_activate(Mat<T> z, const T* b, ActivationSpec act) {
-  for (Index j = 0; j < z.cols(); ++j) {
-    if (b) z.col(j) += CVec<T>(b, z.rows());
-    activate_column(z.col(j), act);
+  const Index rows = z.rows(), step = block_columns(rows);
+  for (Index j = 0; j < z.cols(); j += step) {
+    Mat<T> block(z.data() + j * rows, rows, std::min(step, z.cols() - j));
+    if (b) block.colwise() += CVec<T>(b, rows);
+    activate_block(block, act);
   }
 }
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "types.hpp"
+#include "activations.hpp"
 
 namespace denseprop {
 
@@ -27,36 +27,43 @@ inline Reduction parse_reduction(std::string_view name) {
 //   ℓ = Σ_k y_k (lse − z_k),  lse = max z + log Σ_k e^{z_k − max z},  ∂ℓ/∂z = p Σ_k y_k − y
 // where p = softmax(z). With integer labels y is one-hot: ℓ = lse − z_label, ∂ℓ/∂z = p − e_label.
 // Exactly one of labels (batch) and targets (n × batch) is given. probs, if given, receives p
-// and may alias z (each column of z is read before its p is written).
+// and may alias z (each column of z is read before its p is written). Columns go in blocks, as
+// in bias_activate, so that exp and log vectorise across samples.
 template <class T>
 double softmax_cross_entropy(CMat<T> z, const std::int64_t* labels, const T* targets,
                              Mat<T> grad, T scale, T* probs, T* per_sample) {
-  const Index n = z.rows();
+  const Index n = z.rows(), step = block_columns(n);
   double total = 0;
-  for (Index j = 0; j < z.cols(); ++j) {
-    auto zc = z.col(j).array();
-    auto g = grad.col(j).array();
-    const T m = zc.maxCoeff();
-    g = (zc - m).exp();
-    const T s = g.sum();
-    const T lse = m + std::log(s);
-    T loss;
-    if (labels) {
-      loss = lse - zc(labels[j]);
-    } else {
-      loss = (CVec<T>(targets + j * n, n).array() * (lse - zc)).sum();
+  T m[max_block_columns], s[max_block_columns];
+  for (Index j0 = 0; j0 < z.cols(); j0 += step) {
+    const Index k = std::min(step, z.cols() - j0);
+    for (Index j = 0; j < k; ++j) {
+      m[j] = z.col(j0 + j).maxCoeff();
+      grad.col(j0 + j).array() = z.col(j0 + j).array() - m[j];
     }
-    g /= s;
-    if (probs) Vec<T>(probs + j * n, n) = g.matrix();
-    if (labels) {
-      g(labels[j]) -= T(1);
-      g *= scale;
-    } else {
-      auto y = CVec<T>(targets + j * n, n).array();
-      g = (g * y.sum() - y) * scale;
+    auto e = flat(grad.col(j0).data(), n * k);
+    e = e.exp();  // the block's only exp, vectorised across its columns
+    for (Index j = 0; j < k; ++j) s[j] = grad.col(j0 + j).sum();
+    auto lse = flat(m, k);
+    lse += flat(s, k).log();
+    for (Index j = 0; j < k; ++j) {
+      const Index c = j0 + j;
+      auto zc = z.col(c).array();
+      auto g = grad.col(c).array();
+      const T loss = labels ? lse(j) - zc(labels[c])
+                            : (CVec<T>(targets + c * n, n).array() * (lse(j) - zc)).sum();
+      g /= s[j];
+      if (probs) Vec<T>(probs + c * n, n) = g.matrix();
+      if (labels) {
+        g(labels[c]) -= T(1);
+        g *= scale;
+      } else {
+        auto y = CVec<T>(targets + c * n, n).array();
+        g = (g * y.sum() - y) * scale;
+      }
+      if (per_sample) per_sample[c] = loss;
+      total += loss;
     }
-    if (per_sample) per_sample[j] = loss;
-    total += loss;
   }
   return total;
 }
