@@ -133,7 +133,9 @@ template <class T> void bind(py::module_& m, const char* name) {
             auto& net = self.cast<M&>().net;
             return view<T>(self, net.grads(), net.parameter_count(), false);
           },
-          "The gradients of the last loss_and_gradients/train_step, laid out as params. Read-only.")
+          "The gradients of the last loss_and_gradients, laid out as params. Read-only. (A "
+          "train_step with plain SGD updates the weights in its backward pass and stores only "
+          "the biases' gradients.)")
       .def_property_readonly(
           "optimizer_state", [](py::object self) {
             auto& net = self.cast<M&>().net;

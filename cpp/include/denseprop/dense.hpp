@@ -22,6 +22,15 @@ template <class T> void weight_gradient(CMat<T> x, CMat<T> dz, RowMat<T> dw) {
     dw.noalias() = dz * x.transpose();
 }
 
+// W -= η dZ Xᵀ: plain SGD's step accumulated by the product itself, so dW is never stored
+// and the weights are read and written once (a separate dW costs two more passes over it).
+template <class T> void weight_sgd_update(CMat<T> x, CMat<T> dz, RowMat<T> w, T lr) {
+  if (x.cols() == 1)
+    w.noalias() -= (lr * dz.col(0)) * x.col(0).transpose();
+  else
+    w.noalias() -= lr * dz * x.transpose();
+}
+
 // From the stored output a (z is never kept):
 //   dZ = dA ⊙ g'(Z)   db = dZ 1 (summed in the pass that forms dZ)   dW = dZ Xᵀ   dX = Wᵀ dZ
 // dz is scratch of a's shape and may alias da; dx may be null (the first layer needs no dX).

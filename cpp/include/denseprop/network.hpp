@@ -78,42 +78,22 @@ template <class T> class Network {
   // losses as `reduction` says (mean also divides the gradients by batch); per_sample optional.
   double loss_and_gradients(const T* x, Targets<T> y, Index batch, Reduction reduction,
                             T* per_sample = nullptr) {
-    const Index L = layers() - 1;
-    const bool fused = loss_ != LossKind::mse;
-    forward_pass(x, batch, fused);
-    const T scale = reduction == Reduction::mean ? T(1) / T(batch) : T(1);
-    Mat<T> a(act(L), outputs(), batch), d(delta(L), outputs(), batch);
-    const CMat<T> targets(y.dense, outputs(), y.dense ? batch : 0);
-    double total = 0;
-    switch (loss_) {  // d receives dZ[L] when fused, else dA[L]; a receives the probabilities
-      case LossKind::cross_entropy:
-        total = softmax_cross_entropy<T>(as_const(a), y.labels, y.dense, d, scale, a.data(),
-                                         per_sample);
-        break;
-      case LossKind::binary_cross_entropy:
-        total = sigmoid_cross_entropy<T>(as_const(a), targets, d, scale, a.data(), per_sample);
-        break;
-      case LossKind::mse: total = mse<T>(as_const(a), targets, d, scale, per_sample); break;
-    }
-    for (Index l = L; l >= 0; --l) {
-      const Index in = sizes_[l], out = sizes_[l + 1];
-      const T* prev = l == 0 ? x : act(l - 1);
-      const ActivationSpec g = (l == L && fused) ? ActivationSpec{} : acts_[l];
-      dense_backward<T>(CMat<T>(prev, in, batch), weight(l), CMat<T>(act(l), out, batch),
-                        CMat<T>(delta(l), out, batch), Mat<T>(delta(l), out, batch),
-                        RowMat<T>(grads_.data() + offsets_[l], out, in),
-                        grads_.data() + offsets_[l] + out * in, l == 0 ? nullptr : delta(l - 1),
-                        g);
-    }
-    return reduction == Reduction::mean ? total / double(batch) : total;
+    const double loss = forward_loss(x, y, batch, reduction, per_sample);
+    backward(x, batch, false);
+    return loss;
   }
 
   // One optimizer step on the mean loss of the batch; returns that loss (before the update).
-  // A non-finite loss leaves the parameters as they were.
+  // A non-finite loss leaves the parameters as they were. Plain SGD updates each layer's
+  // weights inside its backward pass (grads() then holds only the biases' gradients); other
+  // optimizers take one fused pass over the gradient buffer after it.
   double train_step(const T* x, Targets<T> y, Index batch) {
-    const double loss = loss_and_gradients(x, y, batch, Reduction::mean);
+    const double loss = forward_loss(x, y, batch, Reduction::mean, nullptr);
     if (!std::isfinite(loss)) return loss;
     optimizer_.begin_step();
+    const bool fused = optimizer_.plain_sgd();
+    backward(x, batch, fused);
+    if (fused) return loss;
     for (Index l = 0; l < layers(); ++l) {
       const Index w = sizes_[l + 1] * sizes_[l];
       optimizer_.update(params_.data(), grads_.data(), offsets_[l], w, true);
@@ -173,13 +153,64 @@ template <class T> class Network {
   }
 
   // Layer l's slice of a workspace buffer, laid out for the current capacity.
-  T* slice(std::vector<T>& buf, Index l) {
+  T* slice(Buffer<T>& buf, Index l) {
     Index units = 0;
     for (Index k = 0; k < l; ++k) units += sizes_[k + 1];
     return buf.data() + units * capacity_;
   }
   T* act(Index l) { return slice(acts_buf_, l); }
   T* delta(Index l) { return slice(deltas_buf_, l); }
+
+  bool fused_output() const { return loss_ != LossKind::mse; }
+
+  // The forward pass and the loss; leaves dZ[L] (fused output) or dA[L] in delta(L).
+  double forward_loss(const T* x, Targets<T> y, Index batch, Reduction reduction,
+                      T* per_sample) {
+    const Index L = layers() - 1;
+    forward_pass(x, batch, fused_output());
+    const T scale = reduction == Reduction::mean ? T(1) / T(batch) : T(1);
+    Mat<T> a(act(L), outputs(), batch), d(delta(L), outputs(), batch);
+    const CMat<T> targets(y.dense, outputs(), y.dense ? batch : 0);
+    double total = 0;
+    switch (loss_) {  // a receives the probabilities when the output is fused
+      case LossKind::cross_entropy:
+        total = softmax_cross_entropy<T>(as_const(a), y.labels, y.dense, d, scale, a.data(),
+                                         per_sample);
+        break;
+      case LossKind::binary_cross_entropy:
+        total = sigmoid_cross_entropy<T>(as_const(a), targets, d, scale, a.data(), per_sample);
+        break;
+      case LossKind::mse: total = mse<T>(as_const(a), targets, d, scale, per_sample); break;
+    }
+    return reduction == Reduction::mean ? total / double(batch) : total;
+  }
+
+  // Back from delta(L) to the first layer. Gradients land in grads(), or with `sgd_update`
+  // each layer's weights take plain SGD's step in place, after dA[l-1] has used them.
+  void backward(const T* x, Index batch, bool sgd_update) {
+    const Index L = layers() - 1;
+    const T lr = T(optimizer_.config().lr), decay = T(optimizer_.config().weight_decay);
+    for (Index l = L; l >= 0; --l) {
+      const Index in = sizes_[l], out = sizes_[l + 1];
+      const CMat<T> prev(l == 0 ? x : act(l - 1), in, batch);
+      const ActivationSpec g = (l == L && fused_output()) ? ActivationSpec{} : acts_[l];
+      T* gw = grads_.data() + offsets_[l];
+      T* db = gw + out * in;
+      Mat<T> dz(delta(l), out, batch);
+      if (!sgd_update) {
+        dense_backward<T>(prev, weight(l), CMat<T>(act(l), out, batch), as_const(dz), dz,
+                          RowMat<T>(gw, out, in), db, l == 0 ? nullptr : delta(l - 1), g);
+        continue;
+      }
+      Vec<T>(db, out).setZero();
+      activation_backward<T>(CMat<T>(act(l), out, batch), as_const(dz), dz, g, db);
+      if (l > 0) Mat<T>(delta(l - 1), in, batch).noalias() = weight(l).transpose() * dz;
+      RowMat<T> w(params_.data() + offsets_[l], out, in);
+      if (decay != T(0)) w *= T(1) - lr * decay;  // p -= η λ p, the L2 term of the step
+      weight_sgd_update<T>(prev, as_const(dz), w, lr);
+      Vec<T>(params_.data() + offsets_[l] + out * in, out) -= lr * CVec<T>(db, out);
+    }
+  }
 
   // A[l] = g(W[l] A[l-1] + b[l]); with `logits_out` the last layer stops at its logits Z[L],
   // which the fused loss turns into probabilities.
@@ -198,11 +229,11 @@ template <class T> class Network {
   std::vector<ActivationSpec> acts_;
   LossKind loss_;
   std::vector<Index> offsets_;
-  std::vector<T> params_, grads_;
+  Buffer<T> params_, grads_;
   Optimizer<T> optimizer_;
   Index capacity_ = 0;
-  std::vector<T> acts_buf_, deltas_buf_;
-  std::vector<T> xb_, yb_;  // a shuffled batch, gathered
+  Buffer<T> acts_buf_, deltas_buf_;
+  Buffer<T> xb_, yb_;  // a shuffled batch, gathered
   std::vector<std::int64_t> lb_;
 };
 

@@ -41,6 +41,10 @@ template <class T> class Optimizer {
   std::int64_t steps() const { return steps_; }
   void set_steps(std::int64_t t) { steps_ = t; }
 
+  // Plain SGD (no momentum) needs no state: its step can be fused into the weight gradient's
+  // product (see weight_sgd_update).
+  bool plain_sgd() const { return config_.kind == OptimizerKind::sgd && config_.momentum == 0; }
+
   // Counts one step; the segments of that step follow through update().
   void begin_step() { ++steps_; }
 
@@ -80,7 +84,7 @@ template <class T> class Optimizer {
 
  private:
   OptimizerConfig config_;
-  std::vector<T> first_, second_;
+  Buffer<T> first_, second_;
   std::int64_t steps_ = 0;
 };
 

@@ -5,6 +5,7 @@
 
 #include <Eigen/Core>
 #include <cstdint>
+#include <vector>
 
 namespace denseprop {
 
@@ -21,6 +22,11 @@ template <class T> using RowMat = Eigen::Map<RowMatrix<T>>;
 template <class T> using CRowMat = Eigen::Map<const RowMatrix<T>>;
 template <class T> using Vec = Eigen::Map<Vector<T>>;
 template <class T> using CVec = Eigen::Map<const Vector<T>>;
+
+// Buffers the library owns start on Eigen's packet boundary. Eigen treats a column's unaligned
+// head with scalar code, which rounds differently from its vector code: with a heap-chosen
+// alignment, two identical networks could differ in the last bits.
+template <class T> using Buffer = std::vector<T, Eigen::aligned_allocator<T>>;
 
 // A read-only view of a writable one (Eigen has no implicit conversion between the two maps).
 template <class T> CMat<T> as_const(const Mat<T>& m) { return CMat<T>(m.data(), m.rows(), m.cols()); }
