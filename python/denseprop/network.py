@@ -46,6 +46,14 @@ def _number(value, name, low=0.0, high=math.inf, low_open=False):
     return value
 
 
+def _generator(seed):
+    """``numpy.random.default_rng(seed)``, its errors naming ``seed``."""
+    try:
+        return np.random.default_rng(seed)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"seed: {e}") from None
+
+
 def _count(value, name, low=1):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name}: expected an integer, got {type(value).__name__}")
@@ -261,7 +269,8 @@ class Network:
         return out
 
     def score(self, x, y):
-        """Accuracy for classification (labels or one-hot ``y``), R² for regression."""
+        """Accuracy for classification (labels or one-hot ``y``); for regression R², the mean
+        over outputs as scikit-learn's ``r2_score``."""
         out = self.forward(x)
         y = np.asarray(y)
         if y.shape[:1] != out.shape[:1]:
@@ -271,10 +280,14 @@ class Network:
             return float(np.mean(out.argmax(axis=1) == labels))
         if self.loss == "binary_cross_entropy":
             return float(np.mean((out > 0.5) == (y.reshape(out.shape) > 0.5)))
+        # R² per output, then their mean (scikit-learn's "uniform_average"); an output whose
+        # target is constant scores 1 when predicted exactly, else 0.
         y = y.reshape(out.shape).astype(np.float64)
-        residual = ((y - out) ** 2).sum()
-        total = ((y - y.mean(axis=0)) ** 2).sum()
-        return float(1.0 - residual / total) if total > 0 else float(residual == 0)
+        residual = ((y - out) ** 2).sum(axis=0)
+        total = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
+        safe = np.where(total > 0, total, 1.0)
+        r2 = np.where(total > 0, 1.0 - residual / safe, (residual == 0).astype(np.float64))
+        return float(r2.mean())
 
     # -- learning --------------------------------------------------------------------------
 
@@ -392,36 +405,61 @@ class Network:
         patience = _count(patience, "patience")
         tol = _number(tol, "tol")
         x, y, validation = self._training_data(x, y, validation_data)
-        saved = self._core.params.copy()
+        rng = _generator(seed)
+        saved = self._snapshot()
         self.set_optimizer(
             optimizer, lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay
         )
         self.loss_curve_, self.validation_scores_ = [], []
         try:
             self._epochs(x, y, validation, epochs, batch_size, early_stopping, patience, tol,
-                         shuffle, seed, verbose, progress)  # fmt: skip
+                         shuffle, rng, verbose, progress)  # fmt: skip
         except FloatingPointError:
-            self._core.params[...] = saved
+            self._restore(saved)
             raise
         return self
 
     def partial_fit(self, x, y, batch_size=32, shuffle=True, seed=None):
         """One more epoch over ``(x, y)`` with the current optimizer and its state.
 
-        Appends the epoch's mean loss to ``loss_curve_``; returns ``self``.
+        Appends the epoch's mean loss to ``loss_curve_``; returns ``self``. If the
+        loss or the parameters become non-finite, raises FloatingPointError and
+        leaves the network as it was before the call.
         """
         batch_size = _count(batch_size, "batch_size")
         x, y, _ = self._training_data(x, y, None)
-        rng = np.random.default_rng(seed)
+        rng = _generator(seed)
+        saved = self._snapshot()
         order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
         loss = self._core.fit_epoch(x, y, order, batch_size)
-        if not math.isfinite(loss):
+        if not self._finite(loss):
+            self._restore(saved)
             raise FloatingPointError(
-                f"partial_fit: the training loss became {loss}. "
-                f"Try a smaller learning rate (lr={self._optimizer['lr']})"
+                f"partial_fit: the training loss became {loss} or the parameters overflowed; "
+                f"the network is as before the call. Try a smaller learning rate "
+                f"(lr={self._optimizer['lr']})"
             )
         self.loss_curve_.append(loss)
         return self
+
+    def _finite(self, loss):
+        return math.isfinite(loss) and bool(np.isfinite(self._core.params).all())
+
+    def _snapshot(self):
+        """Everything training changes, to put back when it fails."""
+        first, second = self._core.optimizer_state
+        return (self._core.params.copy(), dict(self._optimizer), first.copy(), second.copy(),
+                self._core.optimizer_steps, list(self.loss_curve_),
+                list(self.validation_scores_))  # fmt: skip
+
+    def _restore(self, saved):
+        params, optimizer, first, second, steps, losses, scores = saved
+        self._core.params[...] = params
+        self.set_optimizer(**optimizer)
+        state = self._core.optimizer_state
+        state[0][...], state[1][...] = first, second
+        self._core.optimizer_steps = steps
+        self.loss_curve_, self.validation_scores_ = losses, scores
 
     def _training_data(self, x, y, validation_data):
         """Checks every array of a fit before the first step, so a bad one changes nothing."""
@@ -431,13 +469,15 @@ class Network:
         if validation_data is not None:
             if not (isinstance(validation_data, tuple) and len(validation_data) == 2):
                 raise TypeError("validation_data: expected a tuple (x_val, y_val)")
-            validation = (self._x(validation_data[0]), self._y(validation_data[1]))
-            self._core.check(*validation)
+            try:
+                validation = (self._x(validation_data[0]), self._y(validation_data[1]))
+                self._core.check(*validation)
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"validation_data: {e}") from None
         return np.ascontiguousarray(x), np.ascontiguousarray(y), validation
 
     def _epochs(self, x, y, validation, epochs, batch_size, early_stopping, patience, tol,
-                shuffle, seed, verbose, progress):  # fmt: skip
-        rng = np.random.default_rng(seed)
+                shuffle, rng, verbose, progress):  # fmt: skip
         order = np.arange(len(x))
         bar = ProgressBar(epochs, enabled=progress)
         best, best_params, stale = -math.inf, None, 0
@@ -446,11 +486,12 @@ class Network:
             if shuffle:
                 rng.shuffle(order)
             loss = self._core.fit_epoch(x, y, order, batch_size)
-            if not math.isfinite(loss):
+            if not self._finite(loss):
                 bar.close()
                 raise FloatingPointError(
-                    f"epoch {epoch}: the training loss became {loss}; the parameters are "
-                    f"restored to those before fit. Try a smaller learning rate "
+                    f"epoch {epoch}: the training loss became {loss} or the parameters "
+                    f"overflowed; the network is restored to what it was before fit. "
+                    f"Try a smaller learning rate "
                     f"(lr={self._optimizer['lr']})"
                 )
             self.loss_curve_.append(loss)
@@ -530,7 +571,8 @@ class Network:
 
         The file loads with ``numpy.load(path, allow_pickle=False)``.
         """
-        np.savez(path, **self._state())
+        with open(path, "wb") as f:  # a path object or name, used as given (no ".npz" added)
+            np.savez(f, **self._state())
 
     @classmethod
     def load(cls, path):
@@ -548,11 +590,7 @@ class Network:
             c["sizes"], c["activation"], c["loss"], output_activation=c["output_activation"],
             dtype=c["dtype"], init=c["init"], negative_slope=c["negative_slope"], seed=0,
         )  # fmt: skip
-        o = config["optimizer"]
-        net.set_optimizer(
-            o["optimizer"], o["lr"], momentum=o["momentum"], nesterov=o["nesterov"],
-            beta1=o["beta1"], beta2=o["beta2"], eps=o["eps"], weight_decay=o["weight_decay"],
-        )  # fmt: skip
+        net.set_optimizer(**config["optimizer"])
         for l, (w, b) in enumerate(zip(net.weights, net.biases)):
             w[...], b[...] = state[f"W{l}"], state[f"b{l}"]
         first, second = net._core.optimizer_state
