@@ -36,6 +36,6 @@ def draw(report, path):
 
 
 def _label(c):
-    sizes = "-".join(map(str, c["sizes"]))
+    sizes = "-".join(map(str, c["sizes"][:2])) + "\n-" + "-".join(map(str, c["sizes"][2:]))
     kind = {"train": "step", "inference": "infer", "digits epoch": "epoch"}[c["kind"]]
     return f"{kind}\n{sizes}\nbatch {c['batch']}"
