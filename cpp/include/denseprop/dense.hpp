@@ -31,16 +31,24 @@ template <class T> void weight_sgd_update(CMat<T> x, CMat<T> dz, RowMat<T> w, T 
     w.noalias() -= lr * dz * x.transpose();
 }
 
-// From the stored output a (z is never kept):
-//   dZ = dA ⊙ g'(Z)   db = dZ 1 (summed in the pass that forms dZ)   dW = dZ Xᵀ   dX = Wᵀ dZ
-// dz is scratch of a's shape and may alias da; dx may be null (the first layer needs no dX).
+// From the stored output a (z is never kept): dZ = dA ⊙ g'(Z), db = dZ 1 (summed in the pass
+// that forms dZ) and dX = Wᵀ dZ, all but dW; dense_backward and the Network's fused SGD step
+// share it. dz is scratch of a's shape and may alias da; dx may be null (the first layer
+// needs no dX).
+template <class T>
+void delta_backward(CRowMat<T> w, CMat<T> a, CMat<T> da, Mat<T> dz, T* db, T* dx,
+                    ActivationSpec act) {
+  Vec<T>(db, dz.rows()).setZero();
+  activation_backward<T>(a, da, dz, act, db);
+  if (dx) Mat<T>(dx, w.cols(), dz.cols()).noalias() = w.transpose() * dz;
+}
+
+// The whole backward of a dense layer: delta_backward, then dW = dZ Xᵀ.
 template <class T>
 void dense_backward(CMat<T> x, CRowMat<T> w, CMat<T> a, CMat<T> da, Mat<T> dz, RowMat<T> dw,
                     T* db, T* dx, ActivationSpec act) {
-  Vec<T>(db, dz.rows()).setZero();
-  activation_backward<T>(a, da, dz, act, db);
+  delta_backward<T>(w, a, da, dz, db, dx, act);
   weight_gradient<T>(x, as_const(dz), dw);
-  if (dx) Mat<T>(dx, x.rows(), x.cols()).noalias() = w.transpose() * dz;
 }
 
 }  // namespace denseprop

@@ -197,14 +197,13 @@ template <class T> class Network {
       T* gw = grads_.data() + offsets_[l];
       T* db = gw + out * in;
       Mat<T> dz(delta(l), out, batch);
+      // dA[l-1] reads W[l] here, before the SGD step below changes it.
+      delta_backward<T>(weight(l), CMat<T>(act(l), out, batch), as_const(dz), dz, db,
+                        l == 0 ? nullptr : delta(l - 1), g);
       if (!sgd_update) {
-        dense_backward<T>(prev, weight(l), CMat<T>(act(l), out, batch), as_const(dz), dz,
-                          RowMat<T>(gw, out, in), db, l == 0 ? nullptr : delta(l - 1), g);
+        weight_gradient<T>(prev, as_const(dz), RowMat<T>(gw, out, in));
         continue;
       }
-      Vec<T>(db, out).setZero();
-      activation_backward<T>(CMat<T>(act(l), out, batch), as_const(dz), dz, g, db);
-      if (l > 0) Mat<T>(delta(l - 1), in, batch).noalias() = weight(l).transpose() * dz;
       RowMat<T> w(params_.data() + offsets_[l], out, in);
       if (decay != T(0)) w *= T(1) - lr * decay;  // p -= η λ p, the L2 term of the step
       weight_sgd_update<T>(prev, as_const(dz), w, lr);
