@@ -156,14 +156,19 @@ class Network:
         self.validation_scores_ = []
 
     def _views(self):
-        params = self._core.params
-        self.weights, self.biases = [], []
-        start = 0
+        layers = self._layers(self._core.params)
+        self.weights = [w for w, _ in layers]
+        self.biases = [b for _, b in layers]
+
+    def _layers(self, buffer):
+        """``[(W (out, in), b (out,)), ...]``: views into a buffer laid out as the parameters."""
+        layers, start = [], 0
         for n_in, n_out in zip(self.sizes, self.sizes[1:]):
-            self.weights.append(params[start : start + n_out * n_in].reshape(n_out, n_in))
+            w = buffer[start : start + n_out * n_in].reshape(n_out, n_in)
             start += n_out * n_in
-            self.biases.append(params[start : start + n_out])
+            layers.append((w, buffer[start : start + n_out]))
             start += n_out
+        return layers
 
     def _initialise(self, rng):
         init = self._config["init"]
@@ -299,15 +304,7 @@ class Network:
         """
         _names(reduction, "reduction", ("mean", "sum"))
         loss = self._core.loss_and_gradients(self._x(x), self._y(y), reduction)
-        grads = self._core.grads
-        pairs, start = [], 0
-        for w in self.weights:
-            n_out, n_in = w.shape
-            gw = grads[start : start + n_out * n_in].reshape(n_out, n_in).copy()
-            start += n_out * n_in
-            pairs.append((gw, grads[start : start + n_out].copy()))
-            start += n_out
-        return loss, pairs
+        return loss, [(gw.copy(), gb.copy()) for gw, gb in self._layers(self._core.grads)]
 
     def set_optimizer(
         self,
@@ -453,6 +450,7 @@ class Network:
                 list(self.validation_scores_))  # fmt: skip
 
     def _restore(self, saved):
+        """Put back what `_snapshot` took (or `_from_state` read from a file)."""
         params, optimizer, first, second, steps, losses, scores = saved
         self._core.params[...] = params
         self.set_optimizer(**optimizer)
@@ -554,7 +552,8 @@ class Network:
 
     def _state(self):
         first, second = self._core.optimizer_state
-        state = {"config": np.array(json.dumps(self._config_all()))}
+        config = {"format": _FORMAT, "network": self._config, "optimizer": self._optimizer}
+        state = {"config": np.array(json.dumps(config))}
         for l, (w, b) in enumerate(zip(self.weights, self.biases)):
             state[f"W{l}"], state[f"b{l}"] = w, b
         state["optimizer_first"], state["optimizer_second"] = first, second
@@ -562,9 +561,6 @@ class Network:
         state["loss_curve"] = np.array(self.loss_curve_, dtype=np.float64)
         state["validation_scores"] = np.array(self.validation_scores_, dtype=np.float64)
         return state
-
-    def _config_all(self):
-        return {"format": _FORMAT, "network": self._config, "optimizer": self._optimizer}
 
     def save(self, path):
         """Write weights, biases, optimizer state and configuration (JSON) to a ``.npz``.
@@ -590,14 +586,12 @@ class Network:
             c["sizes"], c["activation"], c["loss"], output_activation=c["output_activation"],
             dtype=c["dtype"], init=c["init"], negative_slope=c["negative_slope"], seed=0,
         )  # fmt: skip
-        net.set_optimizer(**config["optimizer"])
-        for l, (w, b) in enumerate(zip(net.weights, net.biases)):
-            w[...], b[...] = state[f"W{l}"], state[f"b{l}"]
-        first, second = net._core.optimizer_state
-        first[...], second[...] = state["optimizer_first"], state["optimizer_second"]
-        net._core.optimizer_steps = int(state["optimizer_steps"])
-        net.loss_curve_ = [float(v) for v in state["loss_curve"]]
-        net.validation_scores_ = [float(v) for v in state["validation_scores"]]
+        layers = range(len(net.weights))
+        params = np.concatenate([state[f"{k}{l}"].ravel() for l in layers for k in "Wb"])
+        net._restore((params, config["optimizer"], state["optimizer_first"],
+                      state["optimizer_second"], int(state["optimizer_steps"]),
+                      [float(v) for v in state["loss_curve"]],
+                      [float(v) for v in state["validation_scores"]]))  # fmt: skip
         return net
 
     def __getstate__(self):
