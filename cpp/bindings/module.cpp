@@ -6,18 +6,13 @@
 #include <string>
 
 #include "arrays.hpp"
+#include "denseprop/parallel.hpp"
 #include "register.hpp"
 
 namespace py = pybind11;
 using denseprop::bindings::cat;
 
 namespace {
-
-#if defined(_OPENMP)
-constexpr bool has_openmp = true;
-#else
-constexpr bool has_openmp = false;
-#endif
 
 // The instruction sets this module was compiled for (Eigen's own string omits AVX2 and FMA).
 std::string simd_in_use() {
@@ -64,17 +59,18 @@ py::dict build_info() {
   info["eigen_version"] =
       cat(EIGEN_WORLD_VERSION, ".", EIGEN_MAJOR_VERSION, ".", EIGEN_MINOR_VERSION);
   info["simd"] = simd_in_use();
-  info["openmp"] = has_openmp;
-  info["num_threads"] = Eigen::nbThreads();
+  info["num_threads"] = denseprop::Workers::get().threads();
   return info;
 }
 
 void set_num_threads(int n) {
-  if (n < 1) throw py::value_error(cat("n: must be a positive number of threads, got ", n));
-  if (!has_openmp && n > 1)
-    throw py::value_error(cat("n: this build has no OpenMP, so only 1 thread is possible, got ", n));
-  Eigen::setNbThreads(n);
+  if (n < 1 || n > 256)
+    throw py::value_error(cat("n: must be a number of threads in [1, 256], got ", n));
+  py::gil_scoped_release nogil;  // joining the old workers may wait for a running product
+  denseprop::Workers::get().set_threads(n);
 }
+
+int get_num_threads() { return denseprop::Workers::get().threads(); }
 
 }  // namespace
 
@@ -85,12 +81,13 @@ PYBIND11_MODULE(DENSEPROP_MODULE, m) {
   denseprop::bindings::register_losses(m);
   denseprop::bindings::register_network(m);
   m.def("build_info", &build_info,
-        "Which compiled module is loaded, Eigen's version, the SIMD instruction sets in use, "
-        "whether OpenMP is on and the thread count of matrix products.");
+        "Which compiled module is loaded, Eigen's version, the SIMD instruction sets in use "
+        "and the thread count of large matrix products.");
   m.def("set_num_threads", &set_num_threads, py::arg("n"),
-        "Set the number of threads of Eigen's matrix products (OpenMP), for this process.");
-  m.def("get_num_threads", &Eigen::nbThreads,
-        "The number of threads Eigen's matrix products use.");
+        "Set the number of threads that share a large matrix product, for this process (the "
+        "default: DENSEPROP_NUM_THREADS, else OMP_NUM_THREADS, else the CPUs available).");
+  m.def("get_num_threads", &get_num_threads,
+        "The number of threads that share a large matrix product.");
   m.def("_cpu_supports_x86_64_v3", &cpu_supports_x86_64_v3,
         "Whether this CPU runs the x86-64-v3 module (AVX2, FMA, BMI2, F16C, MOVBE).");
 }

@@ -3,13 +3,37 @@
 #pragma once
 
 #include "activations.hpp"
+#include "parallel.hpp"
 
 namespace denseprop {
+
+// op(dst, lhs, rhs) for dst = lhs rhs (m × k times k × n), shared by the workers when large. A
+// row split has every thread pack all of rhs, a column split all of lhs: split the dimension
+// whose operand is the larger, so the copies each thread repeats are the smaller ones.
+// Ranges are multiples of 8, a whole number of SIMD packets for float and double.
+template <class Dst, class Lhs, class Rhs, class Op>
+void split_product(Dst dst, const Lhs& lhs, const Rhs& rhs, const Op& op) {
+  const Index m = dst.rows(), n = dst.cols();
+  const double mads = double(m) * double(n) * double(lhs.cols());
+  if (m >= n)
+    parallel_ranges(m, 8, mads, [&](Index r, Index count) {
+      op(dst.middleRows(r, count), lhs.middleRows(r, count), rhs);
+    });
+  else
+    parallel_ranges(n, 8, mads, [&](Index c, Index count) {
+      op(dst.middleCols(c, count), lhs, rhs.middleCols(c, count));
+    });
+}
+
+// dst = lhs rhs
+template <class Dst, class Lhs, class Rhs> void product(Dst dst, const Lhs& lhs, const Rhs& rhs) {
+  split_product(dst, lhs, rhs, [](auto d, const auto& l, const auto& r) { d.noalias() = l * r; });
+}
 
 // A = g(W X + b 1ᵀ): one GEMM, then the bias add and activation in one pass over A.
 template <class T>
 void dense_forward(CMat<T> x, CRowMat<T> w, const T* b, Mat<T> a, ActivationSpec act) {
-  a.noalias() = w * x;
+  product(a, w, x);
   bias_activate(a, b, act);
 }
 
@@ -19,7 +43,7 @@ template <class T> void weight_gradient(CMat<T> x, CMat<T> dz, RowMat<T> dw) {
   if (x.cols() == 1)
     dw.noalias() = dz.col(0) * x.col(0).transpose();
   else
-    dw.noalias() = dz * x.transpose();
+    product(dw, dz, x.transpose());
 }
 
 // W -= η dZ Xᵀ: plain SGD's step accumulated by the product itself, so dW is never stored
@@ -28,7 +52,8 @@ template <class T> void weight_sgd_update(CMat<T> x, CMat<T> dz, RowMat<T> w, T 
   if (x.cols() == 1)
     w.noalias() -= (lr * dz.col(0)) * x.col(0).transpose();
   else
-    w.noalias() -= lr * dz * x.transpose();
+    split_product(w, dz, x.transpose(),
+                  [lr](auto d, const auto& l, const auto& r) { d.noalias() -= lr * l * r; });
 }
 
 // From the stored output a (z is never kept): dZ = dA ⊙ g'(Z), db = dZ 1 (summed in the pass
@@ -40,7 +65,7 @@ void delta_backward(CRowMat<T> w, CMat<T> a, CMat<T> da, Mat<T> dz, T* db, T* dx
                     ActivationSpec act) {
   Vec<T>(db, dz.rows()).setZero();
   activation_backward<T>(a, da, dz, act, db);
-  if (dx) Mat<T>(dx, w.cols(), dz.cols()).noalias() = w.transpose() * dz;
+  if (dx) product(Mat<T>(dx, w.cols(), dz.cols()), w.transpose(), dz);
 }
 
 // The whole backward of a dense layer: delta_backward, then dW = dZ Xᵀ.
