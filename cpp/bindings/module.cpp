@@ -72,7 +72,8 @@ py::dict build_info() {
 void set_num_threads(int n) {
   if (n < 1) throw py::value_error(cat("n: must be a positive number of threads, got ", n));
   if (!has_openmp && n > 1)
-    throw py::value_error(cat("n: this build has no OpenMP, so only 1 thread is possible, got ", n));
+    throw py::value_error(
+        cat("n: this build has no OpenMP, so only 1 thread is possible, got ", n));
   Eigen::setNbThreads(n);
 }
 
@@ -89,8 +90,7 @@ PYBIND11_MODULE(DENSEPROP_MODULE, m) {
         "whether OpenMP is on and the thread count of matrix products.");
   m.def("set_num_threads", &set_num_threads, py::arg("n"),
         "Set the number of threads of Eigen's matrix products (OpenMP), for this process.");
-  m.def("get_num_threads", &Eigen::nbThreads,
-        "The number of threads Eigen's matrix products use.");
+  m.def("get_num_threads", &Eigen::nbThreads, "The number of threads Eigen's matrix products use.");
   m.def("_cpu_supports_x86_64_v3", &cpu_supports_x86_64_v3,
         "Whether this CPU runs the x86-64-v3 module (AVX2, FMA, BMI2, F16C, MOVBE).");
 }
