@@ -7,7 +7,7 @@ torch.nn.Linear. Every kernel has a NumPy twin of the same name in `denseprop.re
 from importlib.metadata import version as _version
 from typing import TYPE_CHECKING, Any
 
-from ._native import core as _core
+from . import _core
 from .network import Network
 
 if TYPE_CHECKING:

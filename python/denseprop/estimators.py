@@ -63,7 +63,7 @@ def _is_real(value: object) -> bool:
     )
 
 
-class _BaseMLP(BaseEstimator):  # type: ignore[misc]
+class _BaseMLP(BaseEstimator):
     """What the classifier and the regressor share: parameters, checks and the training loop."""
 
     _numeric_y = True  # regression targets are numbers; class labels may be anything
@@ -111,7 +111,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
 
     def _hidden(self) -> list[int]:
         sizes = self.hidden_layer_sizes
-        layers = [sizes] if _is_int(sizes) else list(sizes)  # type: ignore[arg-type]
+        layers: list[Any] = [sizes] if _is_int(sizes) else list(sizes)  # type: ignore[arg-type]
         if not all(_is_int(n) and n >= 1 for n in layers):
             _fail("hidden_layer_sizes", "an int or a sequence of ints >= 1", sizes)
         return [int(n) for n in layers]
@@ -125,7 +125,8 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
             _fail("solver", "'sgd' or 'adam' (lbfgs is not supported)", self.solver)
         if not (_is_real(self.alpha) and self.alpha >= 0):
             _fail("alpha", "a number >= 0", self.alpha)
-        if self.batch_size != "auto" and not (_is_int(self.batch_size) and self.batch_size >= 1):
+        batch_size: Any = self.batch_size
+        if batch_size != "auto" and not (_is_int(batch_size) and batch_size >= 1):
             _fail("batch_size", "'auto' or an int >= 1", self.batch_size)
         if not (_is_real(self.learning_rate_init) and self.learning_rate_init > 0):
             _fail("learning_rate_init", "a number > 0", self.learning_rate_init)
@@ -161,19 +162,19 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
 
     # -- data ------------------------------------------------------------------------------
 
-    def _validate(self, X: ArrayLike, y: ArrayLike, *, reset: bool) -> tuple[NDArray[Any], Any]:
+    def _validate(self, X: ArrayLike, y: ArrayLike, *, reset: bool) -> tuple[Any, Any]:
         """``X`` as a float array of the network's dtype, ``y`` as an array (1-D when it is a
         column); the number of features is learnt with ``reset``, else checked."""
         if reset:
             dtype: Any = [np.float64, np.float32] if self.dtype is None else self.dtype
         else:
             dtype = self.network_.dtype
-        X, y = validate_data(
+        x_checked, y_checked = validate_data(
             self, X, y, reset=reset, dtype=dtype, multi_output=True, y_numeric=self._numeric_y
         )
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
-        return X, y
+        if y_checked.ndim == 2 and y_checked.shape[1] == 1:
+            y_checked = column_or_1d(y_checked, warn=True)
+        return x_checked, y_checked
 
     def _targets(self, y: NDArray[Any], dtype: Any, *, reset: bool) -> NDArray[Any]:
         """Regression targets ``(samples, outputs)`` of ``dtype``; with ``reset`` their width
@@ -296,9 +297,7 @@ class _BaseMLP(BaseEstimator):  # type: ignore[misc]
 
     def _forward(self, X: ArrayLike) -> NDArray[Any]:
         check_is_fitted(self, "network_")
-        X = validate_data(self, X, reset=False, dtype=self.network_.dtype)
-        out: NDArray[Any] = self.network_.forward(X)
-        return out
+        return self.network_.forward(validate_data(self, X, reset=False, dtype=self.network_.dtype))
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
@@ -336,15 +335,17 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         (or a multilabel indicator ``(samples, labels)``); returns ``self``."""
         self._check_params()
         self._random_state = check_random_state(self.random_state)
-        X, y = self._validate(X, y, reset=True)
-        targets = self._encode(X, y, None)
-        stratify = y if self._binarizer.y_type_ != "multilabel-indicator" else None
-        x_train, y_train, validation = self._split(X, targets, stratify)
-        self._start(X, self._n_network_outputs(), self._network_loss())
+        x, labels = self._validate(X, y, reset=True)
+        targets = self._encode(x, labels, None)
+        stratify = labels if self._binarizer.y_type_ != "multilabel-indicator" else None
+        x_train, y_train, validation = self._split(x, targets, stratify)
+        self._start(x, self._n_network_outputs(), self._network_loss())
         self._fit(x_train, y_train, validation)
         return self
 
-    def partial_fit(self, X: ArrayLike, y: ArrayLike, classes: ArrayLike | None = None) -> MLPClassifier:
+    def partial_fit(
+        self, X: ArrayLike, y: ArrayLike, classes: ArrayLike | None = None
+    ) -> MLPClassifier:
         """One epoch over ``(X, y)``, continuing the optimizer's state; returns ``self``.
 
         ``classes``, every label ``y`` may ever hold, is needed on the first call.
@@ -362,11 +363,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 f"{self.classes_.tolist()} of the first call"
             )
             raise ValueError(msg)
-        X, y = self._validate(X, y, reset=first)
-        targets = self._encode(X, y, classes if first else self.classes_)
+        x, labels = self._validate(X, y, reset=first)
+        targets = self._encode(x, labels, classes if first else self.classes_)
         if first:
-            self._start(X, self._n_network_outputs(), self._network_loss())
-        self._partial_fit(X, targets)
+            self._start(x, self._n_network_outputs(), self._network_loss())
+        self._partial_fit(x, targets)
         return self
 
     def _encode(self, X: NDArray[Any], y: NDArray[Any], classes: Any) -> NDArray[Any]:
@@ -379,11 +380,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if y.ndim == 1:
             unknown = np.setdiff1d(y, self.classes_)
             if len(unknown):
-                msg = f"y: labels {unknown[:5].tolist()} are not in classes_ {self.classes_.tolist()}"
+                known = self.classes_.tolist()
+                msg = f"y: labels {unknown[:5].tolist()} are not in classes_ {known}"
                 raise ValueError(msg)
         if self._network_loss() == "cross_entropy":
             return np.searchsorted(self.classes_, y).astype(np.int64)
-        return self._binarizer.transform(y).astype(X.dtype)
+        return np.asarray(self._binarizer.transform(y), dtype=X.dtype)
 
     def _network_loss(self) -> str:
         multiclass = self._binarizer.y_type_ == "multiclass"
@@ -399,19 +401,21 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         probability per label for multilabel targets."""
         out = self._forward(X)
         if self._binarizer.y_type_ == "binary":
-            return np.hstack([1 - out, out])
+            proba: NDArray[Any] = np.hstack([1 - out, out])
+            return proba
         return out
 
     def predict_log_proba(self, X: ArrayLike) -> NDArray[Any]:
         """The log of `predict_proba`: ``(samples, classes)``."""
-        return np.log(self.predict_proba(X))
+        log: NDArray[Any] = np.log(self.predict_proba(X))
+        return log
 
     def predict(self, X: ArrayLike) -> NDArray[Any]:
         """Labels ``(samples,)`` from ``classes_`` (``(samples, labels)`` 0/1 for multilabel)."""
         out = self._forward(X)
         if self._network_loss() == "cross_entropy":
-            labels: NDArray[Any] = self.classes_[out.argmax(axis=1)]
-            return labels
+            predicted: NDArray[Any] = self.classes_[out.argmax(axis=1)]
+            return predicted
         return self._binarizer.inverse_transform(out)  # type: ignore[no-any-return]
 
     def __sklearn_tags__(self) -> Any:
@@ -439,10 +443,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         or ``(samples, outputs)``; returns ``self``."""
         self._check_params()
         self._random_state = check_random_state(self.random_state)
-        X, y = self._validate(X, y, reset=True)
-        targets = self._targets(y, X.dtype, reset=True)
-        x_train, y_train, validation = self._split(X, targets, None)
-        self._start(X, self.n_outputs_, "mse")
+        x, values = self._validate(X, y, reset=True)
+        targets = self._targets(values, x.dtype, reset=True)
+        x_train, y_train, validation = self._split(x, targets, None)
+        self._start(x, self.n_outputs_, "mse")
         self._fit(x_train, y_train, validation)
         return self
 
@@ -452,11 +456,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if first:
             self._check_params()
             self._random_state = check_random_state(self.random_state)
-        X, y = self._validate(X, y, reset=first)
-        targets = self._targets(y, X.dtype, reset=first)
+        x, values = self._validate(X, y, reset=first)
+        targets = self._targets(values, x.dtype, reset=first)
         if first:
-            self._start(X, self.n_outputs_, "mse")
-        self._partial_fit(X, targets)
+            self._start(x, self.n_outputs_, "mse")
+        self._partial_fit(x, targets)
         return self
 
     def predict(self, X: ArrayLike) -> NDArray[Any]:
