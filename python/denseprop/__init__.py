@@ -11,7 +11,8 @@ from . import _core
 from .network import Network
 
 if TYPE_CHECKING:
-    from .estimators import MLPClassifier, MLPRegressor
+    from .estimators import MLPClassifier as MLPClassifier
+    from .estimators import MLPRegressor as MLPRegressor
 
 __version__ = _version("denseprop")
 

@@ -53,8 +53,10 @@ def demo(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     reference.fit_epoch(params, x, y_train, order, 32, net.activations, net.loss, 0.1)
     numpy_epoch = time.perf_counter() - start
-    print(f"time per epoch (batch 32): denseprop {per_epoch * 1e3:.2f} ms, "
-          f"NumPy reference {numpy_epoch * 1e3:.2f} ms ({numpy_epoch / per_epoch:.1f}x)")  # fmt: skip
+    print(
+        f"time per epoch (batch 32): denseprop {per_epoch * 1e3:.2f} ms, "
+        f"NumPy reference {numpy_epoch * 1e3:.2f} ms ({numpy_epoch / per_epoch:.1f}x)"
+    )
     if args.plot:
         net.plot_loss_curve(args.plot)
         print(f"loss curve saved to {args.plot}")

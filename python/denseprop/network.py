@@ -36,7 +36,8 @@ _FORMAT = 1  # version of the saved file layout
 
 def _names(value: str, name: str, allowed: Sequence[str]) -> str:
     if value not in allowed:
-        raise ValueError(f"{name}: unknown {value!r}, expected one of {', '.join(allowed)}")
+        msg = f"{name}: unknown {value!r}, expected one of {', '.join(allowed)}"
+        raise ValueError(msg)
     return value
 
 
@@ -45,12 +46,14 @@ def _number(
 ) -> float:
     """``value`` as a float in [low, high] (or (low, high] when ``low_open``)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
-        raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
+        msg = f"{name}: expected a number, got {type(value).__name__}"
+        raise TypeError(msg)
     value = float(value)
     above = value > low if low_open else value >= low
     if not (above and value <= high and math.isfinite(value)):
         bound = "(" if low_open else "["
-        raise ValueError(f"{name}: must be a finite number in {bound}{low}, {high}], got {value}")
+        msg = f"{name}: must be a finite number in {bound}{low}, {high}], got {value}"
+        raise ValueError(msg)
     return float(value)
 
 
@@ -59,14 +62,17 @@ def _generator(seed: Any) -> np.random.Generator:
     try:
         return np.random.default_rng(seed)
     except (TypeError, ValueError) as e:
-        raise type(e)(f"seed: {e}") from None
+        msg = f"seed: {e}"
+        raise type(e)(msg) from None
 
 
 def _count(value: Any, name: str, low: int = 1) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: expected an integer, got {type(value).__name__}")
+        msg = f"{name}: expected an integer, got {type(value).__name__}"
+        raise TypeError(msg)
     if value < low:
-        raise ValueError(f"{name}: must be >= {low}, got {value}")
+        msg = f"{name}: must be >= {low}, got {value}"
+        raise ValueError(msg)
     return int(value)
 
 
@@ -113,18 +119,23 @@ class Network:
         negative_slope: float = 0.01,
     ) -> None:
         if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
-            raise TypeError(f"sizes: expected a sequence of ints, got {type(sizes).__name__}")
+            msg = f"sizes: expected a sequence of ints, got {type(sizes).__name__}"
+            raise TypeError(msg)
         sizes = [_count(s, f"sizes[{i}]") for i, s in enumerate(sizes)]
         if len(sizes) < 2:
-            raise ValueError(f"sizes: need at least inputs and outputs, got {sizes}")
+            msg = f"sizes: need at least inputs and outputs, got {sizes}"
+            raise ValueError(msg)
         hidden = len(sizes) - 2
         if isinstance(activation, str):
             activation = [activation] * hidden
         activation = list(activation)
         if len(activation) != hidden:
-            raise ValueError(
+            msg = (
                 f"activation: expected one name or {hidden} (one per hidden layer), "
                 f"got {len(activation)}"
+            )
+            raise ValueError(
+                msg
             )
         for a in activation:
             _names(a, "activation", _HIDDEN)
@@ -133,14 +144,18 @@ class Network:
         if output_activation is None:
             output_activation = fused
         elif loss != "mse" and output_activation != fused:
-            raise ValueError(
+            msg = (
                 f"output_activation: {loss} is computed from {fused} outputs, "
                 f"got {output_activation!r}"
+            )
+            raise ValueError(
+                msg
             )
         _names(output_activation, "output_activation", (*_HIDDEN, "softmax"))
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
-            raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
+            msg = f"dtype: expected float32 or float64, got {dtype}"
+            raise TypeError(msg)
         _names(init, "init", _INITS)
         negative_slope = _number(negative_slope, "negative_slope")
 
@@ -154,7 +169,8 @@ class Network:
             "negative_slope": negative_slope,
         }
         kind = _core.NetworkF32 if dtype == np.float32 else _core.NetworkF64
-        self._core: _core.NetworkF32 | _core.NetworkF64 = kind(sizes, [*activation, output_activation], negative_slope, loss)
+        acts = [*activation, output_activation]
+        self._core: _core.NetworkF32 | _core.NetworkF64 = kind(sizes, acts, negative_slope, loss)
         self._dtype: np.dtype[Any] = dtype
         self._views()
         self._initialise(np.random.default_rng(seed))
@@ -234,17 +250,21 @@ class Network:
         if a.dtype == self._dtype:
             return a
         if not np.can_cast(a.dtype, self._dtype, "same_kind"):
+            msg = f"{name}: dtype {a.dtype} cannot be cast safely to the network's {self._dtype}"
             raise TypeError(
-                f"{name}: dtype {a.dtype} cannot be cast safely to the network's {self._dtype}"
+                msg
             )
         return a.astype(self._dtype)
 
     def _x(self, x: ArrayLike) -> NDArray[Any]:
         x = self._cast(x, "x")
         if x.ndim == 1 and x.shape[0] == self.sizes[0]:
-            raise ValueError(
+            msg = (
                 f"x: expected a 2-D array (batch, {self.sizes[0]}), got a 1-D one; "
                 "use x[None, :] for one sample"
+            )
+            raise ValueError(
+                msg
             )
         return x
 
@@ -271,7 +291,8 @@ class Network:
         """Class probabilities ``(batch, classes)``; for binary cross-entropy one
         probability per output."""
         if not self.is_classifier:
-            raise ValueError("predict_proba: the network is a regressor (loss='mse')")
+            msg = "predict_proba: the network is a regressor (loss='mse')"
+            raise ValueError(msg)
         return self.forward(x)
 
     def predict(self, x: ArrayLike) -> NDArray[Any]:
@@ -291,7 +312,8 @@ class Network:
         out = self.forward(x)
         y = np.asarray(y)
         if y.shape[:1] != out.shape[:1]:
-            raise ValueError(f"y: expected {out.shape[0]} rows to match x, got shape {y.shape}")
+            msg = f"y: expected {out.shape[0]} rows to match x, got shape {y.shape}"
+            raise ValueError(msg)
         if self.loss == "cross_entropy":
             labels = y if y.ndim == 1 else y.argmax(axis=1)
             return float(np.mean(out.argmax(axis=1) == labels))
@@ -349,9 +371,11 @@ class Network:
             "weight_decay": _number(weight_decay, "weight_decay"),
         }
         if config["nesterov"] and config["momentum"] == 0:
-            raise ValueError("nesterov: needs momentum > 0")
+            msg = "nesterov: needs momentum > 0"
+            raise ValueError(msg)
         if optimizer == "adam" and (config["beta1"] >= 1 or config["beta2"] >= 1):
-            raise ValueError("beta1, beta2: must be < 1 for adam's bias correction")
+            msg = "beta1, beta2: must be < 1 for adam's bias correction"
+            raise ValueError(msg)
         self._core.set_optimizer(
             config["optimizer"], config["lr"], config["momentum"], config["nesterov"],
             config["beta1"], config["beta2"], config["eps"], config["weight_decay"],
@@ -371,9 +395,12 @@ class Network:
         """
         loss = self._core.train_step(self._x(x), self._y(y))
         if not math.isfinite(loss):
-            raise FloatingPointError(
+            msg = (
                 f"the loss is {loss}; the parameters were left unchanged. "
                 f"Try a smaller learning rate (lr={self._optimizer['lr']})"
+            )
+            raise FloatingPointError(
+                msg
             )
         return loss
 
@@ -431,7 +458,12 @@ class Network:
         return self
 
     def partial_fit(
-        self, x: ArrayLike, y: ArrayLike, batch_size: int = 32, shuffle: bool = True, seed: Any = None
+        self,
+        x: ArrayLike,
+        y: ArrayLike,
+        batch_size: int = 32,
+        shuffle: bool = True,
+        seed: Any = None,
     ) -> Network:
         """One more epoch over ``(x, y)`` with the current optimizer and its state.
 
@@ -447,10 +479,13 @@ class Network:
         loss = self._core.fit_epoch(x, y, order, batch_size)
         if not self._finite(loss):
             self._restore(saved)
-            raise FloatingPointError(
+            msg = (
                 f"partial_fit: the training loss became {loss} or the parameters overflowed; "
                 f"the network is as before the call. Try a smaller learning rate "
                 f"(lr={self._optimizer['lr']})"
+            )
+            raise FloatingPointError(
+                msg
             )
         self.loss_curve_.append(loss)
         return self
@@ -484,12 +519,14 @@ class Network:
         validation = None
         if validation_data is not None:
             if not (isinstance(validation_data, tuple) and len(validation_data) == 2):
-                raise TypeError("validation_data: expected a tuple (x_val, y_val)")
+                msg = "validation_data: expected a tuple (x_val, y_val)"
+                raise TypeError(msg)
             try:
                 validation = (self._x(validation_data[0]), self._y(validation_data[1]))
                 self._core.check(*validation)
             except (TypeError, ValueError) as e:
-                raise type(e)(f"validation_data: {e}") from None
+                msg = f"validation_data: {e}"
+                raise type(e)(msg) from None
         return np.ascontiguousarray(x), np.ascontiguousarray(y), validation
 
     def _epochs(self, x: NDArray[Any], y: NDArray[Any],
@@ -507,11 +544,14 @@ class Network:
             loss = self._core.fit_epoch(x, y, order, batch_size)
             if not self._finite(loss):
                 bar.close()
-                raise FloatingPointError(
+                msg = (
                     f"epoch {epoch}: the training loss became {loss} or the parameters "
                     f"overflowed; the network is restored to what it was before fit. "
                     f"Try a smaller learning rate "
                     f"(lr={self._optimizer['lr']})"
+                )
+                raise FloatingPointError(
+                    msg
                 )
             self.loss_curve_.append(loss)
             line = f"epoch {epoch}/{epochs}  loss {loss:.6f}"
@@ -547,9 +587,11 @@ class Network:
         try:
             from matplotlib.figure import Figure
         except ImportError as e:
-            raise ImportError('plot_loss_curve needs matplotlib: pip install "denseprop[plot]"') from e
+            msg = 'plot_loss_curve needs matplotlib: pip install "denseprop[plot]"'
+            raise ImportError(msg) from e
         if not self.loss_curve_:
-            raise ValueError("plot_loss_curve: nothing to plot, fit the network first")
+            msg = "plot_loss_curve: nothing to plot, fit the network first"
+            raise ValueError(msg)
         fig = Figure(figsize=(6, 4), layout="constrained")
         ax = fig.add_subplot()
         epochs = np.arange(1, len(self.loss_curve_) + 1)
@@ -601,7 +643,8 @@ class Network:
     def _from_state(cls, state: dict[str, NDArray[Any]]) -> Network:
         config = json.loads(str(state["config"]))
         if config.get("format") != _FORMAT:
-            raise ValueError(f"path: saved in format {config.get('format')}, expected {_FORMAT}")
+            msg = f"path: saved in format {config.get('format')}, expected {_FORMAT}"
+            raise ValueError(msg)
         c = config["network"]
         net = cls(
             c["sizes"], c["activation"], c["loss"], output_activation=c["output_activation"],

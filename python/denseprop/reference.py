@@ -19,11 +19,11 @@ from numpy.typing import NDArray
 
 __all__ = [
     "ACTIVATIONS",
-    "REDUCTIONS",
     "LOSSES",
+    "REDUCTIONS",
     "activation_backward",
-    "adam_step",
     "activation_forward",
+    "adam_step",
     "dense_backward",
     "dense_forward",
     "fit_epoch",
@@ -47,11 +47,13 @@ LOSSES = ("cross_entropy", "binary_cross_entropy", "mse")
 
 def _check_activation(activation: str, negative_slope: float) -> None:
     if activation not in ACTIVATIONS:
+        msg = f"activation: unknown {activation!r}, expected one of {', '.join(ACTIVATIONS)}"
         raise ValueError(
-            f"activation: unknown {activation!r}, expected one of {', '.join(ACTIVATIONS)}"
+            msg
         )
     if not negative_slope >= 0:  # also refuses NaN
-        raise ValueError(f"negative_slope: must be >= 0, got {negative_slope}")
+        msg = f"negative_slope: must be >= 0, got {negative_slope}"
+        raise ValueError(msg)
 
 
 def sigmoid(z: NDArray[Any]) -> NDArray[Any]:
@@ -103,7 +105,9 @@ def softmax_jacobian(s: NDArray[Any]) -> NDArray[Any]:
     return jac
 
 
-def activation_forward(z: NDArray[Any], activation: str, negative_slope: float = 0.01) -> NDArray[Any]:
+def activation_forward(
+    z: NDArray[Any], activation: str, negative_slope: float = 0.01
+) -> NDArray[Any]:
     """Apply a named activation. ``z: (batch, n)`` -> ``a: (batch, n)``.
 
     ``leaky_relu`` is ``z if z > 0 else negative_slope * z``; ``softmax`` acts
@@ -190,7 +194,9 @@ def dense_backward(
     return grad_x, grad_z.T @ x, grad_z.sum(axis=0)
 
 
-def _reduce(per_sample: NDArray[Any], grad: NDArray[Any], reduction: str) -> tuple[Any, NDArray[Any]]:
+def _reduce(
+    per_sample: NDArray[Any], grad: NDArray[Any], reduction: str
+) -> tuple[Any, NDArray[Any]]:
     """Apply ``reduction`` to per-sample losses ``(batch,)`` and their gradient."""
     if reduction == "mean":
         batch = per_sample.shape[0]
@@ -199,12 +205,15 @@ def _reduce(per_sample: NDArray[Any], grad: NDArray[Any], reduction: str) -> tup
         return float(per_sample.sum()), grad
     if reduction == "none":
         return per_sample, grad
+    msg = f"reduction: unknown {reduction!r}, expected one of {', '.join(REDUCTIONS)}"
     raise ValueError(
-        f"reduction: unknown {reduction!r}, expected one of {', '.join(REDUCTIONS)}"
+        msg
     )
 
 
-def softmax_cross_entropy(logits: NDArray[Any], y: NDArray[Any], reduction: str = "mean") -> tuple[Any, NDArray[Any]]:
+def softmax_cross_entropy(
+    logits: NDArray[Any], y: NDArray[Any], reduction: str = "mean"
+) -> tuple[Any, NDArray[Any]]:
     """Cross-entropy of softmax(logits) against labels or target probabilities.
 
     ``logits: (batch, n)``; ``y``: integer labels ``(batch,)`` in ``[0, n)``
@@ -224,7 +233,8 @@ def softmax_cross_entropy(logits: NDArray[Any], y: NDArray[Any], reduction: str 
     if np.issubdtype(y.dtype, np.integer):
         bad = (y < 0) | (y >= n)
         if bad.any():
-            raise ValueError(f"y: label {y[bad][0]} out of range [0, {n})")
+            msg = f"y: label {y[bad][0]} out of range [0, {n})"
+            raise ValueError(msg)
         y = np.eye(n, dtype=logits.dtype)[y]
     row_max = logits.max(axis=1, keepdims=True)
     e = np.exp(logits - row_max)
@@ -235,7 +245,9 @@ def softmax_cross_entropy(logits: NDArray[Any], y: NDArray[Any], reduction: str 
     return _reduce(per_sample, grad, reduction)
 
 
-def sigmoid_cross_entropy(logits: NDArray[Any], y: NDArray[Any], reduction: str = "mean") -> tuple[Any, NDArray[Any]]:
+def sigmoid_cross_entropy(
+    logits: NDArray[Any], y: NDArray[Any], reduction: str = "mean"
+) -> tuple[Any, NDArray[Any]]:
     """Binary cross-entropy of sigmoid(logits) against targets, per feature.
 
     ``logits, y: (batch, n)``. Returns ``(loss, grad)``, ``grad: (batch, n)``, with
@@ -247,7 +259,9 @@ def sigmoid_cross_entropy(logits: NDArray[Any], y: NDArray[Any], reduction: str 
     return _reduce(per_element.sum(axis=1), sigmoid(logits) - y, reduction)
 
 
-def mse(pred: NDArray[Any], target: NDArray[Any], reduction: str = "mean") -> tuple[Any, NDArray[Any]]:
+def mse(
+    pred: NDArray[Any], target: NDArray[Any], reduction: str = "mean"
+) -> tuple[Any, NDArray[Any]]:
     """Half squared error, so that the gradient is the residual.
 
     ``pred, target: (batch, n)``. Returns ``(loss, grad)``, ``grad: (batch, n)``, with
@@ -299,7 +313,8 @@ def network_loss_and_gradients(
     over the batch, ``"sum"`` adds.
     """
     if loss not in LOSSES:
-        raise ValueError(f"loss: unknown {loss!r}, expected one of {', '.join(LOSSES)}")
+        msg = f"loss: unknown {loss!r}, expected one of {', '.join(LOSSES)}"
+        raise ValueError(msg)
     fused = loss != "mse"
     acts = list(activations)
     if fused:  # the last layer stops at its logits; the loss applies its activation
