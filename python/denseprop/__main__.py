@@ -36,6 +36,7 @@ def load_data(seed: int) -> tuple[Any, Any, Any, Any, str]:
 
 
 def demo(args: argparse.Namespace) -> int:
+    """Train on digits (or synthetic data), print accuracy and epoch times; returns 0."""
     x_train, x_test, y_train, y_test, name = load_data(args.seed)
     print(f"data: {name}; {len(x_train)} training and {len(x_test)} test samples")
     net = Network([64, 32, 10], dtype=args.dtype, seed=args.seed)
@@ -64,12 +65,14 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def info(_args: argparse.Namespace) -> int:
+    """Print `build_info()`, one ``key: value`` a line; returns 0."""
     for key, value in build_info().items():
         print(f"{key}: {value}")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m denseprop demo|info``; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m denseprop", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     d = commands.add_parser("demo", help="train on digits and compare the speed with NumPy")

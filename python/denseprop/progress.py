@@ -25,6 +25,7 @@ class ProgressBar:
         self._drawn = False
 
     def update(self, text: str = "") -> None:
+        """Count one step done and redraw the bar with ``text``, at most every `interval`."""
         self.done += 1
         now = time.perf_counter()
         if not self.enabled or (now - self._last < self.interval and self.done < self.total):
@@ -39,12 +40,14 @@ class ProgressBar:
         self._drawn = True
 
     def write(self, line: str) -> None:
+        """Print ``line`` to stdout, clearing the bar first; it is redrawn on the next update."""
         if self._drawn:
             self.stream.write("\r\x1b[K")
             self._drawn = False
         print(line, flush=True)
 
     def close(self) -> None:
+        """End the bar's line, if one was drawn."""
         if self._drawn:
             self.stream.write("\n")
             self.stream.flush()
