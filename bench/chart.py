@@ -3,7 +3,7 @@
 import matplotlib
 
 matplotlib.use("Agg")
-from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.figure import Figure
 
 COLOURS = {"denseprop": "C0", "numpy": "C7", "torch": "C1", "jax": "C2",
            "scikit-learn": "C4", "gemm floor": "C8"}  # fmt: skip

@@ -3,10 +3,9 @@ scikit-learn's MLPClassifier, all with the same network (64-32-10, sigmoid, plai
 
 import warnings
 
-import numpy as np
-
 import denseprop
 import denseprop.reference as ref
+import numpy as np
 from peers import Missing, torch_mlp
 
 LR = 0.1
@@ -68,7 +67,7 @@ def runners(dtype, batch_size):
     found = {
         "denseprop": lambda: net.partial_fit(x, y, batch_size=batch_size),
         "numpy": lambda: ref.fit_epoch(params, x, y, rng.permutation(len(x)), batch_size,
-                                       net.activations, net.loss, LR),  # fmt: skip
+                                       net.activations, net.loss, LR),
         "scikit-learn": SklearnEpochs(x, y, batch_size),
     }
     try:

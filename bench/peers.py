@@ -5,10 +5,9 @@ All train a sigmoid MLP with a softmax cross-entropy output by plain SGD, from t
 initial weights, on the same batch.
 """
 
-import numpy as np
-
 import denseprop
 import denseprop.reference as ref
+import numpy as np
 
 LR = 0.01
 
@@ -71,7 +70,8 @@ def torch_mlp(params, lr):
     try:
         import torch
     except ImportError as e:
-        raise Missing("torch is not installed") from e
+        msg = "torch is not installed"
+        raise Missing(msg) from e
     layers = []
     for l, (w, b) in enumerate(params):
         linear = torch.nn.Linear(w.shape[1], w.shape[0], dtype=torch.from_numpy(w).dtype)
@@ -108,7 +108,8 @@ def make_jax(sizes, x, y, params, train=True):
         import jax
         import jax.numpy as jnp
     except ImportError as e:
-        raise Missing("jax is not installed") from e
+        msg = "jax is not installed"
+        raise Missing(msg) from e
     if x.dtype == np.float64:
         jax.config.update("jax_enable_x64", True)
     p = [(jnp.asarray(w), jnp.asarray(b)) for w, b in params]

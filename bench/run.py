@@ -15,10 +15,9 @@ import resource
 import sys
 import time
 
-import numpy as np
-
 import denseprop
 import epochs
+import numpy as np
 from peers import PEERS, Missing, gemm_floor, initial
 from timing import interleaved
 
@@ -109,7 +108,10 @@ def memory(dtype, steps=100):
         for _ in range(steps):
             step()
         faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0
-        out[name] = {"rss_growth_kib": (_rss() - rss0) / 1024, "minor_faults_per_step": faults / steps}
+        out[name] = {
+            "rss_growth_kib": (_rss() - rss0) / 1024,
+            "minor_faults_per_step": faults / steps,
+        }
     return out
 
 
@@ -170,7 +172,9 @@ def _time(us):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="a quarter of the time budget")
     parser.add_argument("--dtype", nargs="+", default=["float32", "float64"])
     parser.add_argument("--name", default="latest", help="results file: bench/results/NAME.json")

@@ -257,7 +257,7 @@ def test_train_steps_reuse_the_workspace_until_a_larger_batch_arrives(rng, dtype
     net.train_step(x[:64], y[:64])
     first = net._core.workspace()
     assert first[0] == 64
-    for i in range(100):
+    for _ in range(100):
         net.train_step(x[:64], y[:64])
     for batch in (1, 17):
         net.train_step(x[:batch], y[:batch])

@@ -233,9 +233,9 @@ def test_lists_are_accepted_as_x(net_xy):
          r"^output_activation: cross_entropy is computed from softmax outputs, got 'sigmoid'$"),
         ({"sizes": [64, 32, 16, 10], "activation": ["relu"]}, ValueError,
          r"^activation: expected one name or 2 \(one per hidden layer\), got 1$"),
-    ],  # fmt: skip
+    ],
     ids=["one size", "no sizes", "zero size", "negative size", "float size", "int sizes",
-         "activation", "loss", "init", "float16", "output_activation", "hidden count"],  # fmt: skip
+         "activation", "loss", "init", "float16", "output_activation", "hidden count"],
 )
 def test_bad_constructor_arguments_are_refused_naming_the_argument(kwargs, exception, match):
     kwargs = {"sizes": SIZES, **kwargs}

@@ -101,7 +101,7 @@ def finite_difference(net, x, y, param, h=1e-6):
 @pytest.mark.parametrize("loss, output", OUTPUTS)
 @pytest.mark.parametrize("hidden", ["sigmoid", "tanh", "identity"])
 def test_gradients_equal_central_finite_differences(rng, depth, hidden, loss, output):
-    sizes = SHAPES[depth][:-1] + [3]
+    sizes = [*SHAPES[depth][:-1], 3]
     net = network(sizes, hidden, loss, output, np.float64)
     x = rng.standard_normal((3, sizes[0]))
     y = targets(rng, loss, 3, sizes[-1], np.float64)

@@ -98,7 +98,7 @@ def test_digits_reach_the_accuracy_of_scikit_learn(digits, dtype, optimizer, lr,
 
 
 def test_digits_learn_from_one_hot_targets_as_from_labels(digits):
-    x_train, x_test, y_train, y_test = digits
+    x_train, _, y_train, _ = digits
     nets = [denseprop.Network([64, 32, 10], dtype="float64", seed=0) for _ in range(2)]
     nets[0].fit(x_train, y_train, epochs=5, lr=0.1, seed=1)
     nets[1].fit(x_train, np.eye(10)[y_train], epochs=5, lr=0.1, seed=1)

@@ -1,4 +1,5 @@
-"""Hypothesis: kernels match the reference, and keep their invariants, on random shapes and values."""
+"""Hypothesis: kernels match the reference, and keep their invariants, on random shapes and
+values."""
 
 import denseprop
 import denseprop.reference as ref
@@ -42,7 +43,8 @@ def matrix_pairs(draw):
 
 
 def abs_product(a, b):
-    """``|a| @ |b|`` in float64: the size of the terms a matrix product sums, which sets its rounding error."""
+    """``|a| @ |b|`` in float64: the size of the terms a matrix product sums, which sets its
+    rounding error."""
     return np.abs(a.astype(np.float64)) @ np.abs(b.astype(np.float64))
 
 

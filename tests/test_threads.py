@@ -44,9 +44,9 @@ def test_training_step_matches_reference_on_any_thread_count(threads, n_threads,
     x, y = randn(rng, dtype, 200, 300), rng.integers(0, 10, 200)
     net.set_optimizer("sgd", 0.5)
     net.train_step(x, y)
-    _, grads = ref.network_loss_and_gradients(
-        [w for w, _ in params], [b for _, b in params], x, y, ["sigmoid", "softmax"], "cross_entropy"
-    )
+    weights, biases = [w for w, _ in params], [b for _, b in params]
+    acts = ["sigmoid", "softmax"]
+    _, grads = ref.network_loss_and_gradients(weights, biases, x, y, acts, "cross_entropy")
     ref.sgd_step(params, grads, None, 0.5)
     for (w, b), (w_ref, b_ref) in zip(zip(net.weights, net.biases), params):
         assert_close(w, w_ref, dtype)
@@ -63,7 +63,8 @@ import subprocess
 import sys
 
 import denseprop
-x, w, b = np.ones((300, 301), np.float32), np.ones((257, 301), np.float32), np.zeros(257, np.float32)
+x, w = np.ones((300, 301), np.float32), np.ones((257, 301), np.float32)
+b = np.zeros(257, np.float32)
 denseprop.dense_forward(x, w, b)
 pid = os.fork()
 if pid == 0:

@@ -50,7 +50,8 @@ inline DType float_dtype(py::handle obj, const char* name) {
   py::array a = ndarray(obj, name);
   if (a.dtype().equal(py::dtype::of<float>())) return DType::f32;
   if (a.dtype().equal(py::dtype::of<double>())) return DType::f64;
-  throw py::type_error(cat(name, ": expected float32 or float64, got ", std::string(py::str(a.dtype()))));
+  throw py::type_error(
+      cat(name, ": expected float32 or float64, got ", std::string(py::str(a.dtype()))));
 }
 
 // Runs f(T{}) with T the float type of d, so one generic lambda serves both dtypes.
@@ -59,15 +60,14 @@ template <class F> decltype(auto) dispatch(DType d, F&& f) {
   return f(double{});
 }
 
-inline void check_ndim(const py::array& a, const char* name, py::ssize_t ndim,
-                       const char* layout) {
+inline void check_ndim(const py::array& a, const char* name, py::ssize_t ndim, const char* layout) {
   if (a.ndim() != ndim)
     throw py::value_error(
         cat(name, ": expected a ", ndim, "-D array ", layout, ", got ", a.ndim(), "-D"));
   for (py::ssize_t i = 0; i < ndim; ++i)
     if (a.shape(i) == 0)
-      throw py::value_error(cat(name, i == 0 ? ": empty batch, shape " : ": empty dimension, shape ",
-                                shape_str(a)));
+      throw py::value_error(
+          cat(name, i == 0 ? ": empty batch, shape " : ": empty dimension, shape ", shape_str(a)));
 }
 
 // `obj` as a C-contiguous array of T, copied only when it is strided or Fortran-ordered.
@@ -77,8 +77,8 @@ Array<T> input(py::handle obj, const char* name, py::ssize_t ndim, const char* l
                const char* first) {
   py::array a = ndarray(obj, name);
   if (!a.dtype().equal(py::dtype::of<T>()))
-    throw py::type_error(cat(name, ": dtype ", std::string(py::str(a.dtype())), " does not match ", first,
-                             "'s ", dtype_name<T>()));
+    throw py::type_error(cat(name, ": dtype ", std::string(py::str(a.dtype())), " does not match ",
+                             first, "'s ", dtype_name<T>()));
   check_ndim(a, name, ndim, layout);
   auto c = Array<T>::ensure(a);
   if (!c) throw std::bad_alloc();
@@ -95,22 +95,23 @@ inline bool overlaps(const py::array& a, const py::array& b) {
 // need a conversion is refused: writing into a converted copy would silently drop the result.
 template <class T>
 Array<T> output(py::handle obj, const char* name, std::initializer_list<py::ssize_t> shape,
-                const char* first, std::initializer_list<std::pair<const py::array*, const char*>> inputs) {
+                const char* first,
+                std::initializer_list<std::pair<const py::array*, const char*>> inputs) {
   if (obj.is_none()) return Array<T>(shape);
   py::array a = ndarray(obj, name);
   if (!a.dtype().equal(py::dtype::of<T>()))
-    throw py::type_error(cat(name, ": dtype ", std::string(py::str(a.dtype())), " does not match ", first,
-                             "'s ", dtype_name<T>()));
-  if (a.ndim() != py::ssize_t(shape.size()) ||
-      !std::equal(shape.begin(), shape.end(), a.shape()))
+    throw py::type_error(cat(name, ": dtype ", std::string(py::str(a.dtype())), " does not match ",
+                             first, "'s ", dtype_name<T>()));
+  if (a.ndim() != py::ssize_t(shape.size()) || !std::equal(shape.begin(), shape.end(), a.shape()))
     throw py::value_error(cat(name, ": expected shape ", shape_str(shape.begin(), shape.size()),
                               ", got ", shape_str(a)));
-  if (!(a.flags() & py::array::c_style))
-    throw py::value_error(cat(name, ": must be C-contiguous"));
-  if (!a.writeable()) throw py::value_error(cat(name, ": must be writeable, got a read-only array"));
+  if (!(a.flags() & py::array::c_style)) throw py::value_error(cat(name, ": must be C-contiguous"));
+  if (!a.writeable())
+    throw py::value_error(cat(name, ": must be writeable, got a read-only array"));
   for (const auto& [in, in_name] : inputs)
     if (overlaps(a, *in))
-      throw py::value_error(cat(name, ": overlaps the memory of ", in_name, "; pass a separate array"));
+      throw py::value_error(
+          cat(name, ": overlaps the memory of ", in_name, "; pass a separate array"));
   return py::reinterpret_borrow<Array<T>>(a);
 }
 
@@ -125,8 +126,7 @@ template <class T> CRowMat<T> weights(const Array<T>& w) {
   return CRowMat<T>(w.data(), w.shape(0), w.shape(1));
 }
 
-inline void expect_rows(const py::array& a, const char* name, py::ssize_t batch,
-                        const char* ref) {
+inline void expect_rows(const py::array& a, const char* name, py::ssize_t batch, const char* ref) {
   if (a.shape(0) != batch)
     throw py::value_error(cat(name, ": expected ", batch, " rows to match ", ref, "'s batch of ",
                               batch, ", got shape ", shape_str(a)));
@@ -154,8 +154,8 @@ inline Array<std::int64_t> labels(py::handle obj, const char* name, py::ssize_t 
   const std::int64_t* p = l.data();
   for (py::ssize_t i = 0; i < batch; ++i)
     if (p[i] < 0 || p[i] >= classes)
-      throw py::value_error(cat(name, ": label ", p[i], " at index ", i, " is out of range [0, ",
-                                classes, ")"));
+      throw py::value_error(
+          cat(name, ": label ", p[i], " at index ", i, " is out of range [0, ", classes, ")"));
   return l;
 }
 

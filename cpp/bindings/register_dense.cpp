@@ -19,8 +19,8 @@ py::object forward(py::handle x_obj, py::handle w_obj, py::handle b_obj,
       throw py::value_error(cat("w: expected shape (out, ", in, ") to match x's ", in,
                                 " features, got ", shape_str(w)));
     if (b.shape(0) != out)
-      throw py::value_error(cat("b: expected shape (", out, ",) to match w's ", out,
-                                " outputs, got ", shape_str(b)));
+      throw py::value_error(
+          cat("b: expected shape (", out, ",) to match w's ", out, " outputs, got ", shape_str(b)));
     auto a = output<T>(out_obj, "out", {batch, out}, "x", {{&x, "x"}, {&w, "w"}, {&b, "b"}});
     auto a_view = cols(a);
     {

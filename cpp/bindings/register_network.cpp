@@ -39,14 +39,14 @@ template <class T> struct Model {
 
 std::vector<Index> checked_sizes(const std::vector<std::int64_t>& sizes) {
   if (sizes.size() < 2)
-    throw py::value_error(cat("sizes: need at least 2 entries (inputs and outputs), got ",
-                              sizes.size()));
+    throw py::value_error(
+        cat("sizes: need at least 2 entries (inputs and outputs), got ", sizes.size()));
   constexpr std::int64_t largest = std::numeric_limits<std::int32_t>::max();
   Index total = 0;
   for (size_t l = 0; l < sizes.size(); ++l) {
     if (sizes[l] < 1 || sizes[l] > largest)
-      throw py::value_error(cat("sizes: entry ", l, " must be in [1, ", largest, "], got ",
-                                sizes[l]));
+      throw py::value_error(
+          cat("sizes: entry ", l, " must be in [1, ", largest, "], got ", sizes[l]));
     if (l > 0) total += sizes[l] * (sizes[l - 1] + 1);  // < 2^63 by the bound above
   }
   if (total > (Index(1) << 40))
@@ -67,8 +67,8 @@ template <class T> void expect_finite(const Array<T>& a, const char* name) {
 template <class T> Array<T> features(const Network<T>& net, py::handle obj) {
   auto x = input<T>(obj, "x", 2, "(batch, features)", "the network");
   if (x.shape(1) != net.inputs())
-    throw py::value_error(cat("x has ", x.shape(1), " features, but the network expects ",
-                              net.inputs()));
+    throw py::value_error(
+        cat("x has ", x.shape(1), " features, but the network expects ", net.inputs()));
   expect_finite(x, "x");
   return x;
 }
@@ -94,8 +94,8 @@ ParsedTargets<T> targets(const Network<T>& net, py::handle obj, py::ssize_t batc
   const Array<T> dense = input<T>(y, "y", 2, "(batch, outputs)", "the network");
   expect_rows(dense, "y", batch, "x");
   if (dense.shape(1) != net.outputs())
-    throw py::value_error(cat("y has ", dense.shape(1), " columns, but the network has ",
-                              net.outputs(), " outputs"));
+    throw py::value_error(
+        cat("y has ", dense.shape(1), " columns, but the network has ", net.outputs(), " outputs"));
   expect_finite(dense, "y");
   t.dense = dense;
   return t;
@@ -103,7 +103,8 @@ ParsedTargets<T> targets(const Network<T>& net, py::handle obj, py::ssize_t batc
 
 template <class T> py::array view(py::handle owner, T* data, Index n, bool writeable) {
   py::array_t<T> a({n}, {py::ssize_t(sizeof(T))}, data, owner);
-  if (!writeable) py::detail::array_proxy(a.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+  if (!writeable)
+    py::detail::array_proxy(a.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
   return std::move(a);
 }
 
@@ -123,13 +124,15 @@ template <class T> void bind(py::module_& m, const char* name) {
            }),
            py::arg("sizes"), py::arg("activations"), py::arg("negative_slope"), py::arg("loss"))
       .def_property_readonly(
-          "params", [](py::object self) {
+          "params",
+          [](py::object self) {
             auto& net = self.cast<M&>().net;
             return view<T>(self, net.params(), net.parameter_count(), true);
           },
           "All parameters, layer after layer: W[l] (out, in) row-major, then b[l]. A view.")
       .def_property_readonly(
-          "grads", [](py::object self) {
+          "grads",
+          [](py::object self) {
             auto& net = self.cast<M&>().net;
             return view<T>(self, net.grads(), net.parameter_count(), false);
           },
@@ -137,7 +140,8 @@ template <class T> void bind(py::module_& m, const char* name) {
           "train_step with plain SGD updates the weights in its backward pass and stores only "
           "the biases' gradients.)")
       .def_property_readonly(
-          "optimizer_state", [](py::object self) {
+          "optimizer_state",
+          [](py::object self) {
             auto& net = self.cast<M&>().net;
             const Index n = net.parameter_count();
             return py::make_tuple(view<T>(self, net.optimizer().first(), n, true),
@@ -191,9 +195,8 @@ template <class T> void bind(py::module_& m, const char* name) {
             const Reduction r = parse_reduction(reduction);
             Array<T> per_sample(r == Reduction::none ? batch : 0);
             T* losses = r == Reduction::none ? per_sample.mutable_data() : nullptr;
-            const double loss = self.locked([&] {
-              return self.net.loss_and_gradients(x.data(), y.view(), batch, r, losses);
-            });
+            const double loss = self.locked(
+                [&] { return self.net.loss_and_gradients(x.data(), y.view(), batch, r, losses); });
             if (r == Reduction::none) return py::object(per_sample);
             return py::object(py::float_(loss));
           },

@@ -5,9 +5,14 @@ torch.nn.Linear. Every kernel has a NumPy twin of the same name in `denseprop.re
 """
 
 from importlib.metadata import version as _version
+from typing import TYPE_CHECKING, Any
 
-from ._native import core as _core
+from . import _core
 from .network import Network
+
+if TYPE_CHECKING:
+    from .estimators import MLPClassifier as MLPClassifier
+    from .estimators import MLPRegressor as MLPRegressor
 
 __version__ = _version("denseprop")
 
@@ -43,3 +48,20 @@ __all__ = [
     "softmax_cross_entropy",
     "softmax_jacobian",
 ]
+
+# scikit-learn is optional: its estimators import it on first use, not with the package.
+# They stay out of __all__ so that `from denseprop import *` works without it.
+_ESTIMATORS = ("MLPClassifier", "MLPRegressor")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _ESTIMATORS:
+        from . import estimators
+
+        return getattr(estimators, name)
+    msg = f"module 'denseprop' has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_ESTIMATORS])

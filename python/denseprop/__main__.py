@@ -1,16 +1,20 @@
 """``python -m denseprop demo`` trains a network and compares its speed with NumPy's;
 ``python -m denseprop info`` prints what was built."""
 
+from __future__ import annotations
+
 import argparse
 import sys
 import time
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from . import Network, build_info, reference
 
 
-def load_data(seed):
+def load_data(seed: int) -> tuple[Any, Any, Any, Any, str]:
     """scikit-learn's bundled digits when scikit-learn is installed, else a synthetic
     10-class problem of the same shape: (x_train, x_test, y_train, y_test, name)."""
     try:
@@ -31,7 +35,8 @@ def load_data(seed):
     return x[train], x[test], y[train], y[test], name
 
 
-def demo(args):
+def demo(args: argparse.Namespace) -> int:
+    """Train on digits (or synthetic data), print accuracy and epoch times; returns 0."""
     x_train, x_test, y_train, y_test, name = load_data(args.seed)
     print(f"data: {name}; {len(x_train)} training and {len(x_test)} test samples")
     net = Network([64, 32, 10], dtype=args.dtype, seed=args.seed)
@@ -49,21 +54,25 @@ def demo(args):
     start = time.perf_counter()
     reference.fit_epoch(params, x, y_train, order, 32, net.activations, net.loss, 0.1)
     numpy_epoch = time.perf_counter() - start
-    print(f"time per epoch (batch 32): denseprop {per_epoch * 1e3:.2f} ms, "
-          f"NumPy reference {numpy_epoch * 1e3:.2f} ms ({numpy_epoch / per_epoch:.1f}x)")  # fmt: skip
+    print(
+        f"time per epoch (batch 32): denseprop {per_epoch * 1e3:.2f} ms, "
+        f"NumPy reference {numpy_epoch * 1e3:.2f} ms ({numpy_epoch / per_epoch:.1f}x)"
+    )
     if args.plot:
         net.plot_loss_curve(args.plot)
         print(f"loss curve saved to {args.plot}")
     return 0
 
 
-def info(_args):
+def info(_args: argparse.Namespace) -> int:
+    """Print `build_info()`, one ``key: value`` a line; returns 0."""
     for key, value in build_info().items():
         print(f"{key}: {value}")
     return 0
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m denseprop demo|info``; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m denseprop", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     d = commands.add_parser("demo", help="train on digits and compare the speed with NumPy")
@@ -77,7 +86,7 @@ def main(argv=None):
     i = commands.add_parser("info", help="print build_info()")
     i.set_defaults(run=info)
     args = parser.parse_args(argv)
-    return args.run(args)
+    return int(args.run(args))
 
 
 if __name__ == "__main__":

@@ -7,11 +7,12 @@ variable DENSEPROP_PORTABLE is set to a non-empty value other than "0".
 
 import importlib
 import os
+from typing import Any
 
 from . import _core_portable
 
 
-def _choose():
+def _choose() -> Any:  # a compiled module, typed by _core.pyi
     if os.environ.get("DENSEPROP_PORTABLE", "") not in ("", "0"):
         return _core_portable
     if not _core_portable._cpu_supports_x86_64_v3():

@@ -5,13 +5,19 @@ NumPy views of it. Every method checks its arguments before the model is touched
 bad argument raises and leaves the network exactly as it was.
 """
 
+from __future__ import annotations
+
 import json
 import math
+import os
 import time
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
-from ._native import core as _core
+from . import _core
 from .progress import ProgressBar
 
 __all__ = ["Network"]
@@ -28,37 +34,45 @@ _OPTIMIZERS = ("sgd", "adam")
 _FORMAT = 1  # version of the saved file layout
 
 
-def _names(value, name, allowed):
+def _names(value: str, name: str, allowed: Sequence[str]) -> str:
     if value not in allowed:
-        raise ValueError(f"{name}: unknown {value!r}, expected one of {', '.join(allowed)}")
+        msg = f"{name}: unknown {value!r}, expected one of {', '.join(allowed)}"
+        raise ValueError(msg)
     return value
 
 
-def _number(value, name, low=0.0, high=math.inf, low_open=False):
+def _number(
+    value: Any, name: str, low: float = 0.0, high: float = math.inf, low_open: bool = False
+) -> float:
     """``value`` as a float in [low, high] (or (low, high] when ``low_open``)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
-        raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
+        msg = f"{name}: expected a number, got {type(value).__name__}"
+        raise TypeError(msg)
     value = float(value)
     above = value > low if low_open else value >= low
     if not (above and value <= high and math.isfinite(value)):
         bound = "(" if low_open else "["
-        raise ValueError(f"{name}: must be a finite number in {bound}{low}, {high}], got {value}")
-    return value
+        msg = f"{name}: must be a finite number in {bound}{low}, {high}], got {value}"
+        raise ValueError(msg)
+    return float(value)
 
 
-def _generator(seed):
+def _generator(seed: Any) -> np.random.Generator:
     """``numpy.random.default_rng(seed)``, its errors naming ``seed``."""
     try:
         return np.random.default_rng(seed)
     except (TypeError, ValueError) as e:
-        raise type(e)(f"seed: {e}") from None
+        msg = f"seed: {e}"
+        raise type(e)(msg) from None
 
 
-def _count(value, name, low=1):
+def _count(value: Any, name: str, low: int = 1) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: expected an integer, got {type(value).__name__}")
+        msg = f"{name}: expected an integer, got {type(value).__name__}"
+        raise TypeError(msg)
     if value < low:
-        raise ValueError(f"{name}: must be >= {low}, got {value}")
+        msg = f"{name}: must be >= {low}, got {value}"
+        raise ValueError(msg)
     return int(value)
 
 
@@ -94,29 +108,34 @@ class Network:
 
     def __init__(
         self,
-        sizes,
-        activation="sigmoid",
-        loss="cross_entropy",
+        sizes: Sequence[int],
+        activation: str | Sequence[str] = "sigmoid",
+        loss: str = "cross_entropy",
         *,
-        output_activation=None,
-        dtype="float32",
-        seed=None,
-        init="auto",
-        negative_slope=0.01,
-    ):
+        output_activation: str | None = None,
+        dtype: Any = "float32",
+        seed: Any = None,
+        init: str = "auto",
+        negative_slope: float = 0.01,
+    ) -> None:
         if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
-            raise TypeError(f"sizes: expected a sequence of ints, got {type(sizes).__name__}")
+            msg = f"sizes: expected a sequence of ints, got {type(sizes).__name__}"
+            raise TypeError(msg)
         sizes = [_count(s, f"sizes[{i}]") for i, s in enumerate(sizes)]
         if len(sizes) < 2:
-            raise ValueError(f"sizes: need at least inputs and outputs, got {sizes}")
+            msg = f"sizes: need at least inputs and outputs, got {sizes}"
+            raise ValueError(msg)
         hidden = len(sizes) - 2
         if isinstance(activation, str):
             activation = [activation] * hidden
         activation = list(activation)
         if len(activation) != hidden:
-            raise ValueError(
+            msg = (
                 f"activation: expected one name or {hidden} (one per hidden layer), "
                 f"got {len(activation)}"
+            )
+            raise ValueError(
+                msg
             )
         for a in activation:
             _names(a, "activation", _HIDDEN)
@@ -125,18 +144,22 @@ class Network:
         if output_activation is None:
             output_activation = fused
         elif loss != "mse" and output_activation != fused:
-            raise ValueError(
+            msg = (
                 f"output_activation: {loss} is computed from {fused} outputs, "
                 f"got {output_activation!r}"
+            )
+            raise ValueError(
+                msg
             )
         _names(output_activation, "output_activation", (*_HIDDEN, "softmax"))
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
-            raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
+            msg = f"dtype: expected float32 or float64, got {dtype}"
+            raise TypeError(msg)
         _names(init, "init", _INITS)
         negative_slope = _number(negative_slope, "negative_slope")
 
-        self._config = {
+        self._config: dict[str, Any] = {
             "sizes": sizes,
             "activation": activation,
             "output_activation": output_activation,
@@ -146,21 +169,22 @@ class Network:
             "negative_slope": negative_slope,
         }
         kind = _core.NetworkF32 if dtype == np.float32 else _core.NetworkF64
-        self._core = kind(sizes, [*activation, output_activation], negative_slope, loss)
-        self._dtype = dtype
+        acts = [*activation, output_activation]
+        self._core: _core.NetworkF32 | _core.NetworkF64 = kind(sizes, acts, negative_slope, loss)
+        self._dtype: np.dtype[Any] = dtype
         self._views()
         self._initialise(np.random.default_rng(seed))
-        self._optimizer = {}
+        self._optimizer: dict[str, Any] = {}
         self.set_optimizer()
-        self.loss_curve_ = []
-        self.validation_scores_ = []
+        self.loss_curve_: list[float] = []
+        self.validation_scores_: list[float] = []
 
-    def _views(self):
+    def _views(self) -> None:
         layers = self._layers(self._core.params)
         self.weights = [w for w, _ in layers]
         self.biases = [b for _, b in layers]
 
-    def _layers(self, buffer):
+    def _layers(self, buffer: NDArray[Any]) -> list[tuple[NDArray[Any], NDArray[Any]]]:
         """``[(W (out, in), b (out,)), ...]``: views into a buffer laid out as the parameters."""
         layers, start = [], 0
         for n_in, n_out in zip(self.sizes, self.sizes[1:]):
@@ -170,7 +194,7 @@ class Network:
             start += n_out
         return layers
 
-    def _initialise(self, rng):
+    def _initialise(self, rng: np.random.Generator) -> None:
         init = self._config["init"]
         for l, w in enumerate(self.weights):
             n_out, n_in = w.shape
@@ -186,28 +210,31 @@ class Network:
     # -- what the network is ---------------------------------------------------------------
 
     @property
-    def sizes(self):
+    def sizes(self) -> list[int]:
         """Inputs, then each layer's outputs."""
         return list(self._config["sizes"])
 
     @property
-    def activations(self):
+    def activations(self) -> list[str]:
         """One activation name per layer, the output layer's last."""
         return [*self._config["activation"], self._config["output_activation"]]
 
     @property
-    def loss(self):
-        return self._config["loss"]
+    def loss(self) -> str:
+        """The loss: "cross_entropy", "binary_cross_entropy" or "mse"."""
+        return str(self._config["loss"])
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype[Any]:
+        """float32 or float64, of the parameters and of every array the network returns."""
         return self._dtype
 
     @property
-    def is_classifier(self):
+    def is_classifier(self) -> bool:
+        """Whether the loss is a cross-entropy (else it is "mse", regression)."""
         return self.loss != "mse"
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         c = self._config
         return (
             f"Network({c['sizes']}, activation={c['activation']}, "
@@ -217,27 +244,31 @@ class Network:
 
     # -- argument checks -------------------------------------------------------------------
 
-    def _cast(self, a, name):
+    def _cast(self, a: ArrayLike, name: str) -> NDArray[Any]:
         """``a`` as an array of the network's dtype, if it casts without changing kind."""
         a = np.asarray(a)
         if a.dtype == self._dtype:
             return a
         if not np.can_cast(a.dtype, self._dtype, "same_kind"):
+            msg = f"{name}: dtype {a.dtype} cannot be cast safely to the network's {self._dtype}"
             raise TypeError(
-                f"{name}: dtype {a.dtype} cannot be cast safely to the network's {self._dtype}"
+                msg
             )
         return a.astype(self._dtype)
 
-    def _x(self, x):
+    def _x(self, x: ArrayLike) -> NDArray[Any]:
         x = self._cast(x, "x")
         if x.ndim == 1 and x.shape[0] == self.sizes[0]:
-            raise ValueError(
+            msg = (
                 f"x: expected a 2-D array (batch, {self.sizes[0]}), got a 1-D one; "
                 "use x[None, :] for one sample"
             )
+            raise ValueError(
+                msg
+            )
         return x
 
-    def _y(self, y):
+    def _y(self, y: ArrayLike) -> NDArray[Any]:
         """y as the C++ loss reads it: int labels (cross-entropy) or (batch, outputs) floats."""
         y = np.asarray(y)
         if self.loss == "cross_entropy" and y.ndim == 1:
@@ -249,37 +280,40 @@ class Network:
 
     # -- inference -------------------------------------------------------------------------
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> NDArray[Any]:
         """The network's output: ``x: (batch, inputs)`` -> ``(batch, outputs)``.
 
         Probabilities for the classification losses, values for "mse".
         """
         return self._core.forward(self._x(x))
 
-    def predict_proba(self, x):
+    def predict_proba(self, x: ArrayLike) -> NDArray[Any]:
         """Class probabilities ``(batch, classes)``; for binary cross-entropy one
         probability per output."""
         if not self.is_classifier:
-            raise ValueError("predict_proba: the network is a regressor (loss='mse')")
+            msg = "predict_proba: the network is a regressor (loss='mse')"
+            raise ValueError(msg)
         return self.forward(x)
 
-    def predict(self, x):
+    def predict(self, x: ArrayLike) -> NDArray[Any]:
         """Class labels ``(batch,)`` for cross-entropy, 0/1 per output for binary
         cross-entropy, values ``(batch, outputs)`` for "mse"."""
         out = self.forward(x)
         if self.loss == "cross_entropy":
-            return out.argmax(axis=1)
+            labels: NDArray[Any] = out.argmax(axis=1)
+            return labels
         if self.loss == "binary_cross_entropy":
             return (out > 0.5).astype(np.int64)
         return out
 
-    def score(self, x, y):
+    def score(self, x: ArrayLike, y: ArrayLike) -> float:
         """Accuracy for classification (labels or one-hot ``y``); for regression R², the mean
         over outputs as scikit-learn's ``r2_score``."""
         out = self.forward(x)
         y = np.asarray(y)
         if y.shape[:1] != out.shape[:1]:
-            raise ValueError(f"y: expected {out.shape[0]} rows to match x, got shape {y.shape}")
+            msg = f"y: expected {out.shape[0]} rows to match x, got shape {y.shape}"
+            raise ValueError(msg)
         if self.loss == "cross_entropy":
             labels = y if y.ndim == 1 else y.argmax(axis=1)
             return float(np.mean(out.argmax(axis=1) == labels))
@@ -296,7 +330,9 @@ class Network:
 
     # -- learning --------------------------------------------------------------------------
 
-    def gradients(self, x, y, reduction="mean"):
+    def gradients(
+        self, x: ArrayLike, y: ArrayLike, reduction: str = "mean"
+    ) -> tuple[float, list[tuple[NDArray[Any], NDArray[Any]]]]:
         """The loss of ``(x, y)`` and each layer's ``(grad_w, grad_b)``; the model is unchanged.
 
         ``grad_w: (out, in)``, ``grad_b: (out,)``, copies. ``reduction`` is
@@ -308,23 +344,23 @@ class Network:
 
     def set_optimizer(
         self,
-        optimizer="sgd",
-        lr=0.01,
+        optimizer: str = "sgd",
+        lr: float = 0.01,
         *,
-        momentum=0.0,
-        nesterov=False,
-        beta1=0.9,
-        beta2=0.999,
-        eps=1e-8,
-        weight_decay=0.0,
-    ):
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> Network:
         """Choose the optimizer of `train_step`, `fit` and `partial_fit`; clears its state.
 
         sgd: ``v = momentum v + g; p -= lr v`` (PyTorch's form, Nesterov
         optional). adam: bias-corrected. ``weight_decay`` adds ``λ W`` to the
         weights' gradients (L2; biases are not decayed).
         """
-        config = {
+        config: dict[str, Any] = {
             "optimizer": _names(optimizer, "optimizer", _OPTIMIZERS),
             "lr": _number(lr, "lr", low_open=True),
             "momentum": _number(momentum, "momentum", high=1.0),
@@ -335,9 +371,11 @@ class Network:
             "weight_decay": _number(weight_decay, "weight_decay"),
         }
         if config["nesterov"] and config["momentum"] == 0:
-            raise ValueError("nesterov: needs momentum > 0")
+            msg = "nesterov: needs momentum > 0"
+            raise ValueError(msg)
         if optimizer == "adam" and (config["beta1"] >= 1 or config["beta2"] >= 1):
-            raise ValueError("beta1, beta2: must be < 1 for adam's bias correction")
+            msg = "beta1, beta2: must be < 1 for adam's bias correction"
+            raise ValueError(msg)
         self._core.set_optimizer(
             config["optimizer"], config["lr"], config["momentum"], config["nesterov"],
             config["beta1"], config["beta2"], config["eps"], config["weight_decay"],
@@ -346,44 +384,47 @@ class Network:
         return self
 
     @property
-    def optimizer(self):
+    def optimizer(self) -> dict[str, Any]:
         """The optimizer's settings, as `set_optimizer` took them."""
         return dict(self._optimizer)
 
-    def train_step(self, x, y):
+    def train_step(self, x: ArrayLike, y: ArrayLike) -> float:
         """One optimizer step on the batch ``(x, y)``; returns its mean loss before the step.
 
         A non-finite loss raises FloatingPointError and leaves the parameters unchanged.
         """
         loss = self._core.train_step(self._x(x), self._y(y))
         if not math.isfinite(loss):
-            raise FloatingPointError(
+            msg = (
                 f"the loss is {loss}; the parameters were left unchanged. "
                 f"Try a smaller learning rate (lr={self._optimizer['lr']})"
+            )
+            raise FloatingPointError(
+                msg
             )
         return loss
 
     def fit(
         self,
-        x,
-        y,
-        epochs=200,
-        batch_size=32,
-        optimizer="sgd",
-        lr=0.01,
-        momentum=0.0,
+        x: ArrayLike,
+        y: ArrayLike,
+        epochs: int = 200,
+        batch_size: int = 32,
+        optimizer: str = "sgd",
+        lr: float = 0.01,
+        momentum: float = 0.0,
         *,
-        nesterov=False,
-        weight_decay=0.0,
-        validation_data=None,
-        early_stopping=False,
-        patience=10,
-        tol=1e-4,
-        shuffle=True,
-        seed=None,
-        verbose=False,
-        progress=None,
-    ):
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+        validation_data: tuple[ArrayLike, ArrayLike] | None = None,
+        early_stopping: bool = False,
+        patience: int = 10,
+        tol: float = 1e-4,
+        shuffle: bool = True,
+        seed: Any = None,
+        verbose: bool = False,
+        progress: bool | None = None,
+    ) -> Network:
         """Train for ``epochs`` passes over ``(x, y)`` in mini-batches; returns ``self``.
 
         The optimizer starts afresh (see `set_optimizer`). Each epoch reshuffles
@@ -416,7 +457,14 @@ class Network:
             raise
         return self
 
-    def partial_fit(self, x, y, batch_size=32, shuffle=True, seed=None):
+    def partial_fit(
+        self,
+        x: ArrayLike,
+        y: ArrayLike,
+        batch_size: int = 32,
+        shuffle: bool = True,
+        seed: Any = None,
+    ) -> Network:
         """One more epoch over ``(x, y)`` with the current optimizer and its state.
 
         Appends the epoch's mean loss to ``loss_curve_``; returns ``self``. If the
@@ -431,25 +479,28 @@ class Network:
         loss = self._core.fit_epoch(x, y, order, batch_size)
         if not self._finite(loss):
             self._restore(saved)
-            raise FloatingPointError(
+            msg = (
                 f"partial_fit: the training loss became {loss} or the parameters overflowed; "
                 f"the network is as before the call. Try a smaller learning rate "
                 f"(lr={self._optimizer['lr']})"
             )
+            raise FloatingPointError(
+                msg
+            )
         self.loss_curve_.append(loss)
         return self
 
-    def _finite(self, loss):
+    def _finite(self, loss: float) -> bool:
         return math.isfinite(loss) and bool(np.isfinite(self._core.params).all())
 
-    def _snapshot(self):
+    def _snapshot(self) -> tuple[Any, ...]:
         """Everything training changes, to put back when it fails."""
         first, second = self._core.optimizer_state
         return (self._core.params.copy(), dict(self._optimizer), first.copy(), second.copy(),
                 self._core.optimizer_steps, list(self.loss_curve_),
                 list(self.validation_scores_))  # fmt: skip
 
-    def _restore(self, saved):
+    def _restore(self, saved: tuple[Any, ...]) -> None:
         """Put back what `_snapshot` took (or `_from_state` read from a file)."""
         params, optimizer, first, second, steps, losses, scores = saved
         self._core.params[...] = params
@@ -459,23 +510,30 @@ class Network:
         self._core.optimizer_steps = steps
         self.loss_curve_, self.validation_scores_ = losses, scores
 
-    def _training_data(self, x, y, validation_data):
+    def _training_data(
+        self, x: ArrayLike, y: ArrayLike, validation_data: Any
+    ) -> tuple[NDArray[Any], NDArray[Any], tuple[NDArray[Any], NDArray[Any]] | None]:
         """Checks every array of a fit before the first step, so a bad one changes nothing."""
         x, y = self._x(x), self._y(y)
         self._core.check(x, y)
         validation = None
         if validation_data is not None:
             if not (isinstance(validation_data, tuple) and len(validation_data) == 2):
-                raise TypeError("validation_data: expected a tuple (x_val, y_val)")
+                msg = "validation_data: expected a tuple (x_val, y_val)"
+                raise TypeError(msg)
             try:
                 validation = (self._x(validation_data[0]), self._y(validation_data[1]))
                 self._core.check(*validation)
             except (TypeError, ValueError) as e:
-                raise type(e)(f"validation_data: {e}") from None
+                msg = f"validation_data: {e}"
+                raise type(e)(msg) from None
         return np.ascontiguousarray(x), np.ascontiguousarray(y), validation
 
-    def _epochs(self, x, y, validation, epochs, batch_size, early_stopping, patience, tol,
-                shuffle, rng, verbose, progress):  # fmt: skip
+    def _epochs(self, x: NDArray[Any], y: NDArray[Any],
+                validation: tuple[NDArray[Any], NDArray[Any]] | None, epochs: int,
+                batch_size: int, early_stopping: bool, patience: int, tol: float,
+                shuffle: bool, rng: np.random.Generator, verbose: bool,
+                progress: bool | None) -> None:  # fmt: skip
         order = np.arange(len(x))
         bar = ProgressBar(epochs, enabled=progress)
         best, best_params, stale = -math.inf, None, 0
@@ -486,11 +544,14 @@ class Network:
             loss = self._core.fit_epoch(x, y, order, batch_size)
             if not self._finite(loss):
                 bar.close()
-                raise FloatingPointError(
+                msg = (
                     f"epoch {epoch}: the training loss became {loss} or the parameters "
                     f"overflowed; the network is restored to what it was before fit. "
                     f"Try a smaller learning rate "
                     f"(lr={self._optimizer['lr']})"
+                )
+                raise FloatingPointError(
+                    msg
                 )
             self.loss_curve_.append(loss)
             line = f"epoch {epoch}/{epochs}  loss {loss:.6f}"
@@ -517,7 +578,7 @@ class Network:
             self._core.params[...] = best_params
         bar.close()
 
-    def plot_loss_curve(self, path=None):
+    def plot_loss_curve(self, path: str | os.PathLike[str] | None = None) -> Any:
         """Plot ``loss_curve_`` (and ``validation_scores_`` on a second axis).
 
         Returns the matplotlib Figure; with ``path`` also saves it there (PNG, SVG, ...).
@@ -526,9 +587,11 @@ class Network:
         try:
             from matplotlib.figure import Figure
         except ImportError as e:
-            raise ImportError('plot_loss_curve needs matplotlib: pip install "denseprop[plot]"') from e
+            msg = 'plot_loss_curve needs matplotlib: pip install "denseprop[plot]"'
+            raise ImportError(msg) from e
         if not self.loss_curve_:
-            raise ValueError("plot_loss_curve: nothing to plot, fit the network first")
+            msg = "plot_loss_curve: nothing to plot, fit the network first"
+            raise ValueError(msg)
         fig = Figure(figsize=(6, 4), layout="constrained")
         ax = fig.add_subplot()
         epochs = np.arange(1, len(self.loss_curve_) + 1)
@@ -550,7 +613,7 @@ class Network:
 
     # -- saving ----------------------------------------------------------------------------
 
-    def _state(self):
+    def _state(self) -> dict[str, Any]:
         first, second = self._core.optimizer_state
         config = {"format": _FORMAT, "network": self._config, "optimizer": self._optimizer}
         state = {"config": np.array(json.dumps(config))}
@@ -562,7 +625,7 @@ class Network:
         state["validation_scores"] = np.array(self.validation_scores_, dtype=np.float64)
         return state
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write weights, biases, optimizer state and configuration (JSON) to a ``.npz``.
 
         The file loads with ``numpy.load(path, allow_pickle=False)``.
@@ -571,16 +634,17 @@ class Network:
             np.savez(f, **self._state())
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: str | os.PathLike[str]) -> Network:
         """The network saved at ``path``, bitwise as it was, dtype and optimizer state included."""
         with np.load(path, allow_pickle=False) as f:
             return cls._from_state({k: f[k] for k in f.files})
 
     @classmethod
-    def _from_state(cls, state):
+    def _from_state(cls, state: dict[str, NDArray[Any]]) -> Network:
         config = json.loads(str(state["config"]))
         if config.get("format") != _FORMAT:
-            raise ValueError(f"path: saved in format {config.get('format')}, expected {_FORMAT}")
+            msg = f"path: saved in format {config.get('format')}, expected {_FORMAT}"
+            raise ValueError(msg)
         c = config["network"]
         net = cls(
             c["sizes"], c["activation"], c["loss"], output_activation=c["output_activation"],
@@ -594,8 +658,8 @@ class Network:
                       [float(v) for v in state["validation_scores"]]))  # fmt: skip
         return net
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, NDArray[Any]]:
         return self._state()
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: dict[str, NDArray[Any]]) -> None:
         self.__dict__.update(Network._from_state(state).__dict__)

@@ -9,15 +9,21 @@ Every function computes in its inputs' dtype (float32 or float64) and returns
 that dtype.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
+from numpy.typing import NDArray
 
 __all__ = [
     "ACTIVATIONS",
-    "REDUCTIONS",
     "LOSSES",
+    "REDUCTIONS",
     "activation_backward",
-    "adam_step",
     "activation_forward",
+    "adam_step",
     "dense_backward",
     "dense_forward",
     "fit_epoch",
@@ -39,16 +45,18 @@ REDUCTIONS = ("mean", "sum", "none")
 LOSSES = ("cross_entropy", "binary_cross_entropy", "mse")
 
 
-def _check_activation(activation, negative_slope):
+def _check_activation(activation: str, negative_slope: float) -> None:
     if activation not in ACTIVATIONS:
+        msg = f"activation: unknown {activation!r}, expected one of {', '.join(ACTIVATIONS)}"
         raise ValueError(
-            f"activation: unknown {activation!r}, expected one of {', '.join(ACTIVATIONS)}"
+            msg
         )
     if not negative_slope >= 0:  # also refuses NaN
-        raise ValueError(f"negative_slope: must be >= 0, got {negative_slope}")
+        msg = f"negative_slope: must be >= 0, got {negative_slope}"
+        raise ValueError(msg)
 
 
-def sigmoid(z):
+def sigmoid(z: NDArray[Any]) -> NDArray[Any]:
     """Logistic function, elementwise. ``z: (batch, n)`` -> ``(batch, n)``.
 
     With ``e = exp(-|z|)``: ``1 / (1 + e)`` for ``z >= 0``, ``e / (1 + e)``
@@ -59,7 +67,7 @@ def sigmoid(z):
     return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
 
 
-def sigmoid_backward(a, grad_a):
+def sigmoid_backward(a: NDArray[Any], grad_a: NDArray[Any]) -> NDArray[Any]:
     """Gradient through a sigmoid from its output.
 
     ``a, grad_a: (batch, n)`` -> ``grad_z = grad_a * a * (1 - a)``.
@@ -67,7 +75,7 @@ def sigmoid_backward(a, grad_a):
     return grad_a * a * (1 - a)
 
 
-def softmax(z):
+def softmax(z: NDArray[Any]) -> NDArray[Any]:
     """Softmax over the features of each sample. ``z: (batch, n)`` -> ``(batch, n)``.
 
     The row maximum is subtracted first, so ``exp`` sees only arguments <= 0.
@@ -76,7 +84,7 @@ def softmax(z):
     return e / e.sum(axis=1, keepdims=True)
 
 
-def softmax_backward(s, grad_s):
+def softmax_backward(s: NDArray[Any], grad_s: NDArray[Any]) -> NDArray[Any]:
     """Jacobian-vector product of softmax, from its output.
 
     ``s, grad_s: (batch, n)`` -> ``grad_z = s * (grad_s - sum(s * grad_s, axis=1))``,
@@ -86,7 +94,7 @@ def softmax_backward(s, grad_s):
     return s * (grad_s - np.sum(s * grad_s, axis=1, keepdims=True))
 
 
-def softmax_jacobian(s):
+def softmax_jacobian(s: NDArray[Any]) -> NDArray[Any]:
     """Explicit softmax Jacobian per sample, for inspection.
 
     ``s: (batch, n)`` -> ``J: (batch, n, n)``, ``J[i] = diag(s[i]) - outer(s[i], s[i])``.
@@ -97,7 +105,9 @@ def softmax_jacobian(s):
     return jac
 
 
-def activation_forward(z, activation, negative_slope=0.01):
+def activation_forward(
+    z: NDArray[Any], activation: str, negative_slope: float = 0.01
+) -> NDArray[Any]:
     """Apply a named activation. ``z: (batch, n)`` -> ``a: (batch, n)``.
 
     ``leaky_relu`` is ``z if z > 0 else negative_slope * z``; ``softmax`` acts
@@ -117,7 +127,9 @@ def activation_forward(z, activation, negative_slope=0.01):
     return z
 
 
-def activation_backward(a, grad_a, activation, negative_slope=0.01):
+def activation_backward(
+    a: NDArray[Any], grad_a: NDArray[Any], activation: str, negative_slope: float = 0.01
+) -> NDArray[Any]:
     """Gradient through a named activation, from its output.
 
     ``a, grad_a: (batch, n)`` -> ``grad_z: (batch, n)``. Every activation here
@@ -138,7 +150,15 @@ def activation_backward(a, grad_a, activation, negative_slope=0.01):
     return grad_a
 
 
-def dense_forward(x, w, b, activation="identity", out=None, *, negative_slope=0.01):
+def dense_forward(
+    x: NDArray[Any],
+    w: NDArray[Any],
+    b: NDArray[Any],
+    activation: str = "identity",
+    out: NDArray[Any] | None = None,
+    *,
+    negative_slope: float = 0.01,
+) -> NDArray[Any]:
     """Dense layer: ``a = act(x @ w.T + b)``.
 
     ``x: (batch, in)``, ``w: (out, in)``, ``b: (out,)`` -> ``a: (batch, out)``.
@@ -152,8 +172,15 @@ def dense_forward(x, w, b, activation="identity", out=None, *, negative_slope=0.
 
 
 def dense_backward(
-    x, w, a, grad_a, activation="identity", need_grad_x=True, *, negative_slope=0.01
-):
+    x: NDArray[Any],
+    w: NDArray[Any],
+    a: NDArray[Any],
+    grad_a: NDArray[Any],
+    activation: str = "identity",
+    need_grad_x: bool = True,
+    *,
+    negative_slope: float = 0.01,
+) -> tuple[NDArray[Any] | None, NDArray[Any], NDArray[Any]]:
     """Gradients of a dense layer from its input, weights and output.
 
     ``x: (batch, in)``, ``w: (out, in)``, ``a, grad_a: (batch, out)`` ->
@@ -167,7 +194,9 @@ def dense_backward(
     return grad_x, grad_z.T @ x, grad_z.sum(axis=0)
 
 
-def _reduce(per_sample, grad, reduction):
+def _reduce(
+    per_sample: NDArray[Any], grad: NDArray[Any], reduction: str
+) -> tuple[Any, NDArray[Any]]:
     """Apply ``reduction`` to per-sample losses ``(batch,)`` and their gradient."""
     if reduction == "mean":
         batch = per_sample.shape[0]
@@ -176,12 +205,15 @@ def _reduce(per_sample, grad, reduction):
         return float(per_sample.sum()), grad
     if reduction == "none":
         return per_sample, grad
+    msg = f"reduction: unknown {reduction!r}, expected one of {', '.join(REDUCTIONS)}"
     raise ValueError(
-        f"reduction: unknown {reduction!r}, expected one of {', '.join(REDUCTIONS)}"
+        msg
     )
 
 
-def softmax_cross_entropy(logits, y, reduction="mean"):
+def softmax_cross_entropy(
+    logits: NDArray[Any], y: NDArray[Any], reduction: str = "mean"
+) -> tuple[Any, NDArray[Any]]:
     """Cross-entropy of softmax(logits) against labels or target probabilities.
 
     ``logits: (batch, n)``; ``y``: integer labels ``(batch,)`` in ``[0, n)``
@@ -201,7 +233,8 @@ def softmax_cross_entropy(logits, y, reduction="mean"):
     if np.issubdtype(y.dtype, np.integer):
         bad = (y < 0) | (y >= n)
         if bad.any():
-            raise ValueError(f"y: label {y[bad][0]} out of range [0, {n})")
+            msg = f"y: label {y[bad][0]} out of range [0, {n})"
+            raise ValueError(msg)
         y = np.eye(n, dtype=logits.dtype)[y]
     row_max = logits.max(axis=1, keepdims=True)
     e = np.exp(logits - row_max)
@@ -212,7 +245,9 @@ def softmax_cross_entropy(logits, y, reduction="mean"):
     return _reduce(per_sample, grad, reduction)
 
 
-def sigmoid_cross_entropy(logits, y, reduction="mean"):
+def sigmoid_cross_entropy(
+    logits: NDArray[Any], y: NDArray[Any], reduction: str = "mean"
+) -> tuple[Any, NDArray[Any]]:
     """Binary cross-entropy of sigmoid(logits) against targets, per feature.
 
     ``logits, y: (batch, n)``. Returns ``(loss, grad)``, ``grad: (batch, n)``, with
@@ -224,7 +259,9 @@ def sigmoid_cross_entropy(logits, y, reduction="mean"):
     return _reduce(per_element.sum(axis=1), sigmoid(logits) - y, reduction)
 
 
-def mse(pred, target, reduction="mean"):
+def mse(
+    pred: NDArray[Any], target: NDArray[Any], reduction: str = "mean"
+) -> tuple[Any, NDArray[Any]]:
     """Half squared error, so that the gradient is the residual.
 
     ``pred, target: (batch, n)``. Returns ``(loss, grad)``, ``grad: (batch, n)``, with
@@ -236,7 +273,13 @@ def mse(pred, target, reduction="mean"):
     return _reduce(0.5 * (diff * diff).sum(axis=1), diff, reduction)
 
 
-def network_forward(weights, biases, x, activations, negative_slope=0.01):
+def network_forward(
+    weights: Sequence[NDArray[Any]],
+    biases: Sequence[NDArray[Any]],
+    x: NDArray[Any],
+    activations: Sequence[str],
+    negative_slope: float = 0.01,
+) -> list[NDArray[Any]]:
     """Forward pass of a multilayer perceptron, keeping every layer's output.
 
     ``weights[l]: (out_l, in_l)``, ``biases[l]: (out_l,)``, ``x: (batch, in_0)``,
@@ -250,8 +293,15 @@ def network_forward(weights, biases, x, activations, negative_slope=0.01):
 
 
 def network_loss_and_gradients(
-    weights, biases, x, y, activations, loss, negative_slope=0.01, reduction="mean"
-):
+    weights: Sequence[NDArray[Any]],
+    biases: Sequence[NDArray[Any]],
+    x: NDArray[Any],
+    y: NDArray[Any],
+    activations: Sequence[str],
+    loss: str,
+    negative_slope: float = 0.01,
+    reduction: str = "mean",
+) -> tuple[Any, list[tuple[NDArray[Any], NDArray[Any]]]]:
     """Loss of a multilayer perceptron and the gradients of every parameter.
 
     Arguments as in `network_forward`; ``y`` as the loss takes it (labels
@@ -263,12 +313,14 @@ def network_loss_and_gradients(
     over the batch, ``"sum"`` adds.
     """
     if loss not in LOSSES:
-        raise ValueError(f"loss: unknown {loss!r}, expected one of {', '.join(LOSSES)}")
+        msg = f"loss: unknown {loss!r}, expected one of {', '.join(LOSSES)}"
+        raise ValueError(msg)
     fused = loss != "mse"
     acts = list(activations)
     if fused:  # the last layer stops at its logits; the loss applies its activation
         acts[-1] = "identity"
     a = network_forward(weights, biases, x, acts, negative_slope)
+    grad: Any  # becomes None past the first layer, where no gradient is asked for
     if loss == "cross_entropy":
         value, grad = softmax_cross_entropy(a[-1], y, reduction)
     elif loss == "binary_cross_entropy":
@@ -285,7 +337,15 @@ def network_loss_and_gradients(
     return value, grads[::-1]
 
 
-def sgd_step(params, grads, velocity, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+def sgd_step(
+    params: list[tuple[NDArray[Any], NDArray[Any]]],
+    grads: list[tuple[NDArray[Any], NDArray[Any]]],
+    velocity: Sequence[tuple[Any, Any]] | None,
+    lr: float,
+    momentum: float = 0.0,
+    nesterov: bool = False,
+    weight_decay: float = 0.0,
+) -> None:
     """One SGD step in place, PyTorch's formulation, on lists of ``(w, b)`` pairs.
 
     ``d = g + weight_decay * p`` (weights only), ``v = momentum * v + d``,
@@ -307,7 +367,18 @@ def sgd_step(params, grads, velocity, lr, momentum=0.0, nesterov=False, weight_d
             p -= p.dtype.type(lr) * step
 
 
-def adam_step(params, grads, m, s, t, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
+def adam_step(
+    params: list[tuple[NDArray[Any], NDArray[Any]]],
+    grads: list[tuple[NDArray[Any], NDArray[Any]]],
+    m: list[tuple[NDArray[Any], NDArray[Any]]],
+    s: list[tuple[NDArray[Any], NDArray[Any]]],
+    t: int,
+    lr: float,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+) -> None:
     """One bias-corrected Adam step in place; ``t`` counts steps from 1.
 
     ``d = g + weight_decay * p`` (weights only), ``m = b1 m + (1 - b1) d``,
@@ -325,7 +396,16 @@ def adam_step(params, grads, m, s, t, lr, beta1=0.9, beta2=0.999, eps=1e-8, weig
             p -= f(lr) * (mp / c1) / (np.sqrt(sp / c2) + f(eps))
 
 
-def fit_epoch(params, x, y, order, batch_size, activations, loss, lr):
+def fit_epoch(
+    params: list[tuple[NDArray[Any], NDArray[Any]]],
+    x: NDArray[Any],
+    y: NDArray[Any],
+    order: NDArray[Any],
+    batch_size: int,
+    activations: Sequence[str],
+    loss: str,
+    lr: float,
+) -> float:
     """One epoch of plain SGD over ``x[order]`` in batches, the last one partial.
 
     ``params``: list of ``(w, b)`` pairs, updated in place. Returns the mean

@@ -24,8 +24,8 @@ inline Activation parse_activation(std::string_view name) {
   if (name == "relu") return Activation::relu;
   if (name == "leaky_relu") return Activation::leaky_relu;
   if (name == "softmax") return Activation::softmax;
-  throw std::invalid_argument("activation: unknown '" + std::string(name) +
-                              "', expected one of " + std::string(activation_names));
+  throw std::invalid_argument("activation: unknown '" + std::string(name) + "', expected one of " +
+                              std::string(activation_names));
 }
 
 inline const char* activation_name(Activation a) {

@@ -70,8 +70,8 @@ void delta_backward(CRowMat<T> w, CMat<T> a, CMat<T> da, Mat<T> dz, T* db, T* dx
 
 // The whole backward of a dense layer: delta_backward, then dW = dZ Xᵀ.
 template <class T>
-void dense_backward(CMat<T> x, CRowMat<T> w, CMat<T> a, CMat<T> da, Mat<T> dz, RowMat<T> dw,
-                    T* db, T* dx, ActivationSpec act) {
+void dense_backward(CMat<T> x, CRowMat<T> w, CMat<T> a, CMat<T> da, Mat<T> dz, RowMat<T> dw, T* db,
+                    T* dx, ActivationSpec act) {
   delta_backward<T>(w, a, da, dz, db, dx, act);
   weight_gradient<T>(x, as_const(dz), dw);
 }

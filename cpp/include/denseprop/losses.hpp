@@ -30,8 +30,8 @@ inline Reduction parse_reduction(std::string_view name) {
 // and may alias z (each column of z is read before its p is written). Columns go in blocks, as
 // in bias_activate, so that exp and log vectorise across samples.
 template <class T>
-double softmax_cross_entropy(CMat<T> z, const std::int64_t* labels, const T* targets,
-                             Mat<T> grad, T scale, T* probs, T* per_sample) {
+double softmax_cross_entropy(CMat<T> z, const std::int64_t* labels, const T* targets, Mat<T> grad,
+                             T scale, T* probs, T* per_sample) {
   const Index n = z.rows(), step = block_columns(n);
   double total = 0;
   T m[max_block_columns], s[max_block_columns];
@@ -73,8 +73,7 @@ double softmax_cross_entropy(CMat<T> z, const std::int64_t* labels, const T* tar
 // Both use e = e^{−|z|} ≤ 1, so nothing overflows: σ = 1/(1+e) for z ≥ 0 and e/(1+e) for z < 0.
 // probs, if given, receives σ(z) and may alias z.
 template <class T>
-double sigmoid_cross_entropy(CMat<T> z, CMat<T> y, Mat<T> grad, T scale, T* probs,
-                             T* per_sample) {
+double sigmoid_cross_entropy(CMat<T> z, CMat<T> y, Mat<T> grad, T scale, T* probs, T* per_sample) {
   const Index n = z.rows();
   double total = 0;
   for (Index j = 0; j < z.cols(); ++j) {

@@ -105,8 +105,7 @@ template <class T> class Network {
   // One epoch over n samples (x: inputs × n, y alike) in the given order, batch by batch, the
   // last batch partial. Returns the mean per-sample loss, or the first non-finite batch loss,
   // at which it stops.
-  double fit_epoch(const T* x, Targets<T> y, const std::int64_t* order, Index n,
-                   Index batch_size) {
+  double fit_epoch(const T* x, Targets<T> y, const std::int64_t* order, Index n, Index batch_size) {
     const Index in = inputs(), out = outputs();
     const Index b_max = std::min(batch_size, n);
     reserve(b_max);
@@ -164,8 +163,7 @@ template <class T> class Network {
   bool fused_output() const { return loss_ != LossKind::mse; }
 
   // The forward pass and the loss; leaves dZ[L] (fused output) or dA[L] in delta(L).
-  double forward_loss(const T* x, Targets<T> y, Index batch, Reduction reduction,
-                      T* per_sample) {
+  double forward_loss(const T* x, Targets<T> y, Index batch, Reduction reduction, T* per_sample) {
     const Index L = layers() - 1;
     forward_pass(x, batch, fused_output());
     const T scale = reduction == Reduction::mean ? T(1) / T(batch) : T(1);

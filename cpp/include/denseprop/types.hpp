@@ -29,6 +29,8 @@ template <class T> using CVec = Eigen::Map<const Vector<T>>;
 template <class T> using Buffer = std::vector<T, Eigen::aligned_allocator<T>>;
 
 // A read-only view of a writable one (Eigen has no implicit conversion between the two maps).
-template <class T> CMat<T> as_const(const Mat<T>& m) { return CMat<T>(m.data(), m.rows(), m.cols()); }
+template <class T> CMat<T> as_const(const Mat<T>& m) {
+  return CMat<T>(m.data(), m.rows(), m.cols());
+}
 
 }  // namespace denseprop
