@@ -4,11 +4,13 @@
 //   words    SplitMix64 (Steele, Lea & Flood 2014) started at x = mix(mix(seed) + step):
 //            word k of the step is mix(x + (k + 1) γ), γ = 0x9E3779B97F4A7C15
 //   uniforms u = (top 53 bits (double) or 24 bits (float) + 1) / 2^53 or 2^24, in (0, 1]
-//   normals  Box–Muller: r = √(−2 ln u₁), θ = 2π u₂ give r cos θ and r sin θ
+//   normals  Marsaglia's polar method: words 2k and 2k+1 give the point (x, y) = (2u - 1, 2u' - 1),
+//            kept when 0 < s = x² + y² < 1 (π/4 of them), and then x f and y f with
+//            f = √(−2 ln s / s) are two independent N(0, 1) values
 //
-// Values go in blocks of 2m (m = 512): words 2k and 2k+1 of a block are (u₁, u₂) of pair k,
-// whose r cos θ is the block's value k and r sin θ its value m + k (a last, shorter block splits
-// at half its length, rounded up). The halves keep the transcendental functions vectorised.
+// Points are drawn 512 at a time; the c kept ones of such a round give the next c values their
+// x f and the c after those their y f (the last round stops where the values end). No sine or
+// cosine is needed, so every transcendental function is vectorised in both precisions.
 #pragma once
 
 #include <algorithm>
@@ -34,21 +36,26 @@ template <class T> T unit_interval(std::uint64_t bits) {
 // v[i] += stddev · N(0, 1) for i in [0, n), from the stream of (seed, step).
 template <class T>
 void add_gaussian_noise(T* v, Index n, T stddev, std::uint64_t seed, std::uint64_t step) {
-  constexpr Index m = 512;
+  constexpr Index round = 512;
   constexpr std::uint64_t gamma = 0x9E3779B97F4A7C15ull;
-  constexpr T two_pi = T(6.283185307179586476925286766559);
-  Eigen::Array<T, m, 1> r, theta;
-  std::uint64_t x = splitmix64(splitmix64(seed) + step);
-  for (Index start = 0; start < n; start += 2 * m) {
-    const Index pairs = std::min(m, (n - start + 1) / 2), rest = std::min(pairs, n - start - pairs);
-    for (Index k = 0; k < pairs; ++k) {
-      r[k] = unit_interval<T>(splitmix64(x += gamma));
-      theta[k] = unit_interval<T>(splitmix64(x += gamma));
+  Eigen::Array<T, round, 1> x, y, s;
+  std::uint64_t word = splitmix64(splitmix64(seed) + step);
+  for (Index done = 0; done < n;) {
+    Index kept = 0;
+    for (Index k = 0; k < round; ++k) {
+      const T a = T(2) * unit_interval<T>(splitmix64(word += gamma)) - T(1);
+      const T b = T(2) * unit_interval<T>(splitmix64(word += gamma)) - T(1);
+      const T r = a * a + b * b;
+      x[kept] = a, y[kept] = b, s[kept] = r;  // kept or overwritten: no branch to mispredict
+      kept += (r > T(0)) & (r < T(1));
     }
-    r.head(pairs) = stddev * (T(-2) * r.head(pairs).log()).sqrt();
-    theta.head(pairs) *= two_pi;
-    Vec<T>(v + start, pairs).array() += r.head(pairs) * theta.head(pairs).cos();
-    Vec<T>(v + start + pairs, rest).array() += r.head(rest) * theta.head(rest).sin();
+    s.head(kept) = stddev * (T(-2) * s.head(kept).log() / s.head(kept)).sqrt();
+    const Index first = std::min(kept, n - done);
+    Vec<T>(v + done, first).array() += x.head(first) * s.head(first);
+    done += first;
+    const Index second = std::min(kept, n - done);
+    Vec<T>(v + done, second).array() += y.head(second) * s.head(second);
+    done += second;
   }
 }
 
