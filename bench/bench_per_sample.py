@@ -2,6 +2,7 @@
 gradient norms against one `gradients` call, interleaved (see timing.py).
 
     python bench/bench_per_sample.py [--dtype float32 float64] [--batch 256] [--budget 2]
+                                     [--threads N]
 
 Prints the median per call and the ratios; the targets are DP-SGD ≤ ~1.5× SGD and
 norms ≈ 1× gradients.
@@ -32,9 +33,12 @@ def main(argv=None):
     parser.add_argument("--dtype", nargs="+", default=["float32", "float64"])
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--budget", type=float, default=2.0, help="seconds per comparison")
+    parser.add_argument("--threads", type=int, help="threads of the matrix products")
     args = parser.parse_args(argv)
-    print(f"{'-'.join(map(str, SIZES))}, batch {args.batch}, "
-          f"{denseprop.build_info()['module']} module, {denseprop.get_num_threads()} threads")  # fmt: skip
+    if args.threads:
+        denseprop.set_num_threads(args.threads)
+    module, threads = denseprop.build_info()["module"], denseprop.get_num_threads()
+    print(f"{'-'.join(map(str, SIZES))}, batch {args.batch}, {module} module, {threads} threads")
     print("| dtype | dpsgd step | sgd step | ratio | norms | gradients | ratio |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for dtype in args.dtype:

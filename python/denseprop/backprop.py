@@ -155,7 +155,8 @@ def jacobian(net: Network, x: NDArray[np.floating]) -> NDArray[np.floating]:
     a = [x]
     for w, b, act in zip(net.weights, net.biases, acts):
         a.append(_core.dense_forward(a[-1], w, b, act, negative_slope=slope))
-    jac = _core.activation_jacobian(a[-1], acts[-1], negative_slope=slope) @ net.weights[-1]
+    output = _core.activation_jacobian(a[-1], acts[-1], negative_slope=slope)
+    jac: NDArray[np.floating] = output @ net.weights[-1]
     for l in range(len(acts) - 1, 0, -1):
         ones = np.ones_like(a[l])
         slopes = _core.activation_backward(a[l], ones, acts[l - 1], negative_slope=slope)

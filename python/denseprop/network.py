@@ -245,7 +245,7 @@ class Network:
             )
         return a.astype(self._dtype)
 
-    def _x(self, x):
+    def _x(self, x: object) -> np.ndarray:
         x = self._cast(x, "x")
         if x.ndim == 1 and x.shape[0] == self.sizes[0]:
             raise ValueError(
@@ -254,7 +254,7 @@ class Network:
             )
         return x
 
-    def _y(self, y):
+    def _y(self, y: object) -> np.ndarray:
         """y as the C++ loss reads it: int labels (cross-entropy) or (batch, outputs) floats."""
         y = np.asarray(y)
         if self.loss == "cross_entropy" and y.ndim == 1:
