@@ -3,10 +3,11 @@
 //
 //   words    SplitMix64 (Steele, Lea & Flood 2014) started at x = mix(mix(seed) + step):
 //            word k of the step is mix(x + (k + 1) γ), γ = 0x9E3779B97F4A7C15
-//   uniforms u = (top 53 bits (double) or 24 bits (float) + 1) / 2^53 or 2^24, in (0, 1]
-//   normals  Marsaglia's polar method: words 2k and 2k+1 give the point (x, y) = (2u - 1, 2u' - 1),
-//            kept when 0 < s = x² + y² < 1 (π/4 of them), and then x f and y f with
-//            f = √(−2 ln s / s) are two independent N(0, 1) values
+//   uniforms in (0, 1]: (53 bits + 1) / 2^53 for double, one word each; for float one word
+//            gives two, (bits 40–63 + 1) / 2^24 and (bits 16–39 + 1) / 2^24
+//   normals  Marsaglia's polar method: uniforms 2k and 2k+1 give the point
+//            (x, y) = (2u - 1, 2u' - 1), kept when 0 < s = x² + y² < 1 (π/4 of them); then x f
+//            and y f with f = √(−2 ln s / s) are two independent N(0, 1) values
 //
 // Points are drawn 512 at a time; the c kept ones of such a round give the next c values their
 // x f and the c after those their y f (the last round stops where the values end). No sine or
@@ -26,25 +27,36 @@ inline std::uint64_t splitmix64(std::uint64_t z) {
   return z ^ (z >> 31);
 }
 
-template <class T> T unit_interval(std::uint64_t bits) {
-  if constexpr (sizeof(T) == 4)
-    return T((bits >> 40) + 1) * T(1.0 / 16777216.0);  // 2^-24
-  else
-    return T((bits >> 11) + 1) * T(1.0 / 9007199254740992.0);  // 2^-53
+// (n + 1) / 2^bits for the n in `bits` bits of a word starting at `shift`: a uniform in (0, 1].
+template <class T, int bits> T unit_interval(std::uint64_t word, int shift) {
+  constexpr T scale = T(1) / T(std::uint64_t(1) << bits);
+  return T(((word >> shift) & ((std::uint64_t(1) << bits) - 1)) + 1) * scale;
+}
+
+// The next point of the square (-1, 1]², two uniforms from one word (float) or two (double).
+template <class T> void next_point(std::uint64_t& word, T& a, T& b) {
+  constexpr std::uint64_t gamma = 0x9E3779B97F4A7C15ull;
+  if constexpr (sizeof(T) == 4) {
+    const std::uint64_t w = splitmix64(word += gamma);
+    a = unit_interval<T, 24>(w, 40), b = unit_interval<T, 24>(w, 16);
+  } else {
+    a = unit_interval<T, 53>(splitmix64(word += gamma), 11);
+    b = unit_interval<T, 53>(splitmix64(word += gamma), 11);
+  }
+  a = T(2) * a - T(1), b = T(2) * b - T(1);
 }
 
 // v[i] += stddev · N(0, 1) for i in [0, n), from the stream of (seed, step).
 template <class T>
 void add_gaussian_noise(T* v, Index n, T stddev, std::uint64_t seed, std::uint64_t step) {
   constexpr Index round = 512;
-  constexpr std::uint64_t gamma = 0x9E3779B97F4A7C15ull;
   Eigen::Array<T, round, 1> x, y, s;
   std::uint64_t word = splitmix64(splitmix64(seed) + step);
   for (Index done = 0; done < n;) {
     Index kept = 0;
     for (Index k = 0; k < round; ++k) {
-      const T a = T(2) * unit_interval<T>(splitmix64(word += gamma)) - T(1);
-      const T b = T(2) * unit_interval<T>(splitmix64(word += gamma)) - T(1);
+      T a, b;
+      next_point(word, a, b);
       const T r = a * a + b * b;
       x[kept] = a, y[kept] = b, s[kept] = r;  // kept or overwritten: no branch to mispredict
       kept += (r > T(0)) & (r < T(1));
