@@ -109,7 +109,8 @@ template <class T> class Network {
   // One optimizer step on the mean loss of the batch; returns that loss (before the update).
   // A non-finite loss leaves the parameters as they were. Plain SGD updates each layer's
   // weights inside its backward pass (grads() then holds only the biases' gradients); other
-  // optimizers take one fused pass over the gradient buffer after it.
+  // optimizers take one fused pass over the gradient buffer after it; DP-SGD forms its
+  // gradient from the per-sample ones first (dpsgd_step).
   double train_step(const T* x, Targets<T> y, Index batch) {
     if (optimizer_.config().kind == OptimizerKind::dpsgd) return dpsgd_step(x, y, batch);
     const double loss = forward_loss(x, y, batch, Reduction::mean, nullptr);
