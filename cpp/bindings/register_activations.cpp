@@ -1,5 +1,7 @@
 #include "denseprop/activations.hpp"
 
+#include <limits>
+
 #include "arrays.hpp"
 #include "register.hpp"
 
@@ -7,7 +9,7 @@ namespace denseprop::bindings {
 namespace {
 
 // g(z) of a (batch, n) array, into a new array.
-py::object apply(py::handle z_obj, Activation kind) {
+py::object apply(py::handle z_obj, ActivationSpec act) {
   return dispatch(float_dtype(z_obj, "z"), [&](auto tag) -> py::object {
     using T = decltype(tag);
     const auto z = input<T>(z_obj, "z", 2, "(batch, n)", "z");
@@ -16,14 +18,14 @@ py::object apply(py::handle z_obj, Activation kind) {
     auto a_view = cols(a);
     {
       py::gil_scoped_release nogil;  // only the buffers held above are touched
-      bias_activate<T>(a_view, nullptr, {kind});
+      bias_activate<T>(a_view, nullptr, act);
     }
     return std::move(a);
   });
 }
 
 // grad_z from the output a and grad_a, both (batch, n).
-py::object backward(py::handle a_obj, py::handle grad_obj, Activation kind, const char* a_name,
+py::object backward(py::handle a_obj, py::handle grad_obj, ActivationSpec act, const char* a_name,
                     const char* grad_name) {
   return dispatch(float_dtype(a_obj, a_name), [&](auto tag) -> py::object {
     using T = decltype(tag);
@@ -34,22 +36,26 @@ py::object backward(py::handle a_obj, py::handle grad_obj, Activation kind, cons
     auto dz_view = cols(dz);
     {
       py::gil_scoped_release nogil;  // only the buffers held above are touched
-      activation_backward<T>(cols(a), cols(g), dz_view, {kind}, nullptr);
+      activation_backward<T>(cols(a), cols(g), dz_view, act, nullptr);
     }
     return std::move(dz);
   });
 }
 
-py::object jacobian(py::handle s_obj) {
-  return dispatch(float_dtype(s_obj, "s"), [&](auto tag) -> py::object {
+// The Jacobian of the activation at every sample, from its output: (batch, n) -> (batch, n, n).
+py::object jacobian(py::handle a_obj, ActivationSpec act, const char* a_name) {
+  return dispatch(float_dtype(a_obj, a_name), [&](auto tag) -> py::object {
     using T = decltype(tag);
-    const auto s = input<T>(s_obj, "s", 2, "(batch, n)", "s");
-    const py::ssize_t batch = s.shape(0), n = s.shape(1);
+    const auto a = input<T>(a_obj, a_name, 2, "(batch, n)", a_name);
+    const py::ssize_t batch = a.shape(0), n = a.shape(1);
+    if (n > std::numeric_limits<py::ssize_t>::max() / py::ssize_t(sizeof(T)) / n / batch)
+      throw py::value_error(cat(a_name, ": a Jacobian of shape (", batch, ", ", n, ", ", n,
+                                ") does not fit in memory; pass fewer samples or features"));
     Array<T> jac({batch, n, n});
     T* out = jac.mutable_data();
     {
       py::gil_scoped_release nogil;  // only the buffers held above are touched
-      softmax_jacobian<T>(cols(s), out);
+      activation_jacobian<T>(cols(a), out, act);
     }
     return std::move(jac);
   });
@@ -59,37 +65,73 @@ py::object jacobian(py::handle s_obj) {
 
 void register_activations(py::module_& m) {
   m.def(
-      "sigmoid", [](py::handle z) { return apply(z, Activation::sigmoid); }, py::arg("z"),
+      "sigmoid", [](py::handle z) { return apply(z, {Activation::sigmoid}); }, py::arg("z"),
       R"(Logistic sigmoid 1 / (1 + exp(-z)), elementwise; z: (batch, n) -> (batch, n).
 Finite for any finite z: saturates to exactly 0 or 1 instead of overflowing.)");
   m.def(
       "sigmoid_backward",
       [](py::handle a, py::handle grad_a) {
-        return backward(a, grad_a, Activation::sigmoid, "a", "grad_a");
+        return backward(a, grad_a, {Activation::sigmoid}, "a", "grad_a");
       },
       py::arg("a"), py::arg("grad_a"),
       R"(Gradient through a sigmoid from its output: grad_a * a * (1 - a).
 
 a = sigmoid(z) and grad_a: (batch, n) -> grad_z: (batch, n).)");
   m.def(
-      "softmax", [](py::handle z) { return apply(z, Activation::softmax); }, py::arg("z"),
+      "softmax", [](py::handle z) { return apply(z, {Activation::softmax}); }, py::arg("z"),
       R"(Softmax over the features of each sample; z: (batch, n) -> (batch, n), rows sum to 1.
 Each row is shifted by its maximum first, so exp never overflows.)");
   m.def(
       "softmax_backward",
       [](py::handle s, py::handle grad_s) {
-        return backward(s, grad_s, Activation::softmax, "s", "grad_s");
+        return backward(s, grad_s, {Activation::softmax}, "s", "grad_s");
       },
       py::arg("s"), py::arg("grad_s"),
       R"(Jacobian-vector product through a softmax, per sample, without forming the Jacobian.
 
 s = softmax(z) and grad_s: (batch, n) -> grad_z: (batch, n), where for each row
     grad_z = J grad_s = s * (grad_s - <s, grad_s>),   J = diag(s) - s s^T.)");
-  m.def("softmax_jacobian", &jacobian, py::arg("s"),
-        R"(The explicit softmax Jacobians, for inspection: J[i] = diag(s[i]) - outer(s[i], s[i]).
+  m.def(
+      "softmax_jacobian", [](py::handle s) { return jacobian(s, {Activation::softmax}, "s"); },
+      py::arg("s"),
+      R"(The explicit softmax Jacobians, for inspection: J[i] = diag(s[i]) - outer(s[i], s[i]).
 
 s = softmax(z): (batch, n) -> J: (batch, n, n), each symmetric. J[i] @ g[i] equals
 softmax_backward(s, g)[i]; training never forms these n x n matrices.)");
+  m.def(
+      "activation_forward",
+      [](py::handle z, const std::string& activation, double negative_slope) {
+        return apply(z, activation_spec(activation, negative_slope));
+      },
+      py::arg("z"), py::arg("activation"), py::kw_only(), py::arg("negative_slope") = 0.01,
+      R"(A named activation: z: (batch, n) -> a: (batch, n).
+
+activation: identity, sigmoid, tanh, relu, leaky_relu (z if z > 0 else negative_slope * z)
+or softmax (over the features of each sample).)");
+  m.def(
+      "activation_backward",
+      [](py::handle a, py::handle grad_a, const std::string& activation, double negative_slope) {
+        return backward(a, grad_a, activation_spec(activation, negative_slope), "a", "grad_a");
+      },
+      py::arg("a"), py::arg("grad_a"), py::arg("activation"), py::kw_only(),
+      py::arg("negative_slope") = 0.01,
+      R"(Gradient through a named activation from its output: grad_z = grad_a * g'(z).
+
+a = g(z) and grad_a: (batch, n) -> grad_z: (batch, n). g' is read from a: sigmoid a (1 - a),
+tanh 1 - a^2, relu [a > 0], leaky_relu 1 or negative_slope; softmax is its Jacobian-vector
+product, as softmax_backward.)");
+  m.def(
+      "activation_jacobian",
+      [](py::handle a, const std::string& activation, double negative_slope) {
+        return jacobian(a, activation_spec(activation, negative_slope), "a");
+      },
+      py::arg("a"), py::arg("activation"), py::kw_only(), py::arg("negative_slope") = 0.01,
+      R"(The Jacobian da/dz of a named activation at each sample, from its output a = g(z).
+
+a: (batch, n) -> J: (batch, n, n). Elementwise activations give diagonal matrices,
+J[i] = diag(g'(z[i])), so J[i] @ g[i] equals activation_backward(a, g, activation)[i];
+softmax gives diag(s) - s s^T, as softmax_jacobian. For inspection; training uses the
+fused products.)");
 }
 
 }  // namespace denseprop::bindings

@@ -101,6 +101,16 @@ ParsedTargets<T> targets(const Network<T>& net, py::handle obj, py::ssize_t batc
   return t;
 }
 
+// Per-sample gradients take batch × parameters values: refuse a count that overflows memory's
+// address range before anything is allocated.
+template <class T> void expect_fits(const Network<T>& net, py::ssize_t batch) {
+  const Index limit = std::numeric_limits<py::ssize_t>::max() / Index(sizeof(T));
+  if (net.parameter_count() > limit / batch)
+    throw py::value_error(cat("x: per-sample gradients of ", batch, " samples × ",
+                              net.parameter_count(),
+                              " parameters do not fit in memory; pass fewer samples"));
+}
+
 template <class T> py::array view(py::handle owner, T* data, Index n, bool writeable) {
   py::array_t<T> a({n}, {py::ssize_t(sizeof(T))}, data, owner);
   if (!writeable)
@@ -157,20 +167,26 @@ template <class T> void bind(py::module_& m, const char* name) {
       .def(
           "set_optimizer",
           [](M& self, const std::string& kind, double lr, double momentum, bool nesterov,
-             double beta1, double beta2, double eps, double weight_decay) {
+             double beta1, double beta2, double eps, double weight_decay, double clip_norm,
+             double noise_multiplier, std::uint64_t seed) {
             OptimizerConfig c;
             if (kind == "sgd")
               c.kind = OptimizerKind::sgd;
             else if (kind == "adam")
               c.kind = OptimizerKind::adam;
+            else if (kind == "dpsgd")
+              c.kind = OptimizerKind::dpsgd;
             else
-              throw py::value_error(cat("optimizer: unknown '", kind, "', expected sgd or adam"));
+              throw py::value_error(
+                  cat("optimizer: unknown '", kind, "', expected sgd, adam or dpsgd"));
             c.lr = lr, c.momentum = momentum, c.nesterov = nesterov, c.beta1 = beta1,
-            c.beta2 = beta2, c.eps = eps, c.weight_decay = weight_decay;
+            c.beta2 = beta2, c.eps = eps, c.weight_decay = weight_decay, c.clip_norm = clip_norm,
+            c.noise_multiplier = noise_multiplier, c.seed = seed;
             self.locked([&] { self.net.optimizer().configure(c); });
           },
           py::arg("kind"), py::arg("lr"), py::arg("momentum"), py::arg("nesterov"),
           py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
+          py::arg("clip_norm"), py::arg("noise_multiplier"), py::arg("seed"),
           "Choose the optimizer and clear its state. Arguments are checked by denseprop.Network.")
       .def(
           "forward",
@@ -202,6 +218,44 @@ template <class T> void bind(py::module_& m, const char* name) {
           },
           py::arg("x"), py::arg("y"), py::arg("reduction") = "mean",
           "Loss of (x, y); its gradients land in `grads`. The parameters do not change.")
+      .def(
+          "per_sample_gradients",
+          [](M& self, py::handle x_obj, py::handle y_obj) {
+            const auto x = features(self.net, x_obj);
+            const py::ssize_t batch = x.shape(0);
+            const auto y = targets(self.net, y_obj, batch);
+            expect_fits(self.net, batch);
+            py::list layers;
+            std::vector<T*> grad_w, grad_b;
+            for (Index l = 0; l < self.net.layers(); ++l) {
+              const py::ssize_t in = self.net.size(l), out = self.net.size(l + 1);
+              Array<T> gw({batch, out, in}), gb({batch, out});
+              grad_w.push_back(gw.mutable_data());
+              grad_b.push_back(gb.mutable_data());
+              layers.append(py::make_tuple(gw, gb));
+            }
+            self.locked(
+                [&] { self.net.per_sample_gradients(x.data(), y.view(), batch, grad_w, grad_b); });
+            return layers;
+          },
+          py::arg("x"), py::arg("y"),
+          "Each sample's own gradient: [(grad_w (batch, out, in), grad_b (batch, out)), ...]. "
+          "The model, and `grads`, do not change.")
+      .def(
+          "per_sample_gradient_norms",
+          [](M& self, py::handle x_obj, py::handle y_obj) {
+            const auto x = features(self.net, x_obj);
+            const py::ssize_t batch = x.shape(0);
+            const auto y = targets(self.net, y_obj, batch);
+            Array<T> norms(batch);
+            T* dst = norms.mutable_data();
+            self.locked(
+                [&] { self.net.per_sample_gradient_norms(x.data(), y.view(), batch, dst); });
+            return norms;
+          },
+          py::arg("x"), py::arg("y"),
+          "The L2 norm of each sample's gradient over all parameters, (batch,), without forming "
+          "the gradients. The model, and `grads`, do not change.")
       .def(
           "check",
           [](M& self, py::handle x_obj, py::handle y_obj) {

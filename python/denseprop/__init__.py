@@ -20,6 +20,9 @@ build_info = _core.build_info
 set_num_threads = _core.set_num_threads
 get_num_threads = _core.get_num_threads
 
+activation_forward = _core.activation_forward
+activation_backward = _core.activation_backward
+activation_jacobian = _core.activation_jacobian
 dense_forward = _core.dense_forward
 dense_backward = _core.dense_backward
 sigmoid = _core.sigmoid
@@ -34,6 +37,9 @@ mse = _core.mse
 __all__ = [
     "Network",
     "__version__",
+    "activation_backward",
+    "activation_forward",
+    "activation_jacobian",
     "build_info",
     "dense_backward",
     "dense_forward",

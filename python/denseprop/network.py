@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import _core
+from . import _core, backprop
 from .progress import ProgressBar
 
 __all__ = ["Network"]
@@ -30,7 +30,7 @@ _LOSSES = {
 }
 _HIDDEN = ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
 _INITS = ("auto", "glorot", "he")
-_OPTIMIZERS = ("sgd", "adam")
+_OPTIMIZERS = ("sgd", "adam", "dpsgd")
 _FORMAT = 1  # version of the saved file layout
 
 
@@ -64,6 +64,19 @@ def _generator(seed: Any) -> np.random.Generator:
     except (TypeError, ValueError) as e:
         msg = f"seed: {e}"
         raise type(e)(msg) from None
+
+
+def _noise_seed(seed: object) -> int:
+    """DP-SGD's noise seed as an int in [0, 2**64); None draws one from the OS's entropy."""
+    if seed is None:
+        return int(np.random.default_rng().integers(2**63))
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        msg = f"seed: expected an integer or None, got {type(seed).__name__}"
+        raise TypeError(msg)
+    if not 0 <= seed < 2**64:
+        msg = f"seed: must be in [0, 2**64), got {seed}"
+        raise ValueError(msg)
+    return int(seed)
 
 
 def _count(value: Any, name: str, low: int = 1) -> int:
@@ -342,6 +355,48 @@ class Network:
         loss = self._core.loss_and_gradients(self._x(x), self._y(y), reduction)
         return loss, [(gw.copy(), gb.copy()) for gw, gb in self._layers(self._core.grads)]
 
+    def per_sample_gradients(
+        self, x: NDArray[np.floating], y: NDArray[np.generic]
+    ) -> list[tuple[NDArray[np.floating], NDArray[np.floating]]]:
+        """The gradient of each sample's own loss, per layer: ``[(grad_w, grad_b), ...]``.
+
+        ``grad_w: (batch, out, in)``, ``grad_b: (batch, out)``. Summed over the batch they give
+        ``gradients(x, y, reduction="sum")``, averaged ``gradients(x, y)`` (the mean). Computed
+        in C++ from one backward pass; the model is unchanged.
+        """
+        layers = self._core.per_sample_gradients(self._x(x), self._y(y))
+        return [(grad_w, grad_b) for grad_w, grad_b in layers]
+
+    def per_sample_gradient_norms(
+        self, x: NDArray[np.floating], y: NDArray[np.generic]
+    ) -> NDArray[np.floating]:
+        """The L2 norm of each sample's gradient over all parameters, ``(batch,)``.
+
+        Equal to the norms of `per_sample_gradients`, without forming them: a dense layer's
+        per-sample gradient is the outer product ``dz aᵀ`` (and ``dz`` for the bias), so its
+        squared norm is ``‖dz‖² (‖a‖² + 1)``. Costs about one `gradients` call.
+        """
+        return self._core.per_sample_gradient_norms(self._x(x), self._y(y))
+
+    def trace(
+        self, x: NDArray[np.floating], y: NDArray[np.generic], reduction: str = "mean"
+    ) -> backprop.Trace:
+        """Every term of one forward and backward pass on ``(x, y)``, with shapes and equations.
+
+        ``Z[l], A[l], dA[l], dZ[l], dW[l], db[l]`` for layers ``l = 1..L`` (``A[0] = X``), in the
+        order they are computed; ``print`` it for a table. Its ``dW``, ``db`` equal
+        `gradients`. The model is unchanged.
+        """
+        _names(reduction, "reduction", ("mean", "sum"))
+        return backprop.trace(self, x, y, reduction)
+
+    def jacobian(self, x: NDArray[np.floating]) -> NDArray[np.floating]:
+        """The Jacobian of `forward`'s outputs with respect to the inputs, per sample.
+
+        ``x: (batch, inputs)`` -> ``(batch, outputs, inputs)``.
+        """
+        return backprop.jacobian(self, x)
+
     def set_optimizer(
         self,
         optimizer: str = "sgd",
@@ -353,12 +408,23 @@ class Network:
         beta2: float = 0.999,
         eps: float = 1e-8,
         weight_decay: float = 0.0,
+        clip_norm: float = 1.0,
+        noise_multiplier: float = 1.0,
+        seed: int | None = None,
     ) -> Network:
         """Choose the optimizer of `train_step`, `fit` and `partial_fit`; clears its state.
 
         sgd: ``v = momentum v + g; p -= lr v`` (PyTorch's form, Nesterov
         optional). adam: bias-corrected. ``weight_decay`` adds ``λ W`` to the
         weights' gradients (L2; biases are not decayed).
+
+        dpsgd (differentially private SGD): each sample's gradient is clipped to
+        L2 norm ``clip_norm``, the clipped gradients summed, Gaussian noise of
+        standard deviation ``noise_multiplier * clip_norm`` added to every
+        parameter, the result divided by the batch size and an SGD step taken
+        (no momentum). The noise comes from ``seed`` (None: a fresh one, kept in
+        `optimizer`) and the step count, so a saved or pickled network continues
+        the same noise stream.
         """
         config: dict[str, Any] = {
             "optimizer": _names(optimizer, "optimizer", _OPTIMIZERS),
@@ -369,9 +435,15 @@ class Network:
             "beta2": _number(beta2, "beta2", high=1.0),
             "eps": _number(eps, "eps", low_open=True),
             "weight_decay": _number(weight_decay, "weight_decay"),
+            "clip_norm": _number(clip_norm, "clip_norm", low_open=True),
+            "noise_multiplier": _number(noise_multiplier, "noise_multiplier"),
+            "seed": _noise_seed(seed) if optimizer == "dpsgd" else None,
         }
         if config["nesterov"] and config["momentum"] == 0:
             msg = "nesterov: needs momentum > 0"
+            raise ValueError(msg)
+        if optimizer == "dpsgd" and config["momentum"] != 0:
+            msg = f"momentum: dpsgd takes plain SGD steps, got momentum={config['momentum']}"
             raise ValueError(msg)
         if optimizer == "adam" and (config["beta1"] >= 1 or config["beta2"] >= 1):
             msg = "beta1, beta2: must be < 1 for adam's bias correction"
@@ -379,6 +451,7 @@ class Network:
         self._core.set_optimizer(
             config["optimizer"], config["lr"], config["momentum"], config["nesterov"],
             config["beta1"], config["beta2"], config["eps"], config["weight_decay"],
+            config["clip_norm"], config["noise_multiplier"], config["seed"] or 0,
         )  # fmt: skip
         self._optimizer = config
         return self
@@ -416,6 +489,8 @@ class Network:
         *,
         nesterov: bool = False,
         weight_decay: float = 0.0,
+        clip_norm: float = 1.0,
+        noise_multiplier: float = 1.0,
         validation_data: tuple[ArrayLike, ArrayLike] | None = None,
         early_stopping: bool = False,
         patience: int = 10,
@@ -437,6 +512,10 @@ class Network:
         for ``patience`` epochs; with validation data the best parameters are
         restored. ``verbose`` prints one line per epoch; ``progress`` (default:
         when stderr is a terminal) draws a progress bar.
+
+        ``optimizer="dpsgd"`` trains with differentially private SGD (see
+        `set_optimizer`), ``clip_norm`` and ``noise_multiplier`` its settings,
+        its noise seeded from ``seed``.
         """
         epochs = _count(epochs, "epochs")
         batch_size = _count(batch_size, "batch_size")
@@ -445,9 +524,11 @@ class Network:
         x, y, validation = self._training_data(x, y, validation_data)
         rng = _generator(seed)
         saved = self._snapshot()
+        noise_seed = int(rng.integers(2**63)) if optimizer == "dpsgd" else None
         self.set_optimizer(
-            optimizer, lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay
-        )
+            optimizer, lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
+            clip_norm=clip_norm, noise_multiplier=noise_multiplier, seed=noise_seed,
+        )  # fmt: skip
         self.loss_curve_, self.validation_scores_ = [], []
         try:
             self._epochs(x, y, validation, epochs, batch_size, early_stopping, patience, tol,

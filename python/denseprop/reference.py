@@ -23,9 +23,11 @@ __all__ = [
     "REDUCTIONS",
     "activation_backward",
     "activation_forward",
+    "activation_jacobian",
     "adam_step",
     "dense_backward",
     "dense_forward",
+    "dpsgd_step",
     "fit_epoch",
     "mse",
     "network_forward",
@@ -148,6 +150,24 @@ def activation_backward(
     if activation == "softmax":
         return softmax_backward(a, grad_a)
     return grad_a
+
+
+def activation_jacobian(
+    a: NDArray[Any], activation: str, negative_slope: float = 0.01
+) -> NDArray[Any]:
+    """The Jacobian ``da/dz`` of a named activation per sample, from its output.
+
+    ``a: (batch, n)`` -> ``J: (batch, n, n)``: ``diag(g'(z_i))`` for the elementwise
+    activations (``g'`` as `activation_backward` reads it from ``a``), and
+    ``diag(s_i) - s_i s_iᵀ`` for softmax.
+    """
+    if activation == "softmax":
+        return softmax_jacobian(a)
+    slopes = activation_backward(a, np.ones_like(a), activation, negative_slope)
+    jac = np.zeros(a.shape + a.shape[1:], dtype=a.dtype)
+    diagonal = np.arange(a.shape[1])
+    jac[:, diagonal, diagonal] = slopes
+    return jac
 
 
 def dense_forward(
@@ -365,6 +385,46 @@ def sgd_step(
             v += d
             step = d + v.dtype.type(momentum) * v if nesterov else v
             p -= p.dtype.type(lr) * step
+
+
+def dpsgd_step(
+    params: list[tuple[NDArray[Any], NDArray[Any]]],
+    per_sample_grads: list[tuple[NDArray[Any], NDArray[Any]]],
+    noise: list[tuple[NDArray[Any], NDArray[Any]]],
+    lr: float,
+    clip_norm: float,
+    noise_multiplier: float,
+    weight_decay: float = 0.0,
+) -> None:
+    """One differentially private SGD step in place (Abadi et al. 2016).
+
+    ``params``: list of ``(w, b)``; ``per_sample_grads``: ``(grad_w (batch, out, in),
+    grad_b (batch, out))`` per layer; ``noise``: standard normal values shaped like
+    ``params``. With ``g_i`` sample i's whole gradient and ``C = clip_norm``:
+
+        c_i = min(1, C / ‖g_i‖)   (1 when ‖g_i‖ = 0)
+        g = (Σ_i c_i g_i + noise_multiplier · C · noise) / batch
+
+    then ``sgd_step(params, g, None, lr, weight_decay=weight_decay)``.
+    """
+    batch = per_sample_grads[0][1].shape[0]
+    squared = sum(
+        (gw * gw).sum(axis=(1, 2)) + (gb * gb).sum(axis=1) for gw, gb in per_sample_grads
+    )
+    norms = np.sqrt(squared)
+    clip = norms.dtype.type(clip_norm)
+    factors = np.ones_like(norms)
+    large = norms > clip
+    factors[large] = clip / norms[large]
+    sigma = norms.dtype.type(noise_multiplier * clip_norm)
+    grads = [
+        (
+            (np.einsum("i,ijk->jk", factors, gw) + sigma * nw) / batch,
+            (factors @ gb + sigma * nb) / batch,
+        )
+        for (gw, gb), (nw, nb) in zip(per_sample_grads, noise)
+    ]
+    sgd_step(params, grads, None, lr, weight_decay=weight_decay)
 
 
 def adam_step(

@@ -137,4 +137,21 @@ template <class T> void softmax_jacobian(CMat<T> s, T* jac) {
   }
 }
 
+// The Jacobian dA/dZ of each sample, from a = g(z), for inspection: diag(g'(z)) for the
+// elementwise activations (the diagonal is activation_backward of a vector of ones) and
+// diag(s) - s sᵀ for softmax. jac holds one n × n block per sample, zero off the diagonal.
+template <class T> void activation_jacobian(CMat<T> a, T* jac, ActivationSpec act) {
+  if (act.kind == Activation::softmax) return softmax_jacobian<T>(a, jac);
+  const Index n = a.rows();
+  const Vector<T> ones = Vector<T>::Ones(n);
+  Vector<T> slope(n);
+  for (Index j = 0; j < a.cols(); ++j) {
+    activation_backward<T>(CMat<T>(a.col(j).data(), n, 1), CMat<T>(ones.data(), n, 1),
+                           Mat<T>(slope.data(), n, 1), act, nullptr);
+    Mat<T> J(jac + j * n * n, n, n);
+    J.setZero();
+    J.diagonal() = slope;
+  }
+}
+
 }  // namespace denseprop

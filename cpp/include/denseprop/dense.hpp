@@ -58,12 +58,12 @@ template <class T> void weight_sgd_update(CMat<T> x, CMat<T> dz, RowMat<T> w, T 
 
 // From the stored output a (z is never kept): dZ = dA ⊙ g'(Z), db = dZ 1 (summed in the pass
 // that forms dZ) and dX = Wᵀ dZ, all but dW; dense_backward and the Network's fused SGD step
-// share it. dz is scratch of a's shape and may alias da; dx may be null (the first layer
-// needs no dX).
+// share it. dz is scratch of a's shape and may alias da; db may be null (per-sample gradients
+// sum dZ their own way) and dx too (the first layer needs no dX).
 template <class T>
 void delta_backward(CRowMat<T> w, CMat<T> a, CMat<T> da, Mat<T> dz, T* db, T* dx,
                     ActivationSpec act) {
-  Vec<T>(db, dz.rows()).setZero();
+  if (db) Vec<T>(db, dz.rows()).setZero();
   activation_backward<T>(a, da, dz, act, db);
   if (dx) product(Mat<T>(dx, w.cols(), dz.cols()), w.transpose(), dz);
 }

@@ -14,6 +14,7 @@
 #include "dense.hpp"
 #include "losses.hpp"
 #include "optimizers.hpp"
+#include "per_sample.hpp"
 
 namespace denseprop {
 
@@ -47,6 +48,7 @@ template <class T> class Network {
   Index layers() const { return Index(acts_.size()); }
   Index inputs() const { return sizes_.front(); }
   Index outputs() const { return sizes_.back(); }
+  Index size(Index l) const { return sizes_[l]; }  // inputs (0), then each layer's outputs
   Index parameter_count() const { return Index(params_.size()); }
   T* params() { return params_.data(); }
   T* grads() { return grads_.data(); }
@@ -55,7 +57,8 @@ template <class T> class Network {
   Index capacity() const { return capacity_; }
   // The start of each workspace buffer, to show that steps do not reallocate them.
   std::vector<const void*> workspace() const {
-    return {acts_buf_.data(), deltas_buf_.data(), xb_.data(), yb_.data(), lb_.data()};
+    return {acts_buf_.data(), deltas_buf_.data(), norms_.data(),
+            xb_.data(),       yb_.data(),         lb_.data()};
   }
 
   // Grows the workspace to hold a batch of `batch` samples; never shrinks it.
@@ -65,6 +68,7 @@ template <class T> class Network {
     for (Index l = 0; l < layers(); ++l) units += sizes_[l + 1];
     acts_buf_.assign(units * batch, T(0));
     deltas_buf_.assign(units * batch, T(0));
+    norms_.assign(batch, T(0));
     capacity_ = batch;
   }
 
@@ -79,26 +83,42 @@ template <class T> class Network {
   double loss_and_gradients(const T* x, Targets<T> y, Index batch, Reduction reduction,
                             T* per_sample = nullptr) {
     const double loss = forward_loss(x, y, batch, reduction, per_sample);
-    backward(x, batch, false);
+    backward(x, batch, Pass::gradients);
     return loss;
+  }
+
+  // The gradient of each sample's own loss: grad_w[l] holds batch blocks of out × in
+  // (row-major), grad_b[l] batch columns of out. Their sum is the gradient of the summed loss.
+  // grads() and the parameters are left as they were.
+  void per_sample_gradients(const T* x, Targets<T> y, Index batch, const std::vector<T*>& grad_w,
+                            const std::vector<T*>& grad_b) {
+    per_sample_deltas(x, y, batch);
+    for (Index l = 0; l < layers(); ++l)
+      denseprop::per_sample_gradients<T>(layer_input(x, l, batch), layer_dz(l, batch), grad_w[l],
+                                         grad_b[l]);
+  }
+
+  // norms[i] = ‖g_i‖, the L2 norm of sample i's gradient over all parameters, without forming
+  // it (see add_squared_norms). grads() and the parameters are left as they were.
+  void per_sample_gradient_norms(const T* x, Targets<T> y, Index batch, T* norms) {
+    per_sample_deltas(x, y, batch);
+    squared_norms(x, batch, norms);
+    for (Index i = 0; i < batch; ++i) norms[i] = std::sqrt(norms[i]);
   }
 
   // One optimizer step on the mean loss of the batch; returns that loss (before the update).
   // A non-finite loss leaves the parameters as they were. Plain SGD updates each layer's
   // weights inside its backward pass (grads() then holds only the biases' gradients); other
-  // optimizers take one fused pass over the gradient buffer after it.
+  // optimizers take one fused pass over the gradient buffer after it; DP-SGD forms its
+  // gradient from the per-sample ones first (dpsgd_step).
   double train_step(const T* x, Targets<T> y, Index batch) {
+    if (optimizer_.config().kind == OptimizerKind::dpsgd) return dpsgd_step(x, y, batch);
     const double loss = forward_loss(x, y, batch, Reduction::mean, nullptr);
     if (!std::isfinite(loss)) return loss;
     optimizer_.begin_step();
     const bool fused = optimizer_.plain_sgd();
-    backward(x, batch, fused);
-    if (fused) return loss;
-    for (Index l = 0; l < layers(); ++l) {
-      const Index w = sizes_[l + 1] * sizes_[l];
-      optimizer_.update(params_.data(), grads_.data(), offsets_[l], w, true);
-      optimizer_.update(params_.data(), grads_.data(), offsets_[l] + w, sizes_[l + 1], false);
-    }
+    backward(x, batch, fused ? Pass::sgd_update : Pass::gradients);
+    if (!fused) update();
     return loss;
   }
 
@@ -162,6 +182,59 @@ template <class T> class Network {
 
   bool fused_output() const { return loss_ != LossKind::mse; }
 
+  // A[l-1], the input of layer l, and dZ[l] as the backward pass left it.
+  CMat<T> layer_input(const T* x, Index l, Index batch) {
+    return CMat<T>(l == 0 ? x : act(l - 1), sizes_[l], batch);
+  }
+  CMat<T> layer_dz(Index l, Index batch) { return CMat<T>(delta(l), sizes_[l + 1], batch); }
+
+  // Forward and backward on each sample's own (unscaled) loss, keeping dZ[l] of every layer in
+  // the workspace; grads() is not written.
+  double per_sample_deltas(const T* x, Targets<T> y, Index batch) {
+    const double loss = forward_loss(x, y, batch, Reduction::sum, nullptr);
+    backward(x, batch, Pass::deltas);
+    return loss;
+  }
+
+  // sq[i] = ‖g_i‖², from the dZ[l] of per_sample_deltas.
+  void squared_norms(const T* x, Index batch, T* sq) {
+    Vec<T>(sq, batch).setZero();
+    for (Index l = 0; l < layers(); ++l)
+      add_squared_norms<T>(layer_input(x, l, batch), layer_dz(l, batch), sq);
+  }
+
+  // One optimizer step over grads(): W with weight decay, b without.
+  void update() {
+    for (Index l = 0; l < layers(); ++l) {
+      const Index w = sizes_[l + 1] * sizes_[l];
+      optimizer_.update(params_.data(), grads_.data(), offsets_[l], w, true);
+      optimizer_.update(params_.data(), grads_.data(), offsets_[l] + w, sizes_[l + 1], false);
+    }
+  }
+
+  // DP-SGD (Abadi et al. 2016): each sample's gradient g_i clipped to norm C, summed, noise
+  // N(0, σ²C²) added to every parameter, divided by the batch, then SGD's step. The clipped sum
+  // Σ_i c_i dz_i a_iᵀ = (dZ diag(c)) Aᵀ is one GEMM per layer, as a plain gradient is.
+  double dpsgd_step(const T* x, Targets<T> y, Index batch) {
+    const double loss = per_sample_deltas(x, y, batch) / double(batch);
+    if (!std::isfinite(loss)) return loss;
+    optimizer_.begin_step();
+    T* c = norms_.data();
+    squared_norms(x, batch, c);
+    clip_factors<T>(c, batch, T(optimizer_.config().clip_norm));
+    for (Index l = 0; l < layers(); ++l) {
+      const Index in = sizes_[l], out = sizes_[l + 1];
+      Mat<T> d(delta(l), out, batch);
+      d.array().rowwise() *= CVec<T>(c, batch).array().transpose();
+      T* gw = grads_.data() + offsets_[l];
+      weight_gradient<T>(layer_input(x, l, batch), as_const(d), RowMat<T>(gw, out, in));
+      Vec<T>(gw + out * in, out) = d.rowwise().sum();
+    }
+    optimizer_.privatise(grads_.data(), parameter_count(), batch);
+    update();
+    return loss;
+  }
+
   // The forward pass and the loss; leaves dZ[L] (fused output) or dA[L] in delta(L).
   double forward_loss(const T* x, Targets<T> y, Index batch, Reduction reduction, T* per_sample) {
     const Index L = layers() - 1;
@@ -183,9 +256,13 @@ template <class T> class Network {
     return reduction == Reduction::mean ? total / double(batch) : total;
   }
 
-  // Back from delta(L) to the first layer. Gradients land in grads(), or with `sgd_update`
-  // each layer's weights take plain SGD's step in place, after dA[l-1] has used them.
-  void backward(const T* x, Index batch, bool sgd_update) {
+  // What a backward pass leaves: the gradients in grads(); or plain SGD's step taken in place,
+  // each layer's weights updated after dA[l-1] has used them (grads() then holds the biases'
+  // gradients); or only dZ[l] of every layer in the workspace.
+  enum class Pass { gradients, sgd_update, deltas };
+
+  // Back from delta(L) to the first layer.
+  void backward(const T* x, Index batch, Pass pass) {
     const Index L = layers() - 1;
     const T lr = T(optimizer_.config().lr), decay = T(optimizer_.config().weight_decay);
     for (Index l = L; l >= 0; --l) {
@@ -196,9 +273,10 @@ template <class T> class Network {
       T* db = gw + out * in;
       Mat<T> dz(delta(l), out, batch);
       // dA[l-1] reads W[l] here, before the SGD step below changes it.
-      delta_backward<T>(weight(l), CMat<T>(act(l), out, batch), as_const(dz), dz, db,
-                        l == 0 ? nullptr : delta(l - 1), g);
-      if (!sgd_update) {
+      delta_backward<T>(weight(l), CMat<T>(act(l), out, batch), as_const(dz), dz,
+                        pass == Pass::deltas ? nullptr : db, l == 0 ? nullptr : delta(l - 1), g);
+      if (pass == Pass::deltas) continue;
+      if (pass == Pass::gradients) {
         weight_gradient<T>(prev, as_const(dz), RowMat<T>(gw, out, in));
         continue;
       }
@@ -230,6 +308,7 @@ template <class T> class Network {
   Optimizer<T> optimizer_;
   Index capacity_ = 0;
   Buffer<T> acts_buf_, deltas_buf_;
+  Buffer<T> norms_;    // DP-SGD's per-sample norms, then clip factors
   Buffer<T> xb_, yb_;  // a shuffled batch, gathered
   std::vector<std::int64_t> lb_;
 };

@@ -5,11 +5,12 @@
 #include <cmath>
 #include <vector>
 
+#include "noise.hpp"
 #include "types.hpp"
 
 namespace denseprop {
 
-enum class OptimizerKind { sgd, adam };
+enum class OptimizerKind { sgd, adam, dpsgd };
 
 struct OptimizerConfig {
   OptimizerKind kind = OptimizerKind::sgd;
@@ -18,6 +19,8 @@ struct OptimizerConfig {
   bool nesterov = false;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // adam
   double weight_decay = 0;  // L2: λ p is added to the gradient of each decayed parameter
+  double clip_norm = 1, noise_multiplier = 0;  // dpsgd: C and σ
+  std::uint64_t seed = 0;                      // dpsgd: the noise stream (see noise.hpp)
 };
 
 template <class T> class Optimizer {
@@ -48,7 +51,18 @@ template <class T> class Optimizer {
   // Counts one step; the segments of that step follow through update().
   void begin_step() { ++steps_; }
 
+  // DP-SGD's gradient from the sum of the clipped per-sample gradients, in place:
+  // g = (Σ_i c_i g_i + N(0, σ²C²)) / batch, the noise drawn from (seed, step) for every parameter.
+  void privatise(T* grads, Index n, Index batch) const {
+    const OptimizerConfig& c = config_;
+    if (c.noise_multiplier > 0)
+      add_gaussian_noise<T>(grads, n, T(c.noise_multiplier * c.clip_norm), c.seed,
+                            std::uint64_t(steps_));
+    Vec<T>(grads, n) /= T(batch);
+  }
+
   // Updates params[i] for i in [offset, offset + n) from grads, λ applied when `decay`.
+  // dpsgd takes sgd's step on its privatised gradient (no momentum).
   // sgd  (PyTorch's):  d = g + λp;  v = μv + d;  p -= η (nesterov ? d + μv : v)   (v = d if μ = 0)
   // adam (bias-corrected):  m = β₁m + (1-β₁)d;  s = β₂s + (1-β₂)d²;
   //                         p -= η (m / (1-β₁ᵗ)) / (√(s / (1-β₂ᵗ)) + ε)
@@ -58,7 +72,7 @@ template <class T> class Optimizer {
     const auto g = CVec<T>(grads + offset, n).array();
     const T lr = T(c.lr), wd = decay ? T(c.weight_decay) : T(0);
     auto d = g + wd * p;
-    if (c.kind == OptimizerKind::sgd) {
+    if (c.kind != OptimizerKind::adam) {
       const T mu = T(c.momentum);
       if (mu == T(0)) {
         p -= lr * d;
