@@ -69,8 +69,13 @@ py::dict build_info() {
   return info;
 }
 
+// More is a mistake (a byte count, a cast negative number), and OpenMP would try to start them
+// all at the next matrix product.
+constexpr int max_threads = 1024;
+
 void set_num_threads(int n) {
-  if (n < 1) throw py::value_error(cat("n: must be a positive number of threads, got ", n));
+  if (n < 1 || n > max_threads)
+    throw py::value_error(cat("n: must be a number of threads in [1, ", max_threads, "], got ", n));
   if (!has_openmp && n > 1)
     throw py::value_error(cat("n: this build has no OpenMP, so only 1 thread is possible, got ", n));
   Eigen::setNbThreads(n);

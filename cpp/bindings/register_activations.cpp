@@ -11,7 +11,7 @@ py::object apply(py::handle z_obj, Activation kind) {
   return dispatch(float_dtype(z_obj, "z"), [&](auto tag) -> py::object {
     using T = decltype(tag);
     const auto z = input<T>(z_obj, "z", 2, "(batch, n)", "z");
-    Array<T> a({z.shape(0), z.shape(1)});
+    auto a = new_array<T>({z.shape(0), z.shape(1)});
     std::copy_n(z.data(), z.size(), a.mutable_data());
     auto a_view = cols(a);
     {
@@ -30,7 +30,7 @@ py::object backward(py::handle a_obj, py::handle grad_obj, Activation kind, cons
     const auto a = input<T>(a_obj, a_name, 2, "(batch, n)", a_name);
     const auto g = input<T>(grad_obj, grad_name, 2, "(batch, n)", a_name);
     expect_same_shape(g, grad_name, a, a_name);
-    Array<T> dz({a.shape(0), a.shape(1)});
+    auto dz = new_array<T>({a.shape(0), a.shape(1)});
     auto dz_view = cols(dz);
     {
       py::gil_scoped_release nogil;  // only the buffers held above are touched
@@ -45,7 +45,7 @@ py::object jacobian(py::handle s_obj) {
     using T = decltype(tag);
     const auto s = input<T>(s_obj, "s", 2, "(batch, n)", "s");
     const py::ssize_t batch = s.shape(0), n = s.shape(1);
-    Array<T> jac({batch, n, n});
+    auto jac = new_array<T>({batch, n, n});
     T* out = jac.mutable_data();
     {
       py::gil_scoped_release nogil;  // only the buffers held above are touched
