@@ -5,9 +5,12 @@ NumPy views of it. Every method checks its arguments before the model is touched
 bad argument raises and leaves the network exactly as it was.
 """
 
+import functools
 import json
 import math
+import threading
 import time
+from typing import Any, Callable, TypeVar, cast
 
 import numpy as np
 
@@ -26,6 +29,7 @@ _HIDDEN = ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
 _INITS = ("auto", "glorot", "he")
 _OPTIMIZERS = ("sgd", "adam")
 _FORMAT = 1  # version of the saved file layout
+_LARGEST_SIZE = 2**31 - 1  # units of one layer, as the C++ model takes them
 
 
 def _names(value, name, allowed):
@@ -52,6 +56,21 @@ def _generator(seed):
         return np.random.default_rng(seed)
     except (TypeError, ValueError) as e:
         raise type(e)(f"seed: {e}") from None
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _one_at_a_time(method: _Method) -> _Method:
+    """``method`` run holding the Network's lock: a call from another thread waits until it
+    ends, so steps, fits and saves never see or leave each other's half-done state."""
+
+    @functools.wraps(method)
+    def locked(self: "Network", *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return cast(_Method, locked)
 
 
 def _count(value, name, low=1):
@@ -107,6 +126,9 @@ class Network:
         if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
             raise TypeError(f"sizes: expected a sequence of ints, got {type(sizes).__name__}")
         sizes = [_count(s, f"sizes[{i}]") for i, s in enumerate(sizes)]
+        for i, s in enumerate(sizes):
+            if s > _LARGEST_SIZE:
+                raise ValueError(f"sizes[{i}]: must be at most {_LARGEST_SIZE}, got {s}")
         if len(sizes) < 2:
             raise ValueError(f"sizes: need at least inputs and outputs, got {sizes}")
         hidden = len(sizes) - 2
@@ -145,6 +167,7 @@ class Network:
             "init": init,
             "negative_slope": negative_slope,
         }
+        self._lock = threading.RLock()
         kind = _core.NetworkF32 if dtype == np.float32 else _core.NetworkF64
         self._core = kind(sizes, [*activation, output_activation], negative_slope, loss)
         self._dtype = dtype
@@ -276,10 +299,14 @@ class Network:
     def score(self, x, y):
         """Accuracy for classification (labels or one-hot ``y``); for regression R², the mean
         over outputs as scikit-learn's ``r2_score``."""
+        x, y = self._x(x), np.asarray(y)
+        batch, outputs = len(x) if x.ndim else 0, self.sizes[-1]
+        labels = self.loss == "cross_entropy" and y.ndim == 1
+        if y.shape[:1] != (batch,):
+            raise ValueError(f"y: expected {batch} rows to match x, got shape {y.shape}")
+        if not labels and y.shape not in ((batch, outputs), (batch,) * (outputs == 1)):
+            raise ValueError(f"y: expected shape ({batch}, {outputs}), got {y.shape}")
         out = self.forward(x)
-        y = np.asarray(y)
-        if y.shape[:1] != out.shape[:1]:
-            raise ValueError(f"y: expected {out.shape[0]} rows to match x, got shape {y.shape}")
         if self.loss == "cross_entropy":
             labels = y if y.ndim == 1 else y.argmax(axis=1)
             return float(np.mean(out.argmax(axis=1) == labels))
@@ -296,6 +323,7 @@ class Network:
 
     # -- learning --------------------------------------------------------------------------
 
+    @_one_at_a_time
     def gradients(self, x, y, reduction="mean"):
         """The loss of ``(x, y)`` and each layer's ``(grad_w, grad_b)``; the model is unchanged.
 
@@ -306,6 +334,7 @@ class Network:
         loss = self._core.loss_and_gradients(self._x(x), self._y(y), reduction)
         return loss, [(gw.copy(), gb.copy()) for gw, gb in self._layers(self._core.grads)]
 
+    @_one_at_a_time
     def set_optimizer(
         self,
         optimizer="sgd",
@@ -350,19 +379,25 @@ class Network:
         """The optimizer's settings, as `set_optimizer` took them."""
         return dict(self._optimizer)
 
+    @_one_at_a_time
     def train_step(self, x, y):
         """One optimizer step on the batch ``(x, y)``; returns its mean loss before the step.
 
-        A non-finite loss raises FloatingPointError and leaves the parameters unchanged.
+        A non-finite loss, or a step that overflows the parameters, raises
+        FloatingPointError and leaves the network as it was.
         """
-        loss = self._core.train_step(self._x(x), self._y(y))
-        if not math.isfinite(loss):
+        x, y = self._x(x), self._y(y)
+        saved = self._snapshot()
+        loss = self._core.train_step(x, y)
+        if not self._finite(loss):
+            self._restore(saved)
             raise FloatingPointError(
-                f"the loss is {loss}; the parameters were left unchanged. "
-                f"Try a smaller learning rate (lr={self._optimizer['lr']})"
+                f"the loss became {loss} or the parameters overflowed; the network is as "
+                f"before the step. Try a smaller learning rate (lr={self._optimizer['lr']})"
             )
         return loss
 
+    @_one_at_a_time
     def fit(
         self,
         x,
@@ -416,6 +451,7 @@ class Network:
             raise
         return self
 
+    @_one_at_a_time
     def partial_fit(self, x, y, batch_size=32, shuffle=True, seed=None):
         """One more epoch over ``(x, y)`` with the current optimizer and its state.
 
@@ -550,6 +586,7 @@ class Network:
 
     # -- saving ----------------------------------------------------------------------------
 
+    @_one_at_a_time
     def _state(self):
         first, second = self._core.optimizer_state
         config = {"format": _FORMAT, "network": self._config, "optimizer": self._optimizer}
