@@ -38,7 +38,9 @@ export LD_PRELOAD="$asan${LD_PRELOAD:+:$LD_PRELOAD}"
 # detect_leaks=0: CPython keeps interned objects and its allocator's arenas alive at exit, which
 # LeakSanitizer reports by the thousand; leaks are measured by tests/test_leaks.py instead.
 # Reports go to files so that one from any child process is seen too.
-export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:log_path=$logs/asan"
+# allocator_may_return_null=1: a request for terabytes (the fuzz harness makes some) must come
+# back to the caller as MemoryError, as it does without ASan, not abort.
+export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:halt_on_error=1:log_path=$logs/asan"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$logs/ubsan"
 export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
 export DENSEPROP_SANITIZED=1
