@@ -340,6 +340,17 @@ def test_divergent_fit_raises_naming_the_epoch_and_restores_the_network(dtype):
     assert np.isfinite(net._core.params).all()
 
 
+def test_train_step_that_overflows_the_weights_raises_and_restores_them(dtype):
+    net, x, y = diverging_regression(dtype)
+    net.set_optimizer("sgd", float(np.finfo(dtype).max) / 10)  # finite loss, inf weights after
+    before = snapshot(net)
+    # The C++ step reports the overflow as a NaN loss, after putting everything back.
+    with pytest.raises(FloatingPointError, match=r"^the loss became nan or the parameters"):
+        net.train_step(x, y)
+    before.pop("workspace")
+    assert_unchanged(net, before)
+
+
 def test_fit_whose_last_step_overflows_the_weights_raises_and_restores_them(dtype):
     net, x, y = diverging_regression(dtype)
     before = net._core.params.copy()
@@ -352,5 +363,5 @@ def test_fit_whose_last_step_overflows_the_weights_raises_and_restores_them(dtyp
 def test_train_step_with_a_non_finite_loss_raises_and_changes_nothing(net_xy):
     net, x, y = net_xy
     huge = np.full((16, 64), np.finfo(x.dtype).max, x.dtype)  # finite, but the logits overflow
-    match = r"^the loss is nan; the parameters were left unchanged\. Try a smaller learning rate"
+    match = r"^the loss became nan or the parameters overflowed; the network is as before the step"
     raises_unchanged(net, FloatingPointError, match, lambda: net.train_step(huge, y[:16]))

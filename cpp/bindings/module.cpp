@@ -63,9 +63,12 @@ py::dict build_info() {
   return info;
 }
 
+// More is a mistake (a byte count, a cast negative number): each would be a thread started now.
+constexpr int max_threads = 256;
+
 void set_num_threads(int n) {
-  if (n < 1 || n > 256)
-    throw py::value_error(cat("n: must be a number of threads in [1, 256], got ", n));
+  if (n < 1 || n > max_threads)
+    throw py::value_error(cat("n: must be a number of threads in [1, ", max_threads, "], got ", n));
   py::gil_scoped_release nogil;  // joining the old workers may wait for a running product
   denseprop::Workers::get().set_threads(n);
 }

@@ -13,7 +13,7 @@ py::object apply(py::handle z_obj, ActivationSpec act) {
   return dispatch(float_dtype(z_obj, "z"), [&](auto tag) -> py::object {
     using T = decltype(tag);
     const auto z = input<T>(z_obj, "z", 2, "(batch, n)", "z");
-    Array<T> a({z.shape(0), z.shape(1)});
+    auto a = new_array<T>({z.shape(0), z.shape(1)});
     std::copy_n(z.data(), z.size(), a.mutable_data());
     auto a_view = cols(a);
     {
@@ -32,7 +32,7 @@ py::object backward(py::handle a_obj, py::handle grad_obj, ActivationSpec act, c
     const auto a = input<T>(a_obj, a_name, 2, "(batch, n)", a_name);
     const auto g = input<T>(grad_obj, grad_name, 2, "(batch, n)", a_name);
     expect_same_shape(g, grad_name, a, a_name);
-    Array<T> dz({a.shape(0), a.shape(1)});
+    auto dz = new_array<T>({a.shape(0), a.shape(1)});
     auto dz_view = cols(dz);
     {
       py::gil_scoped_release nogil;  // only the buffers held above are touched
@@ -48,10 +48,7 @@ py::object jacobian(py::handle a_obj, ActivationSpec act, const char* a_name) {
     using T = decltype(tag);
     const auto a = input<T>(a_obj, a_name, 2, "(batch, n)", a_name);
     const py::ssize_t batch = a.shape(0), n = a.shape(1);
-    if (n > std::numeric_limits<py::ssize_t>::max() / py::ssize_t(sizeof(T)) / n / batch)
-      throw py::value_error(cat(a_name, ": a Jacobian of shape (", batch, ", ", n, ", ", n,
-                                ") does not fit in memory; pass fewer samples or features"));
-    Array<T> jac({batch, n, n});
+    auto jac = new_array<T>({batch, n, n});
     T* out = jac.mutable_data();
     {
       py::gil_scoped_release nogil;  // only the buffers held above are touched

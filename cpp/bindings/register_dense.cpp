@@ -48,11 +48,11 @@ py::tuple backward(py::handle x_obj, py::handle w_obj, py::handle a_obj, py::han
       throw py::value_error(cat("a: expected shape (", batch, ", ", out,
                                 ") from x's batch and w's outputs, got ", shape_str(a)));
     expect_same_shape(grad_a, "grad_a", a, "a");
-    Array<T> grad_w({out, in}), grad_b({out});
+    auto grad_w = new_array<T>({out, in}), grad_b = new_array<T>({out});
     py::object grad_x = py::none();
     T* dx = nullptr;
     if (need_grad_x) {
-      Array<T> gx({batch, in});
+      auto gx = new_array<T>({batch, in});
       dx = gx.mutable_data();
       grad_x = std::move(gx);
     }

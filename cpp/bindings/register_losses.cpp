@@ -11,8 +11,8 @@ namespace {
 template <class T, class Kernel>
 py::tuple reduce(const std::string& reduction, py::ssize_t batch, py::ssize_t n, Kernel&& kernel) {
   const Reduction r = parse_reduction(reduction);
-  Array<T> grad({batch, n});
-  Array<T> per_sample(r == Reduction::none ? batch : 0);
+  auto grad = new_array<T>({batch, n});
+  auto per_sample = new_array<T>({r == Reduction::none ? batch : 0});
   T* losses = r == Reduction::none ? per_sample.mutable_data() : nullptr;
   const T scale = r == Reduction::mean ? T(1) / T(batch) : T(1);
   Mat<T> g = cols(grad);

@@ -193,7 +193,7 @@ template <class T> void bind(py::module_& m, const char* name) {
           [](M& self, py::handle x_obj) {
             const auto x = features(self.net, x_obj);
             const py::ssize_t batch = x.shape(0);
-            Array<T> out({batch, py::ssize_t(self.net.outputs())});
+            auto out = new_array<T>({batch, py::ssize_t(self.net.outputs())});
             T* dst = out.mutable_data();
             self.locked([&] {
               const auto a = self.net.forward(x.data(), batch);
@@ -209,7 +209,7 @@ template <class T> void bind(py::module_& m, const char* name) {
             const py::ssize_t batch = x.shape(0);
             const auto y = targets(self.net, y_obj, batch);
             const Reduction r = parse_reduction(reduction);
-            Array<T> per_sample(r == Reduction::none ? batch : 0);
+            auto per_sample = new_array<T>({r == Reduction::none ? batch : 0});
             T* losses = r == Reduction::none ? per_sample.mutable_data() : nullptr;
             const double loss = self.locked(
                 [&] { return self.net.loss_and_gradients(x.data(), y.view(), batch, r, losses); });

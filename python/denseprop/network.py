@@ -7,12 +7,14 @@ bad argument raises and leaves the network exactly as it was.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
+import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Callable, TypeVar, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -32,6 +34,7 @@ _HIDDEN = ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
 _INITS = ("auto", "glorot", "he")
 _OPTIMIZERS = ("sgd", "adam", "dpsgd")
 _FORMAT = 1  # version of the saved file layout
+_LARGEST_SIZE = 2**31 - 1  # units of one layer, as the C++ model takes them
 
 
 def _names(value: str, name: str, allowed: Sequence[str]) -> str:
@@ -77,6 +80,21 @@ def _noise_seed(seed: object) -> int:
         msg = f"seed: must be in [0, 2**64), got {seed}"
         raise ValueError(msg)
     return int(seed)
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _one_at_a_time(method: _Method) -> _Method:
+    """``method`` run holding the Network's lock: a call from another thread waits until it
+    ends, so steps, fits and saves never see or leave each other's half-done state."""
+
+    @functools.wraps(method)
+    def locked(self: Network, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return cast(_Method, locked)
 
 
 def _count(value: Any, name: str, low: int = 1) -> int:
@@ -135,6 +153,10 @@ class Network:
             msg = f"sizes: expected a sequence of ints, got {type(sizes).__name__}"
             raise TypeError(msg)
         sizes = [_count(s, f"sizes[{i}]") for i, s in enumerate(sizes)]
+        for i, s in enumerate(sizes):
+            if s > _LARGEST_SIZE:
+                msg = f"sizes[{i}]: must be at most {_LARGEST_SIZE}, got {s}"
+                raise ValueError(msg)
         if len(sizes) < 2:
             msg = f"sizes: need at least inputs and outputs, got {sizes}"
             raise ValueError(msg)
@@ -181,6 +203,7 @@ class Network:
             "init": init,
             "negative_slope": negative_slope,
         }
+        self._lock = threading.RLock()
         kind = _core.NetworkF32 if dtype == np.float32 else _core.NetworkF64
         acts = [*activation, output_activation]
         self._core: _core.NetworkF32 | _core.NetworkF64 = kind(sizes, acts, negative_slope, loss)
@@ -322,11 +345,16 @@ class Network:
     def score(self, x: ArrayLike, y: ArrayLike) -> float:
         """Accuracy for classification (labels or one-hot ``y``); for regression R², the mean
         over outputs as scikit-learn's ``r2_score``."""
-        out = self.forward(x)
-        y = np.asarray(y)
-        if y.shape[:1] != out.shape[:1]:
-            msg = f"y: expected {out.shape[0]} rows to match x, got shape {y.shape}"
+        x, y = self._x(x), np.asarray(y)
+        batch, outputs = len(x) if x.ndim else 0, self.sizes[-1]
+        given_labels = self.loss == "cross_entropy" and y.ndim == 1
+        if y.shape[:1] != (batch,):
+            msg = f"y: expected {batch} rows to match x, got shape {y.shape}"
             raise ValueError(msg)
+        if not given_labels and y.shape not in ((batch, outputs), (batch,) * (outputs == 1)):
+            msg = f"y: expected shape ({batch}, {outputs}), got {y.shape}"
+            raise ValueError(msg)
+        out = self.forward(x)
         if self.loss == "cross_entropy":
             labels = y if y.ndim == 1 else y.argmax(axis=1)
             return float(np.mean(out.argmax(axis=1) == labels))
@@ -343,6 +371,7 @@ class Network:
 
     # -- learning --------------------------------------------------------------------------
 
+    @_one_at_a_time
     def gradients(
         self, x: ArrayLike, y: ArrayLike, reduction: str = "mean"
     ) -> tuple[float, list[tuple[NDArray[Any], NDArray[Any]]]]:
@@ -397,6 +426,7 @@ class Network:
         """
         return backprop.jacobian(self, x)
 
+    @_one_at_a_time
     def set_optimizer(
         self,
         optimizer: str = "sgd",
@@ -461,22 +491,23 @@ class Network:
         """The optimizer's settings, as `set_optimizer` took them."""
         return dict(self._optimizer)
 
+    @_one_at_a_time
     def train_step(self, x: ArrayLike, y: ArrayLike) -> float:
         """One optimizer step on the batch ``(x, y)``; returns its mean loss before the step.
 
-        A non-finite loss raises FloatingPointError and leaves the parameters unchanged.
+        A non-finite loss, or a step that overflows the parameters, raises
+        FloatingPointError and leaves the network as it was.
         """
         loss = self._core.train_step(self._x(x), self._y(y))
         if not math.isfinite(loss):
             msg = (
-                f"the loss is {loss}; the parameters were left unchanged. "
-                f"Try a smaller learning rate (lr={self._optimizer['lr']})"
+                f"the loss became {loss} or the parameters overflowed; the network is as "
+                f"before the step. Try a smaller learning rate (lr={self._optimizer['lr']})"
             )
-            raise FloatingPointError(
-                msg
-            )
+            raise FloatingPointError(msg)
         return loss
 
+    @_one_at_a_time
     def fit(
         self,
         x: ArrayLike,
@@ -538,6 +569,7 @@ class Network:
             raise
         return self
 
+    @_one_at_a_time
     def partial_fit(
         self,
         x: ArrayLike,
@@ -694,6 +726,7 @@ class Network:
 
     # -- saving ----------------------------------------------------------------------------
 
+    @_one_at_a_time
     def _state(self) -> dict[str, Any]:
         first, second = self._core.optimizer_state
         config = {"format": _FORMAT, "network": self._config, "optimizer": self._optimizer}

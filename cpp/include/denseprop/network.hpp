@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 #include <vector>
 
@@ -107,11 +108,26 @@ template <class T> class Network {
   }
 
   // One optimizer step on the mean loss of the batch; returns that loss (before the update).
-  // A non-finite loss leaves the parameters as they were. Plain SGD updates each layer's
-  // weights inside its backward pass (grads() then holds only the biases' gradients); other
-  // optimizers take one fused pass over the gradient buffer after it; DP-SGD forms its
-  // gradient from the per-sample ones first (dpsgd_step).
+  // A step that is not finite is undone: a non-finite loss is returned before any update, and
+  // an update that overflows a parameter (too large a learning rate or input) puts back the
+  // parameters and optimizer state it started from and returns NaN. The copy this keeps costs
+  // one pass over the parameters, small next to the step's own three.
   double train_step(const T* x, Targets<T> y, Index batch) {
+    saved_params_.assign(params_.begin(), params_.end());
+    optimizer_.save();
+    const double loss = step(x, y, batch);
+    if (!std::isfinite(loss)) return loss;
+    if (CVec<T>(params_.data(), parameter_count()).allFinite()) return loss;
+    std::copy(saved_params_.begin(), saved_params_.end(), params_.begin());
+    optimizer_.restore();
+    return std::numeric_limits<double>::quiet_NaN();
+  }
+
+  // train_step without its undo: the caller checks the parameters. Plain SGD updates each
+  // layer's weights inside its backward pass (grads() then holds only the biases' gradients);
+  // other optimizers take one fused pass over the gradient buffer after it; DP-SGD forms its
+  // gradient from the per-sample ones first (dpsgd_step).
+  double step(const T* x, Targets<T> y, Index batch) {
     if (optimizer_.config().kind == OptimizerKind::dpsgd) return dpsgd_step(x, y, batch);
     const double loss = forward_loss(x, y, batch, Reduction::mean, nullptr);
     if (!std::isfinite(loss)) return loss;
@@ -124,7 +140,8 @@ template <class T> class Network {
 
   // One epoch over n samples (x: inputs × n, y alike) in the given order, batch by batch, the
   // last batch partial. Returns the mean per-sample loss, or the first non-finite batch loss,
-  // at which it stops.
+  // at which it stops. Steps are not undone one by one: the caller keeps the network as it was
+  // before the epoch and checks the parameters after it.
   double fit_epoch(const T* x, Targets<T> y, const std::int64_t* order, Index n, Index batch_size) {
     const Index in = inputs(), out = outputs();
     const Index b_max = std::min(batch_size, n);
@@ -151,7 +168,7 @@ template <class T> class Network {
         xb = xb_.data();
         yb = {y.labels ? lb_.data() : nullptr, y.dense ? yb_.data() : nullptr};
       }
-      const double loss = train_step(xb, yb, b);
+      const double loss = step(xb, yb, b);
       if (!std::isfinite(loss)) return loss;
       total += loss * double(b);
     }
@@ -308,8 +325,9 @@ template <class T> class Network {
   Optimizer<T> optimizer_;
   Index capacity_ = 0;
   Buffer<T> acts_buf_, deltas_buf_;
-  Buffer<T> norms_;    // DP-SGD's per-sample norms, then clip factors
-  Buffer<T> xb_, yb_;  // a shuffled batch, gathered
+  Buffer<T> norms_;         // DP-SGD's per-sample norms, then clip factors
+  Buffer<T> saved_params_;  // train_step's undo
+  Buffer<T> xb_, yb_;       // a shuffled batch, gathered
   std::vector<std::int64_t> lb_;
 };
 

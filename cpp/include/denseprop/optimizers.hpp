@@ -51,6 +51,22 @@ template <class T> class Optimizer {
   // Counts one step; the segments of that step follow through update().
   void begin_step() { ++steps_; }
 
+  // Keeps what the next step changes, so that a failed step can be undone: the step count and
+  // the state buffers this optimizer uses (plain SGD and DP-SGD have none).
+  void save() {
+    saved_steps_ = steps_;
+    const bool adam = config_.kind == OptimizerKind::adam;
+    saved_first_.clear();  // keeps the capacity: no allocation after the first save
+    saved_second_.clear();
+    if (adam || config_.momentum != 0) saved_first_.assign(first_.begin(), first_.end());
+    if (adam) saved_second_.assign(second_.begin(), second_.end());
+  }
+  void restore() {
+    steps_ = saved_steps_;
+    std::copy(saved_first_.begin(), saved_first_.end(), first_.begin());
+    std::copy(saved_second_.begin(), saved_second_.end(), second_.begin());
+  }
+
   // DP-SGD's gradient from the sum of the clipped per-sample gradients, in place:
   // g = (Σ_i c_i g_i + N(0, σ²C²)) / batch, the noise drawn from (seed, step) for every parameter.
   void privatise(T* grads, Index n, Index batch) const {
@@ -100,6 +116,8 @@ template <class T> class Optimizer {
   OptimizerConfig config_;
   Buffer<T> first_, second_;
   std::int64_t steps_ = 0;
+  Buffer<T> saved_first_, saved_second_;  // see save(); sized once, then reused
+  std::int64_t saved_steps_ = 0;
 };
 
 }  // namespace denseprop
