@@ -113,12 +113,16 @@ template <class T> class Network {
   // parameters and optimizer state it started from and returns NaN. The copy this keeps costs
   // one pass over the parameters, small next to the step's own three.
   double train_step(const T* x, Targets<T> y, Index batch) {
-    saved_params_.assign(params_.begin(), params_.end());
+    const Index n = parameter_count();
+    saved_params_.resize(n);
+    std::memcpy(saved_params_.data(), params_.data(), sizeof(T) * n);
     optimizer_.save();
     const double loss = step(x, y, batch);
     if (!std::isfinite(loss)) return loss;
-    if (CVec<T>(params_.data(), parameter_count()).allFinite()) return loss;
-    std::copy(saved_params_.begin(), saved_params_.end(), params_.begin());
+    // p · 0 is 0 for every finite p and NaN otherwise: a vectorised sum, where Eigen's
+    // allFinite() stops to test element by element.
+    if (std::isfinite((CVec<T>(params_.data(), n).array() * T(0)).sum())) return loss;
+    std::memcpy(params_.data(), saved_params_.data(), sizeof(T) * n);
     optimizer_.restore();
     return std::numeric_limits<double>::quiet_NaN();
   }
