@@ -11,16 +11,20 @@ namespace denseprop {
 // row split has every thread pack all of rhs, a column split all of lhs: split the dimension
 // whose operand is the larger, so the copies each thread repeats are the smaller ones.
 // Ranges are multiples of 8, a whole number of SIMD packets for float and double.
+inline bool split_rows(Index m, Index n) { return m >= n; }
+template <class Lhs> double multiply_adds(Index m, Index n, const Lhs& lhs) {
+  return double(m) * double(n) * double(lhs.cols());
+}
+
 template <class Dst, class Lhs, class Rhs, class Op>
 void split_product(Dst dst, const Lhs& lhs, const Rhs& rhs, const Op& op) {
   const Index m = dst.rows(), n = dst.cols();
-  const double mads = double(m) * double(n) * double(lhs.cols());
-  if (m >= n)
-    parallel_ranges(m, 8, mads, [&](Index r, Index count) {
+  if (split_rows(m, n))
+    parallel_ranges(m, 8, multiply_adds(m, n, lhs), [&](Index r, Index count) {
       op(dst.middleRows(r, count), lhs.middleRows(r, count), rhs);
     });
   else
-    parallel_ranges(n, 8, mads, [&](Index c, Index count) {
+    parallel_ranges(n, 8, multiply_adds(m, n, lhs), [&](Index c, Index count) {
       op(dst.middleCols(c, count), lhs, rhs.middleCols(c, count));
     });
 }
@@ -30,11 +34,22 @@ template <class Dst, class Lhs, class Rhs> void product(Dst dst, const Lhs& lhs,
   split_product(dst, lhs, rhs, [](auto d, const auto& l, const auto& r) { d.noalias() = l * r; });
 }
 
-// A = g(W X + b 1ᵀ): one GEMM, then the bias add and activation in one pass over A.
+// A = g(W X + b 1ᵀ): one GEMM, then the bias add and activation in one pass over A. Split by
+// samples (a large batch), each thread activates its own columns right after its product, while
+// they are in cache; split by units, the activation (softmax needs whole columns) follows.
 template <class T>
 void dense_forward(CMat<T> x, CRowMat<T> w, const T* b, Mat<T> a, ActivationSpec act) {
-  product(a, w, x);
-  bias_activate(a, b, act);
+  const Index m = a.rows(), n = a.cols();
+  if (split_rows(m, n)) {
+    product(a, w, x);
+    bias_activate(a, b, act);
+    return;
+  }
+  parallel_ranges(n, 8, multiply_adds(m, n, w), [&](Index c, Index count) {
+    Mat<T> part(a.data() + c * m, m, count);
+    part.noalias() = w * x.middleCols(c, count);
+    bias_activate(part, b, act);
+  });
 }
 
 // dW = dZ Xᵀ. With one sample this is an outer product, a rank-1 update rather than a GEMM whose
