@@ -1,6 +1,7 @@
 """Every bad input to `denseprop.Network` raises a clear error and leaves the network exactly
 as it was: parameters, optimizer state and steps, workspace, settings and loss curve."""
 
+import copy
 import math
 import re
 
@@ -365,3 +366,13 @@ def test_train_step_with_a_non_finite_loss_raises_and_changes_nothing(net_xy):
     huge = np.full((16, 64), np.finfo(x.dtype).max, x.dtype)  # finite, but the logits overflow
     match = r"^the loss became nan or the parameters overflowed; the network is as before the step"
     raises_unchanged(net, FloatingPointError, match, lambda: net.train_step(huge, y[:16]))
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_batch_size_beyond_any_index_trains_on_the_whole_set(net_xy, method):
+    net, x, y = net_xy
+    net.set_optimizer("sgd", 0.1)
+    whole = copy.deepcopy(net)
+    getattr(net, method)(x, y, batch_size=2**64, shuffle=False)
+    getattr(whole, method)(x, y, batch_size=len(x), shuffle=False)
+    assert net._core.params.tobytes() == whole._core.params.tobytes()

@@ -169,9 +169,7 @@ class Network:
                 f"activation: expected one name or {hidden} (one per hidden layer), "
                 f"got {len(activation)}"
             )
-            raise ValueError(
-                msg
-            )
+            raise ValueError(msg)
         for a in activation:
             _names(a, "activation", _HIDDEN)
         _names(loss, "loss", tuple(_LOSSES))
@@ -183,9 +181,7 @@ class Network:
                 f"output_activation: {loss} is computed from {fused} outputs, "
                 f"got {output_activation!r}"
             )
-            raise ValueError(
-                msg
-            )
+            raise ValueError(msg)
         _names(output_activation, "output_activation", (*_HIDDEN, "softmax"))
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
@@ -287,9 +283,7 @@ class Network:
             return a
         if not np.can_cast(a.dtype, self._dtype, "same_kind"):
             msg = f"{name}: dtype {a.dtype} cannot be cast safely to the network's {self._dtype}"
-            raise TypeError(
-                msg
-            )
+            raise TypeError(msg)
         return a.astype(self._dtype)
 
     def _x(self, x: ArrayLike) -> NDArray[Any]:
@@ -299,9 +293,7 @@ class Network:
                 f"x: expected a 2-D array (batch, {self.sizes[0]}), got a 1-D one; "
                 "use x[None, :] for one sample"
             )
-            raise ValueError(
-                msg
-            )
+            raise ValueError(msg)
         return x
 
     def _y(self, y: ArrayLike) -> NDArray[Any]:
@@ -549,10 +541,10 @@ class Network:
         its noise seeded from ``seed``.
         """
         epochs = _count(epochs, "epochs")
-        batch_size = _count(batch_size, "batch_size")
         patience = _count(patience, "patience")
         tol = _number(tol, "tol")
         x, y, validation = self._training_data(x, y, validation_data)
+        batch_size = min(_count(batch_size, "batch_size"), len(x))  # any size past n is n
         rng = _generator(seed)
         saved = self._snapshot()
         noise_seed = int(rng.integers(2**63)) if optimizer == "dpsgd" else None
@@ -564,7 +556,7 @@ class Network:
         try:
             self._epochs(x, y, validation, epochs, batch_size, early_stopping, patience, tol,
                          shuffle, rng, verbose, progress)  # fmt: skip
-        except FloatingPointError:
+        except Exception:  # a diverging epoch, or an argument only the C++ side can judge
             self._restore(saved)
             raise
         return self
@@ -584,8 +576,8 @@ class Network:
         loss or the parameters become non-finite, raises FloatingPointError and
         leaves the network as it was before the call.
         """
-        batch_size = _count(batch_size, "batch_size")
         x, y, _ = self._training_data(x, y, None)
+        batch_size = min(_count(batch_size, "batch_size"), len(x))  # any size past n is n
         rng = _generator(seed)
         saved = self._snapshot()
         order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
@@ -597,9 +589,7 @@ class Network:
                 f"the network is as before the call. Try a smaller learning rate "
                 f"(lr={self._optimizer['lr']})"
             )
-            raise FloatingPointError(
-                msg
-            )
+            raise FloatingPointError(msg)
         self.loss_curve_.append(loss)
         return self
 
@@ -663,9 +653,7 @@ class Network:
                     f"Try a smaller learning rate "
                     f"(lr={self._optimizer['lr']})"
                 )
-                raise FloatingPointError(
-                    msg
-                )
+                raise FloatingPointError(msg)
             self.loss_curve_.append(loss)
             line = f"epoch {epoch}/{epochs}  loss {loss:.6f}"
             if validation is not None:

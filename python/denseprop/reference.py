@@ -50,9 +50,7 @@ LOSSES = ("cross_entropy", "binary_cross_entropy", "mse")
 def _check_activation(activation: str, negative_slope: float) -> None:
     if activation not in ACTIVATIONS:
         msg = f"activation: unknown {activation!r}, expected one of {', '.join(ACTIVATIONS)}"
-        raise ValueError(
-            msg
-        )
+        raise ValueError(msg)
     if not negative_slope >= 0:  # also refuses NaN
         msg = f"negative_slope: must be >= 0, got {negative_slope}"
         raise ValueError(msg)
@@ -226,9 +224,7 @@ def _reduce(
     if reduction == "none":
         return per_sample, grad
     msg = f"reduction: unknown {reduction!r}, expected one of {', '.join(REDUCTIONS)}"
-    raise ValueError(
-        msg
-    )
+    raise ValueError(msg)
 
 
 def softmax_cross_entropy(
