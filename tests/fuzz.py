@@ -38,11 +38,14 @@ SMALL = [1, 2, 3, 5, 7, 16]
 HUGE = [2**40 + 1, 2**45, 2**62]
 KERNELS = ["dense_forward", "dense_backward", "sigmoid", "sigmoid_backward", "softmax",
            "softmax_backward", "softmax_jacobian", "softmax_cross_entropy",
-           "sigmoid_cross_entropy", "mse", "set_num_threads"]  # fmt: skip
+           "sigmoid_cross_entropy", "mse", "activation_forward", "activation_backward",
+           "activation_jacobian", "set_num_threads"]  # fmt: skip
 METHODS = ["construct", "forward", "predict", "predict_proba", "score", "gradients",
+           "per_sample_gradients", "per_sample_gradient_norms", "trace", "jacobian",
            "train_step", "fit", "partial_fit", "set_optimizer", "save_load"]  # fmt: skip
 ERRORS = (ValueError, TypeError, MemoryError)
 TRAINING = ("train_step", "fit", "partial_fit")
+INSPECTION = ("per_sample_gradients", "per_sample_gradient_norms", "trace", "jacobian")
 
 
 # -- building arguments from a recipe ------------------------------------------------------
@@ -66,7 +69,8 @@ def build(spec: tuple[Any, ...], rng: np.random.Generator, base: list[Any]) -> A
         return base[spec[1]] if spec[1] < len(base) else None
     if kind == "list":
         value = build(spec[1], rng, base)
-        return value.tolist() if isinstance(value, np.ndarray) and value.size < 10_000 else value
+        small = isinstance(value, np.ndarray) and max(value.shape, default=0) < 10_000
+        return value.tolist() if small and value.size < 10_000 else value  # (2**40, 0) is empty
     if kind == "none":
         return None
     return spec[1]
@@ -148,7 +152,7 @@ def strategy() -> Any:
             "slope": draw(st.sampled_from([0.01, 0.0, 2.0, -1.0, float("nan")])),
             "out": draw(st.sampled_from(["none", "fresh", "alias x", "alias w", "wrong"])),
             "loss": draw(st.sampled_from(["cross_entropy", "binary_cross_entropy", "mse"])),
-            "optimizer": draw(st.sampled_from(["sgd", "adam", "bogus"])),
+            "optimizer": draw(st.sampled_from(["sgd", "adam", "dpsgd", "bogus"])),
             "lr": draw(st.sampled_from([1e-3, 0.1, 1e6, 0.0, -1.0, float("inf")])),
             "int": draw(st.sampled_from([1, 2, 7, 0, -3, 2**31, 2**64])),
             "hidden": draw(st.sampled_from([*SMALL, 0, 2 ** 31, 2 ** 33, 2 ** 64])),
@@ -258,6 +262,12 @@ def kernel_call(name: str, args: list[Any], o: dict[str, Any]) -> Call:
         "sigmoid_cross_entropy": (denseprop.sigmoid_cross_entropy, (a, g, o["reduction"]), {},
                                   [a, g]),
         "mse": (denseprop.mse, (a, g, o["reduction"]), {}, [a, g]),
+        "activation_forward": (denseprop.activation_forward, (x, o["activation"]),
+                               {"negative_slope": slope}, [x]),
+        "activation_backward": (denseprop.activation_backward, (a, g, o["activation"]),
+                                {"negative_slope": slope}, [a, g]),
+        "activation_jacobian": (denseprop.activation_jacobian, (a, o["activation"]),
+                                {"negative_slope": slope}, [a]),
     }  # fmt: skip
     fn, call_args, kwargs, inputs = calls[name]
     copies = [np.array(v, copy=True) if isinstance(v, np.ndarray) and v.flags.writeable else v
@@ -292,8 +302,8 @@ def network_call(name: str, args: list[Any], o: dict[str, Any],
     from test_network_bad_input import assert_unchanged, snapshot
 
     x, _w, _, a, g, labels = args
-    n_in = x.shape[1] if isinstance(x, np.ndarray) and x.ndim == 2 and x.shape[1] < 99 else 3
-    n_out = a.shape[1] if isinstance(a, np.ndarray) and a.ndim == 2 and a.shape[1] < 99 else 4
+    n_in = x.shape[1] if isinstance(x, np.ndarray) and x.ndim == 2 and 0 < x.shape[1] < 99 else 3
+    n_out = a.shape[1] if isinstance(a, np.ndarray) and a.ndim == 2 and 0 < a.shape[1] < 99 else 4
     floating = isinstance(x, np.ndarray) and x.dtype in (np.float32, np.float64)
     dtype = x.dtype if floating else "float64"
     loss = o["loss"]
@@ -310,6 +320,10 @@ def network_call(name: str, args: list[Any], o: dict[str, Any],
         "predict_proba": lambda: net.predict_proba(x),
         "score": lambda: net.score(x, y),
         "gradients": lambda: net.gradients(x, y, o["reduction"]),
+        "per_sample_gradients": lambda: net.per_sample_gradients(x, y),
+        "per_sample_gradient_norms": lambda: net.per_sample_gradient_norms(x, y),
+        "trace": lambda: net.trace(x, y, o["reduction"]),
+        "jacobian": lambda: net.jacobian(x),
         "train_step": lambda: net.train_step(x, y),
         "fit": lambda: net.fit(x, y, epochs=min(abs(count), 3) or 1, batch_size=count, lr=lr,
                                optimizer=o["optimizer"]),
@@ -325,6 +339,13 @@ def network_call(name: str, args: list[Any], o: dict[str, Any],
             assert_unchanged(net, before)
             return
         assert np.isfinite(net._core.params).all(), "non-finite parameters"
+        if name in INSPECTION:  # they only look: the model is as it was
+            before.pop("workspace")
+            assert_unchanged(net, before)
+        if name == "per_sample_gradient_norms" and floats([x]):
+            layers = net.per_sample_gradients(x, y)
+            squares = sum((gw**2).sum(axis=(1, 2)) + (gb**2).sum(axis=1) for gw, gb in layers)
+            compare(result, np.sqrt(squares), True)
         if name in ("forward", "predict_proba") and floats([x]):
             with np.errstate(all="ignore"):
                 want = ref.network_forward(net.weights, net.biases, np.asarray(x, net.dtype),
