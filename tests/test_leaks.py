@@ -49,6 +49,9 @@ def kernel_calls(rng):
         lambda: denseprop.softmax_cross_entropy(a, labels, "none"),
         lambda: denseprop.sigmoid_cross_entropy(a, a),
         lambda: denseprop.mse(a, a, "sum"),
+        lambda: denseprop.activation_forward(x, "leaky_relu"),
+        lambda: denseprop.activation_backward(a, a, "tanh"),
+        lambda: denseprop.activation_jacobian(a[:2], "sigmoid"),
         lambda: denseprop.dense_forward(x[:, ::2], w[:, ::2], b),  # strided inputs are copied
     ]
     failing = [
@@ -89,6 +92,10 @@ def test_network_lifetimes_do_not_grow_memory():
             net.train_step(x, y)
             net.partial_fit(x, y, batch_size=16, seed=i)
             net.forward(x)
+            net.per_sample_gradients(x[:8], y[:8])
+            net.per_sample_gradient_norms(x, y)
+            net.set_optimizer("dpsgd", 1e-3, clip_norm=1.0, noise_multiplier=1.0, seed=i)
+            net.train_step(x, y)
 
     lifetimes(100)
     before = rss()
