@@ -45,13 +45,13 @@ class Workers {
     return *instance();
   }
 
-  int threads() const { return threads_; }
+  int threads() const { return threads_.load(std::memory_order_relaxed); }
 
   // Joins the current workers and starts n - 1 new ones.
   void set_threads(int n) {
     std::lock_guard<std::mutex> owner(running_);
     stop_workers();
-    threads_ = n;
+    threads_.store(n, std::memory_order_relaxed);
     for (int i = 1; i < n; ++i) pool_.emplace_back([this] { work(); });
   }
 
@@ -159,7 +159,7 @@ class Workers {
 
   static constexpr int spin_rounds = 200;
 
-  int threads_ = 1;
+  std::atomic<int> threads_{1};  // read by every product without the lock
   std::vector<std::thread> pool_;
   std::mutex running_;  // held by the one caller whose job the workers share
   std::mutex m_;        // guards the job below
