@@ -341,8 +341,11 @@ def test_divergent_fit_raises_naming_the_epoch_and_restores_the_network(dtype):
     assert np.isfinite(net._core.params).all()
 
 
-def test_train_step_that_overflows_the_weights_raises_and_restores_them(dtype):
+# At batch 1 a bound on the update stands in for the copy, until it cannot rule out overflow.
+@pytest.mark.parametrize("batch", [1, 40])
+def test_train_step_that_overflows_the_weights_raises_and_restores_them(dtype, batch):
     net, x, y = diverging_regression(dtype)
+    x, y = x[:batch], y[:batch]
     net.set_optimizer("sgd", float(np.finfo(dtype).max) / 10)  # finite loss, inf weights after
     before = snapshot(net)
     # The C++ step reports the overflow as a NaN loss, after putting everything back.

@@ -110,36 +110,38 @@ template <class T> class Network {
   // One optimizer step on the mean loss of the batch; returns that loss (before the update).
   // A step that is not finite is undone: a non-finite loss is returned before any update, and
   // an update that overflows a parameter (too large a learning rate or input) puts back the
-  // parameters and optimizer state it started from and returns NaN. The copy this keeps costs
-  // one pass over the parameters, small next to the step's own three.
-  double train_step(const T* x, Targets<T> y, Index batch) {
-    const Index n = parameter_count();
-    saved_params_.resize(n);
-    std::memcpy(saved_params_.data(), params_.data(), sizeof(T) * n);
-    optimizer_.save();
-    const double loss = step(x, y, batch);
+  // parameters and optimizer state it started from and returns NaN.
+  double train_step(const T* x, Targets<T> y, Index batch) { return step(x, y, batch, true); }
+
+  // train_step; `undoable` false skips the undo's copy (fit_epoch: its caller restores a failed
+  // epoch). The gradient is formed before any parameter changes: plain SGD keeps every layer's
+  // dZ and takes W -= η dZ Aᵀ as the product itself (dW is never stored); other optimizers form
+  // dW, then one fused pass over the buffers; DP-SGD forms its gradient from the per-sample ones.
+  double step(const T* x, Targets<T> y, Index batch, bool undoable) {
+    const bool dp = optimizer_.config().kind == OptimizerKind::dpsgd;
+    const bool sgd = optimizer_.plain_sgd();
+    const double loss = dp ? per_sample_deltas(x, y, batch) / double(batch)
+                           : forward_loss(x, y, batch, Reduction::mean, nullptr);
     if (!std::isfinite(loss)) return loss;
-    // p · 0 is 0 for every finite p and NaN otherwise: a vectorised sum, where Eigen's
-    // allFinite() stops to test element by element.
-    if (std::isfinite((CVec<T>(params_.data(), n).array() * T(0)).sum())) return loss;
-    std::memcpy(params_.data(), saved_params_.data(), sizeof(T) * n);
+    if (!dp) backward(x, batch, sgd ? Pass::sgd : Pass::gradients);
+    // The undo needs a copy of everything the step changes, unless plain SGD's step is shown
+    // unable to overflow (which a finite loss and the bound below together prove).
+    const bool keep = undoable && !(sgd && sgd_cannot_overflow(x, batch));
+    if (keep) {
+      saved_params_.assign(params_.begin(), params_.end());
+      optimizer_.save();
+    }
+    optimizer_.begin_step();
+    if (dp)
+      dpsgd_update(x, batch);
+    else if (sgd)
+      sgd_update(x, batch);
+    else
+      update();
+    if (!keep || parameters_finite()) return loss;
+    std::copy(saved_params_.begin(), saved_params_.end(), params_.begin());
     optimizer_.restore();
     return std::numeric_limits<double>::quiet_NaN();
-  }
-
-  // train_step without its undo: the caller checks the parameters. Plain SGD updates each
-  // layer's weights inside its backward pass (grads() then holds only the biases' gradients);
-  // other optimizers take one fused pass over the gradient buffer after it; DP-SGD forms its
-  // gradient from the per-sample ones first (dpsgd_step).
-  double step(const T* x, Targets<T> y, Index batch) {
-    if (optimizer_.config().kind == OptimizerKind::dpsgd) return dpsgd_step(x, y, batch);
-    const double loss = forward_loss(x, y, batch, Reduction::mean, nullptr);
-    if (!std::isfinite(loss)) return loss;
-    optimizer_.begin_step();
-    const bool fused = optimizer_.plain_sgd();
-    backward(x, batch, fused ? Pass::sgd_update : Pass::gradients);
-    if (!fused) update();
-    return loss;
   }
 
   // One epoch over n samples (x: inputs × n, y alike) in the given order, batch by batch, the
@@ -172,7 +174,7 @@ template <class T> class Network {
         xb = xb_.data();
         yb = {y.labels ? lb_.data() : nullptr, y.dense ? yb_.data() : nullptr};
       }
-      const double loss = step(xb, yb, b);
+      const double loss = step(xb, yb, b, false);
       if (!std::isfinite(loss)) return loss;
       total += loss * double(b);
     }
@@ -236,10 +238,7 @@ template <class T> class Network {
   // DP-SGD (Abadi et al. 2016): each sample's gradient g_i clipped to norm C, summed, noise
   // N(0, σ²C²) added to every parameter, divided by the batch, then SGD's step. The clipped sum
   // Σ_i c_i dz_i a_iᵀ = (dZ diag(c)) Aᵀ is one GEMM per layer, as a plain gradient is.
-  double dpsgd_step(const T* x, Targets<T> y, Index batch) {
-    const double loss = per_sample_deltas(x, y, batch) / double(batch);
-    if (!std::isfinite(loss)) return loss;
-    optimizer_.begin_step();
+  void dpsgd_update(const T* x, Index batch) {
     T* c = norms_.data();
     squared_norms(x, batch, c);
     clip_factors<T>(c, batch, T(optimizer_.config().clip_norm));
@@ -253,7 +252,51 @@ template <class T> class Network {
     }
     optimizer_.privatise(grads_.data(), parameter_count(), batch);
     update();
-    return loss;
+  }
+
+  // Plain SGD from what backward(Pass::sgd) left: W ← (1 − ηλ) W − η dZ Aᵀ, accumulated by the
+  // product itself, and b ← b − η db.
+  void sgd_update(const T* x, Index batch) {
+    const T lr = T(optimizer_.config().lr), decay = T(optimizer_.config().weight_decay);
+    for (Index l = 0; l < layers(); ++l) {
+      const Index in = sizes_[l], out = sizes_[l + 1];
+      RowMat<T> w(params_.data() + offsets_[l], out, in);
+      if (decay != T(0)) w *= T(1) - lr * decay;  // p -= η λ p, the L2 term of the step
+      weight_sgd_update<T>(layer_input(x, l, batch), layer_dz(l, batch), w, lr);
+      Vec<T>(params_.data() + offsets_[l] + out * in, out) -=
+          lr * CVec<T>(grads_.data() + offsets_[l] + out * in, out);
+    }
+  }
+
+  // Whether plain SGD's step can overflow no parameter, from the dZ[l] backward left. A finite
+  // loss means finite parameters (an infinite one would make some Z NaN); each entry of
+  // η dZ Aᵀ is at most η Σ_b max|dz_b| max|a_b| (the bias: η Σ_b max|dz_b|), and a finite value
+  // moved by less than a quarter of the largest value's ulp cannot round past it. The bound
+  // reads every dZ and A once: used only when that is less than the undo's copy of the
+  // parameters (small batches), else the copy is made.
+  bool sgd_cannot_overflow(const T* x, Index batch) {
+    Index reads = 0;
+    for (Index l = 0; l < layers(); ++l) reads += (sizes_[l] + sizes_[l + 1]) * batch;
+    const double decay_factor = 1 - optimizer_.config().lr * optimizer_.config().weight_decay;
+    if (reads >= parameter_count() || std::abs(decay_factor) > 1) return false;
+    constexpr int unsafe =
+        std::numeric_limits<T>::max_exponent - std::numeric_limits<T>::digits - 2;
+    const double limit = std::ldexp(1.0, unsafe) / optimizer_.config().lr;
+    for (Index l = 0; l < layers(); ++l) {
+      const CMat<T> a = layer_input(x, l, batch), dz = layer_dz(l, batch);
+      double bound = 0;
+      for (Index b = 0; b < batch; ++b)
+        bound += double(dz.col(b).cwiseAbs().template maxCoeff<Eigen::PropagateNaN>()) *
+                 (1 + double(a.col(b).cwiseAbs().template maxCoeff<Eigen::PropagateNaN>()));
+      if (!(bound < limit)) return false;  // NaN included
+    }
+    return true;
+  }
+
+  // p · 0 is 0 for every finite p and NaN otherwise: a vectorised sum, where Eigen's
+  // allFinite() stops to test element by element.
+  bool parameters_finite() const {
+    return std::isfinite((CVec<T>(params_.data(), parameter_count()).array() * T(0)).sum());
   }
 
   // The forward pass and the loss; leaves dZ[L] (fused output) or dA[L] in delta(L).
@@ -280,31 +323,22 @@ template <class T> class Network {
   // What a backward pass leaves: the gradients in grads(); or plain SGD's step taken in place,
   // each layer's weights updated after dA[l-1] has used them (grads() then holds the biases'
   // gradients); or only dZ[l] of every layer in the workspace.
-  enum class Pass { gradients, sgd_update, deltas };
+  // gradients: dZ, dW and db; sgd: dZ of every layer and db (see sgd_update); deltas: dZ only.
+  enum class Pass { gradients, sgd, deltas };
 
   // Back from delta(L) to the first layer.
   void backward(const T* x, Index batch, Pass pass) {
     const Index L = layers() - 1;
-    const T lr = T(optimizer_.config().lr), decay = T(optimizer_.config().weight_decay);
     for (Index l = L; l >= 0; --l) {
       const Index in = sizes_[l], out = sizes_[l + 1];
-      const CMat<T> prev(l == 0 ? x : act(l - 1), in, batch);
       const ActivationSpec g = (l == L && fused_output()) ? ActivationSpec{} : acts_[l];
       T* gw = grads_.data() + offsets_[l];
-      T* db = gw + out * in;
       Mat<T> dz(delta(l), out, batch);
-      // dA[l-1] reads W[l] here, before the SGD step below changes it.
       delta_backward<T>(weight(l), CMat<T>(act(l), out, batch), as_const(dz), dz,
-                        pass == Pass::deltas ? nullptr : db, l == 0 ? nullptr : delta(l - 1), g);
-      if (pass == Pass::deltas) continue;
-      if (pass == Pass::gradients) {
-        weight_gradient<T>(prev, as_const(dz), RowMat<T>(gw, out, in));
-        continue;
-      }
-      RowMat<T> w(params_.data() + offsets_[l], out, in);
-      if (decay != T(0)) w *= T(1) - lr * decay;  // p -= η λ p, the L2 term of the step
-      weight_sgd_update<T>(prev, as_const(dz), w, lr);
-      Vec<T>(params_.data() + offsets_[l] + out * in, out) -= lr * CVec<T>(db, out);
+                        pass == Pass::deltas ? nullptr : gw + out * in,
+                        l == 0 ? nullptr : delta(l - 1), g);
+      if (pass == Pass::gradients)
+        weight_gradient<T>(layer_input(x, l, batch), as_const(dz), RowMat<T>(gw, out, in));
     }
   }
 
