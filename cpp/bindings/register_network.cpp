@@ -229,7 +229,7 @@ template <class T> void bind(py::module_& m, const char* name) {
             std::vector<T*> grad_w, grad_b;
             for (Index l = 0; l < self.net.layers(); ++l) {
               const py::ssize_t in = self.net.size(l), out = self.net.size(l + 1);
-              Array<T> gw({batch, out, in}), gb({batch, out});
+              auto gw = new_array<T>({batch, out, in}), gb = new_array<T>({batch, out});
               grad_w.push_back(gw.mutable_data());
               grad_b.push_back(gb.mutable_data());
               layers.append(py::make_tuple(gw, gb));
@@ -247,7 +247,7 @@ template <class T> void bind(py::module_& m, const char* name) {
             const auto x = features(self.net, x_obj);
             const py::ssize_t batch = x.shape(0);
             const auto y = targets(self.net, y_obj, batch);
-            Array<T> norms(batch);
+            auto norms = new_array<T>({batch});
             T* dst = norms.mutable_data();
             self.locked(
                 [&] { self.net.per_sample_gradient_norms(x.data(), y.view(), batch, dst); });
