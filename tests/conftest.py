@@ -37,6 +37,14 @@ def randn(rng, dtype, *shape):
 
 
 @pytest.fixture
+def restore_threads():
+    """Puts the thread count back as it was after a test that sets it."""
+    before = denseprop.get_num_threads()
+    yield
+    denseprop.set_num_threads(before)
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(20240601)
 

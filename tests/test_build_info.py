@@ -9,13 +9,6 @@ import denseprop
 import pytest
 
 
-@pytest.fixture
-def restore_threads():
-    before = denseprop.get_num_threads()
-    yield
-    denseprop.set_num_threads(before)
-
-
 def test_build_info_keys_and_types():
     info = denseprop.build_info()
     assert set(info) == {"module", "eigen_version", "simd", "num_threads"}

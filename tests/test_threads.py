@@ -10,19 +10,14 @@ import pytest
 from conftest import assert_close, randn
 
 
-@pytest.fixture
-def threads():
-    before = denseprop.get_num_threads()
-    yield denseprop.set_num_threads
-    denseprop.set_num_threads(before)
-
-
 # Sizes large enough to be split: columns (batch 300 > 256 outputs) and rows (batch 40), with
 # a thread count that does not divide them evenly.
 @pytest.mark.parametrize("n_threads", [1, 2, 3])
 @pytest.mark.parametrize("batch", [40, 300])
-def test_dense_layer_matches_reference_on_any_thread_count(threads, n_threads, batch, dtype):
-    threads(n_threads)
+def test_dense_layer_matches_reference_on_any_thread_count(
+    restore_threads, n_threads, batch, dtype
+):
+    denseprop.set_num_threads(n_threads)
     rng = np.random.default_rng(batch)
     x, w, b = randn(rng, dtype, batch, 301), randn(rng, dtype, 257, 301), randn(rng, dtype, 257)
     a = denseprop.dense_forward(x, w, b, "sigmoid")
@@ -36,8 +31,8 @@ def test_dense_layer_matches_reference_on_any_thread_count(threads, n_threads, b
 
 
 @pytest.mark.parametrize("n_threads", [1, 3])
-def test_training_step_matches_reference_on_any_thread_count(threads, n_threads, dtype):
-    threads(n_threads)
+def test_training_step_matches_reference_on_any_thread_count(restore_threads, n_threads, dtype):
+    denseprop.set_num_threads(n_threads)
     rng = np.random.default_rng(5)
     net = denseprop.Network([300, 260, 10], dtype=dtype, seed=1)
     params = [(w.copy(), b.copy()) for w, b in zip(net.weights, net.biases)]
