@@ -5,7 +5,9 @@
 Arguments come from Hypothesis: arrays of every rank, of empty and huge dimensions (zero-stride
 views whose size overflows 32 bits), of every dtype, C/Fortran/strided/negatively strided,
 read-only, filled with NaN, inf, 1e4 or near the dtype's maximum; labels of every integer type
-and out of range; `out` aliasing an input; lists, scalars, None and strings instead of arrays.
+and out of range; `out` aliasing an input; lists (ragged ones too), scalars, None and strings
+instead of arrays; arrays behind each protocol an array-like may offer (only `__array__`,
+only `__array_interface__`, only `__dlpack__`), which must give the same results.
 Each call must return what `denseprop.reference` returns, or raise ValueError, TypeError or
 MemoryError with a message (training may raise FloatingPointError, and save/load OSError),
 leaving the Network exactly as it was. The cases run in a child process that writes each one
@@ -51,10 +53,57 @@ INSPECTION = ("per_sample_gradients", "per_sample_gradient_norms", "trace", "jac
 # -- building arguments from a recipe ------------------------------------------------------
 
 
+class ArrayLike:
+    """An array behind one protocol only, as a tensor or another library's array offers it."""
+
+    def __init__(self, a: Any) -> None:
+        self.array = a
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.array.dtype}{self.array.shape})"
+
+
+class WithArray(ArrayLike):
+    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+        return self.array
+
+
+class WithInterface(ArrayLike):
+    @property
+    def __array_interface__(self) -> Any:
+        return self.array.__array_interface__
+
+
+class WithDLPack(ArrayLike):
+    def __dlpack__(self, **kwargs: Any) -> Any:
+        return self.array.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self) -> Any:
+        return self.array.__dlpack_device__()
+
+
+PROTOCOLS = {"__array__": WithArray, "__array_interface__": WithInterface,
+             "__dlpack__": WithDLPack}  # fmt: skip
+
+
+def plain(value: Any) -> Any:
+    """What an argument holds, as an ndarray when it is an array-like (for the reference)."""
+    if isinstance(value, ArrayLike):
+        return value.array
+    if isinstance(value, list):
+        try:
+            return np.asarray(value)
+        except ValueError:  # ragged: the kernel refused it
+            return value
+    return value
+
+
+
 def build(spec: tuple[Any, ...], rng: np.random.Generator, base: list[Any]) -> Any:
     """The argument a spec describes. ``("array", shape, dtype, layout, fill)``, ``("labels",
     n, classes, dtype, offset)``, ``("alias", i)`` (argument i itself), ``("list", spec)``,
-    ``("scalar", v)``, ``("none",)``, ``("str", s)``."""
+    ``("scalar", v)``, ``("none",)``, ``("str", s)``, ``("ragged",)``, ``("protocol", name,
+    spec)`` (the array of spec behind one protocol)."""
     kind = spec[0]
     if kind == "array":
         return array(spec[1], spec[2], spec[3], spec[4], rng)
@@ -71,6 +120,11 @@ def build(spec: tuple[Any, ...], rng: np.random.Generator, base: list[Any]) -> A
         value = build(spec[1], rng, base)
         small = isinstance(value, np.ndarray) and max(value.shape, default=0) < 10_000
         return value.tolist() if small and value.size < 10_000 else value  # (2**40, 0) is empty
+    if kind == "protocol":
+        value = build(spec[2], rng, base)
+        return PROTOCOLS[spec[1]](value) if isinstance(value, np.ndarray) else value
+    if kind == "ragged":
+        return [[1.0, 2.0], [3.0]]
     if kind == "none":
         return None
     return spec[1]
@@ -128,6 +182,9 @@ def strategy() -> Any:
         st.tuples(st.just("list"), st.tuples(st.just("array"), dims, dtype, st.just("c"), fill)),
         st.tuples(st.just("scalar"), st.sampled_from([0, 1, -1, 2.5, 2**70, float("nan"), 1j])),
         st.tuples(st.just("none")),
+        st.tuples(st.just("ragged")),
+        st.tuples(st.just("protocol"), st.sampled_from(sorted(PROTOCOLS)),
+                  st.tuples(st.just("array"), dims, dtype, layout, fill)),
         st.tuples(st.just("str"), st.sampled_from(["", "x", "softmax", "mean"])),
         st.tuples(st.just("alias"), st.integers(0, 3)),
     )
@@ -195,6 +252,7 @@ def run_case(recipe: tuple[Any, ...]) -> str:
 
 def floats(args: list[Any]) -> bool:
     """All arrays of one float dtype, finite and of moderate size: worth comparing values."""
+    args = [plain(a) for a in args]
     arrays = [a for a in args if isinstance(a, np.ndarray)]
     return (
         len(arrays) == len(args)
@@ -284,8 +342,8 @@ def kernel_call(name: str, args: list[Any], o: dict[str, Any]) -> Call:
             if any(np.shares_memory(out, v) for v in inputs if isinstance(v, np.ndarray)):
                 msg = "out overlaps an input and was accepted"
                 raise AssertionError(msg)
-        ref_args = [copies[i] if i < len(copies) and isinstance(copies[i], np.ndarray) else v
-                    for i, v in enumerate(call_args)]  # fmt: skip
+        ref_args = [copies[i] if i < len(copies) and isinstance(copies[i], np.ndarray)
+                    else plain(v) for i, v in enumerate(call_args)]  # fmt: skip
         if name == "dense_forward":
             ref_args[4] = None
         with np.errstate(all="ignore"):
@@ -302,10 +360,15 @@ def network_call(name: str, args: list[Any], o: dict[str, Any],
     from test_network_bad_input import assert_unchanged, snapshot
 
     x, _w, _, a, g, labels = args
-    n_in = x.shape[1] if isinstance(x, np.ndarray) and x.ndim == 2 and 0 < x.shape[1] < 99 else 3
-    n_out = a.shape[1] if isinstance(a, np.ndarray) and a.ndim == 2 and 0 < a.shape[1] < 99 else 4
-    floating = isinstance(x, np.ndarray) and x.dtype in (np.float32, np.float64)
-    dtype = x.dtype if floating else "float64"
+    px, pa = plain(x), plain(a)
+
+    def width(v: Any, default: int) -> int:
+        small = isinstance(v, np.ndarray) and v.ndim == 2 and 0 < v.shape[1] < 99
+        return int(v.shape[1]) if small else default
+
+    n_in, n_out = width(px, 3), width(pa, 4)
+    floating = isinstance(px, np.ndarray) and px.dtype in (np.float32, np.float64)
+    dtype = px.dtype if floating else "float64"
     loss = o["loss"]
     y = labels if loss == "cross_entropy" and o["int"] != 0 else g
     if name == "construct":
@@ -348,7 +411,7 @@ def network_call(name: str, args: list[Any], o: dict[str, Any],
             compare(result, np.sqrt(squares), True)
         if name in ("forward", "predict_proba") and floats([x]):
             with np.errstate(all="ignore"):
-                want = ref.network_forward(net.weights, net.biases, np.asarray(x, net.dtype),
+                want = ref.network_forward(net.weights, net.biases, np.asarray(px, net.dtype),
                                            net.activations)[-1]  # fmt: skip
             compare(result, want.astype(net.dtype), True)
         if name == "save_load":

@@ -3,6 +3,7 @@
 // ValueError (wrong shape or value) naming the argument, what was expected and what came.
 #pragma once
 
+#include <pybind11/gil_safe_call_once.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -38,9 +39,55 @@ inline std::string shape_str(const py::array& a) { return shape_str(a.shape(), a
 
 template <class T> const char* dtype_name() { return sizeof(T) == 4 ? "float32" : "float64"; }
 
+// The NumPy functions that read array-likes, looked up once per process.
+struct NumpyReaders {
+  py::object asarray, from_dlpack;
+};
+inline const NumpyReaders& numpy_readers() {
+  PYBIND11_CONSTINIT static py::gil_safe_call_once_and_store<NumpyReaders> store;
+  return store
+      .call_once_and_store_result([] {
+        const py::module_ np = py::module_::import("numpy");
+        return NumpyReaders{np.attr("asarray"), np.attr("from_dlpack")};
+      })
+      .get_stored();
+}
+
+// `obj` as an ndarray: itself, or what `numpy.asarray` makes of it (lists, objects with
+// __array__ or __array_interface__, such as PyTorch CPU tensors and JAX arrays: views of their
+// memory, no copy), or for an object that only DLPack describes, `numpy.from_dlpack`'s view.
+// A list of floats is float64 and one of ints int64, as in NumPy. Anything that does not read as
+// numbers (ragged lists, strings, None, other objects) is a TypeError or ValueError naming `name`.
 inline py::array ndarray(py::handle obj, const char* name) {
+  if (py::isinstance<py::array>(obj)) return py::reinterpret_borrow<py::array>(obj);
+  const std::string type = py::str(py::type::handle_of(obj).attr("__name__"));
+  py::object a;
+  try {
+    a = numpy_readers().asarray(obj);
+    if (py::reinterpret_borrow<py::array>(a).dtype().kind() == 'O' &&
+        py::hasattr(obj, "__dlpack__"))
+      a = numpy_readers().from_dlpack(obj);
+  } catch (py::error_already_set& e) {
+    if (e.matches(PyExc_MemoryError)) throw;
+    // Whatever the object's own conversion raised (a tensor that requires grad raises
+    // RuntimeError, one on a GPU BufferError) is the argument's fault: say which argument.
+    const bool value = e.matches(PyExc_ValueError);
+    const std::string why = py::str(e.value());
+    py::raise_from(e, value ? PyExc_ValueError : PyExc_TypeError,
+                   cat(name, ": cannot be read as an array (", type, "): ", why).c_str());
+    throw py::error_already_set();
+  }
+  py::array array = py::reinterpret_steal<py::array>(a.release());
+  const char kind = array.dtype().kind();
+  if (kind == 'O' || kind == 'U' || kind == 'S' || kind == 'V')
+    throw py::type_error(cat(name, ": expected an array-like of numbers, got ", type));
+  return array;
+}
+
+// `out` must be the caller's own ndarray: a converted copy would lose the writes.
+inline py::array out_ndarray(py::handle obj, const char* name) {
   if (!py::isinstance<py::array>(obj))
-    throw py::type_error(cat(name, ": expected a numpy.ndarray, got ",
+    throw py::type_error(cat(name, ": expected a numpy.ndarray (writeable, C-contiguous), got ",
                              std::string(py::str(py::type::handle_of(obj).attr("__name__")))));
   return py::reinterpret_borrow<py::array>(obj);
 }
@@ -72,7 +119,8 @@ inline void check_ndim(const py::array& a, const char* name, py::ssize_t ndim, c
           cat(name, i == 0 ? ": empty batch, shape " : ": empty dimension, shape ", shape_str(a)));
 }
 
-// `obj` as a C-contiguous array of T, copied only when it is strided or Fortran-ordered.
+// `obj` as a C-contiguous array of T: the caller's memory when it is already a C-contiguous
+// array-like of T, a copy only when it is strided or Fortran-ordered.
 // `first` names the argument whose dtype chose T, for the message when the two differ.
 template <class T>
 Array<T> input(py::handle obj, const char* name, py::ssize_t ndim, const char* layout,
@@ -125,7 +173,7 @@ Array<T> output(py::handle obj, const char* name, std::initializer_list<py::ssiz
                 const char* first,
                 std::initializer_list<std::pair<const py::array*, const char*>> inputs) {
   if (obj.is_none()) return new_array<T>(shape);
-  py::array a = ndarray(obj, name);
+  py::array a = out_ndarray(obj, name);
   if (!a.dtype().equal(py::dtype::of<T>()))
     throw py::type_error(cat(name, ": dtype ", std::string(py::str(a.dtype())), " does not match ",
                              first, "'s ", dtype_name<T>()));

@@ -93,4 +93,7 @@ PYBIND11_MODULE(DENSEPROP_MODULE, m) {
         "The number of threads that share a large matrix product.");
   m.def("_cpu_supports_x86_64_v3", &cpu_supports_x86_64_v3,
         "Whether this CPU runs the x86-64-v3 module (AVX2, FMA, BMI2, F16C, MOVBE).");
+  m.def("_as_array", &denseprop::bindings::ndarray, py::arg("obj"), py::arg("name"),
+        "obj as an ndarray, as every kernel reads its arguments: itself, a view of an "
+        "array-like's memory, or a copy (lists); for denseprop.Network and the estimators.");
 }

@@ -9,7 +9,8 @@ namespace denseprop::bindings {
 namespace {
 
 // g(z) of a (batch, n) array, into a new array.
-py::object apply(py::handle z_obj, ActivationSpec act) {
+py::object apply(py::handle z_arg, ActivationSpec act) {
+  const py::array z_obj = ndarray(z_arg, "z");  // read once, for all that follows
   return dispatch(float_dtype(z_obj, "z"), [&](auto tag) -> py::object {
     using T = decltype(tag);
     const auto z = input<T>(z_obj, "z", 2, "(batch, n)", "z");
@@ -25,8 +26,9 @@ py::object apply(py::handle z_obj, ActivationSpec act) {
 }
 
 // grad_z from the output a and grad_a, both (batch, n).
-py::object backward(py::handle a_obj, py::handle grad_obj, ActivationSpec act, const char* a_name,
+py::object backward(py::handle a_arg, py::handle grad_obj, ActivationSpec act, const char* a_name,
                     const char* grad_name) {
+  const py::array a_obj = ndarray(a_arg, a_name);  // read once, for all that follows
   return dispatch(float_dtype(a_obj, a_name), [&](auto tag) -> py::object {
     using T = decltype(tag);
     const auto a = input<T>(a_obj, a_name, 2, "(batch, n)", a_name);
@@ -43,7 +45,8 @@ py::object backward(py::handle a_obj, py::handle grad_obj, ActivationSpec act, c
 }
 
 // The Jacobian of the activation at every sample, from its output: (batch, n) -> (batch, n, n).
-py::object jacobian(py::handle a_obj, ActivationSpec act, const char* a_name) {
+py::object jacobian(py::handle a_arg, ActivationSpec act, const char* a_name) {
+  const py::array a_obj = ndarray(a_arg, a_name);  // read once, for all that follows
   return dispatch(float_dtype(a_obj, a_name), [&](auto tag) -> py::object {
     using T = decltype(tag);
     const auto a = input<T>(a_obj, a_name, 2, "(batch, n)", a_name);

@@ -6,9 +6,10 @@
 namespace denseprop::bindings {
 namespace {
 
-py::object forward(py::handle x_obj, py::handle w_obj, py::handle b_obj,
+py::object forward(py::handle x_arg, py::handle w_obj, py::handle b_obj,
                    const std::string& activation, py::handle out_obj, double negative_slope) {
   const ActivationSpec act = activation_spec(activation, negative_slope);
+  const py::array x_obj = ndarray(x_arg, "x");  // read once, for all that follows
   return dispatch(float_dtype(x_obj, "x"), [&](auto tag) -> py::object {
     using T = decltype(tag);
     const auto x = input<T>(x_obj, "x", 2, "(batch, in)", "x");
@@ -31,9 +32,10 @@ py::object forward(py::handle x_obj, py::handle w_obj, py::handle b_obj,
   });
 }
 
-py::tuple backward(py::handle x_obj, py::handle w_obj, py::handle a_obj, py::handle grad_a_obj,
+py::tuple backward(py::handle x_arg, py::handle w_obj, py::handle a_obj, py::handle grad_a_obj,
                    const std::string& activation, bool need_grad_x, double negative_slope) {
   const ActivationSpec act = activation_spec(activation, negative_slope);
+  const py::array x_obj = ndarray(x_arg, "x");  // read once, for all that follows
   return dispatch(float_dtype(x_obj, "x"), [&](auto tag) -> py::tuple {
     using T = decltype(tag);
     const auto x = input<T>(x_obj, "x", 2, "(batch, in)", "x");

@@ -25,7 +25,8 @@ py::tuple reduce(const std::string& reduction, py::ssize_t batch, py::ssize_t n,
   return py::make_tuple(r == Reduction::mean ? total / double(batch) : total, grad);
 }
 
-py::tuple softmax_ce(py::handle z_obj, py::handle y_obj, const std::string& reduction) {
+py::tuple softmax_ce(py::handle z_arg, py::handle y_obj, const std::string& reduction) {
+  const py::array z_obj = ndarray(z_arg, "logits");  // read once, for all that follows
   return dispatch(float_dtype(z_obj, "logits"), [&](auto tag) -> py::tuple {
     using T = decltype(tag);
     const auto z = input<T>(z_obj, "logits", 2, "(batch, n)", "logits");
@@ -48,7 +49,8 @@ py::tuple softmax_ce(py::handle z_obj, py::handle y_obj, const std::string& redu
   });
 }
 
-py::tuple sigmoid_ce(py::handle z_obj, py::handle y_obj, const std::string& reduction) {
+py::tuple sigmoid_ce(py::handle z_arg, py::handle y_obj, const std::string& reduction) {
+  const py::array z_obj = ndarray(z_arg, "logits");  // read once, for all that follows
   return dispatch(float_dtype(z_obj, "logits"), [&](auto tag) -> py::tuple {
     using T = decltype(tag);
     const auto z = input<T>(z_obj, "logits", 2, "(batch, n)", "logits");
@@ -60,7 +62,8 @@ py::tuple sigmoid_ce(py::handle z_obj, py::handle y_obj, const std::string& redu
   });
 }
 
-py::tuple squared_error(py::handle p_obj, py::handle t_obj, const std::string& reduction) {
+py::tuple squared_error(py::handle p_arg, py::handle t_obj, const std::string& reduction) {
+  const py::array p_obj = ndarray(p_arg, "pred");  // read once, for all that follows
   return dispatch(float_dtype(p_obj, "pred"), [&](auto tag) -> py::tuple {
     using T = decltype(tag);
     const auto p = input<T>(p_obj, "pred", 2, "(batch, n)", "pred");

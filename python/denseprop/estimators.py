@@ -9,6 +9,7 @@ They take the parameters of scikit-learn's estimators of the same names (solvers
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -23,6 +24,7 @@ from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
+from . import _core
 from .network import Network
 
 try:
@@ -51,6 +53,19 @@ _DTYPES = (None, "float32", "float64")
 def _fail(name: str, expected: str, value: object) -> None:
     msg = f"{name}: expected {expected}, got {value!r}"
     raise ValueError(msg)
+
+
+def _readable(a: Any, name: str) -> Any:
+    """``a`` as scikit-learn's checks take it. They read arrays, lists, data frames (keeping
+    their column names) and sparse matrices themselves; any other array-like (a tensor, an
+    object with only ``__array_interface__`` or ``__dlpack__``) is read as the kernels read
+    it, a view of its memory when it can be."""
+    if isinstance(a, (np.ndarray, list, tuple)) or type(a).__module__.startswith(_OWN_READERS):
+        return a
+    return _core._as_array(a, name)
+
+
+_OWN_READERS = ("pandas", "polars", "pyarrow", "scipy")  # libraries scikit-learn reads itself
 
 
 def _is_int(value: object) -> bool:
@@ -169,6 +184,7 @@ class _BaseMLP(BaseEstimator):
             dtype: Any = [np.float64, np.float32] if self.dtype is None else self.dtype
         else:
             dtype = self.network_.dtype
+        X, y = _readable(X, "X"), _readable(y, "y")
         x_checked, y_checked = validate_data(
             self, X, y, reset=reset, dtype=dtype, multi_output=True, y_numeric=self._numeric_y
         )
@@ -297,7 +313,18 @@ class _BaseMLP(BaseEstimator):
 
     def _forward(self, X: ArrayLike) -> NDArray[Any]:
         check_is_fitted(self, "network_")
+        X = _readable(X, "X")
         return self.network_.forward(validate_data(self, X, reset=False, dtype=self.network_.dtype))
+
+    def to_onnx(self, path: str | os.PathLike[str] | None = None) -> Any:
+        """The fitted model as ONNX, written to ``path`` when given; returns the
+        ``onnx.ModelProto``. Input ``x: (samples, features)`` in the network's dtype; output
+        ``predict_proba``'s probabilities (classifier) or ``predict``'s values (regressor).
+        Needs onnx (``pip install "denseprop[onnx]"``); see `denseprop.onnx_export`."""
+        check_is_fitted(self, "network_")
+        from .onnx_export import estimator_to_onnx
+
+        return estimator_to_onnx(self, path)
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):

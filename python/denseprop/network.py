@@ -8,7 +8,6 @@ bad argument raises and leaves the network exactly as it was.
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 import threading
@@ -19,7 +18,7 @@ from typing import Any, Callable, TypeVar, cast
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import _core, backprop
+from . import _core, backprop, model_file
 from .progress import ProgressBar
 
 __all__ = ["Network"]
@@ -33,7 +32,6 @@ _LOSSES = {
 _HIDDEN = ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
 _INITS = ("auto", "glorot", "he")
 _OPTIMIZERS = ("sgd", "adam", "dpsgd")
-_FORMAT = 1  # version of the saved file layout
 _LARGEST_SIZE = 2**31 - 1  # units of one layer, as the C++ model takes them
 
 
@@ -277,8 +275,9 @@ class Network:
     # -- argument checks -------------------------------------------------------------------
 
     def _cast(self, a: ArrayLike, name: str) -> NDArray[Any]:
-        """``a`` as an array of the network's dtype, if it casts without changing kind."""
-        a = np.asarray(a)
+        """``a`` as an array of the network's dtype, if it casts without changing kind. Any
+        array-like reads as the kernels read it (a view of its memory when it can be)."""
+        a = _core._as_array(a, name)
         if a.dtype == self._dtype:
             return a
         if not np.can_cast(a.dtype, self._dtype, "same_kind"):
@@ -298,7 +297,7 @@ class Network:
 
     def _y(self, y: ArrayLike) -> NDArray[Any]:
         """y as the C++ loss reads it: int labels (cross-entropy) or (batch, outputs) floats."""
-        y = np.asarray(y)
+        y = _core._as_array(y, "y")
         if self.loss == "cross_entropy" and y.ndim == 1:
             return y  # labels: dtype and range are checked in C++
         y = self._cast(y, "y")
@@ -337,7 +336,7 @@ class Network:
     def score(self, x: ArrayLike, y: ArrayLike) -> float:
         """Accuracy for classification (labels or one-hot ``y``); for regression R², the mean
         over outputs as scikit-learn's ``r2_score``."""
-        x, y = self._x(x), np.asarray(y)
+        x, y = self._x(x), _core._as_array(y, "y")
         batch, outputs = len(x) if x.ndim else 0, self.sizes[-1]
         given_labels = self.loss == "cross_entropy" and y.ndim == 1
         if y.shape[:1] != (batch,):
@@ -712,56 +711,39 @@ class Network:
             fig.savefig(path, dpi=120)
         return fig
 
-    # -- saving ----------------------------------------------------------------------------
-
-    @_one_at_a_time
-    def _state(self) -> dict[str, Any]:
-        first, second = self._core.optimizer_state
-        config = {"format": _FORMAT, "network": self._config, "optimizer": self._optimizer}
-        state = {"config": np.array(json.dumps(config))}
-        for l, (w, b) in enumerate(zip(self.weights, self.biases)):
-            state[f"W{l}"], state[f"b{l}"] = w, b
-        state["optimizer_first"], state["optimizer_second"] = first, second
-        state["optimizer_steps"] = np.array(self._core.optimizer_steps)
-        state["loss_curve"] = np.array(self.loss_curve_, dtype=np.float64)
-        state["validation_scores"] = np.array(self.validation_scores_, dtype=np.float64)
-        return state
+    # -- saving and export ------------------------------------------------------------------
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write weights, biases, optimizer state and configuration (JSON) to a ``.npz``.
 
-        The file loads with ``numpy.load(path, allow_pickle=False)``.
+        The file loads with ``numpy.load(path, allow_pickle=False)``; its layout is in
+        `denseprop.model_file`.
         """
-        with open(path, "wb") as f:  # a path object or name, used as given (no ".npz" added)
-            np.savez(f, **self._state())
+        model_file.write(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Network:
-        """The network saved at ``path``, bitwise as it was, dtype and optimizer state included."""
-        with np.load(path, allow_pickle=False) as f:
-            return cls._from_state({k: f[k] for k in f.files})
+        """The network saved at ``path``, bitwise as it was, dtype and optimizer state included.
 
-    @classmethod
-    def _from_state(cls, state: dict[str, NDArray[Any]]) -> Network:
-        config = json.loads(str(state["config"]))
-        if config.get("format") != _FORMAT:
-            msg = f"path: saved in format {config.get('format')}, expected {_FORMAT}"
-            raise ValueError(msg)
-        c = config["network"]
-        net = cls(
-            c["sizes"], c["activation"], c["loss"], output_activation=c["output_activation"],
-            dtype=c["dtype"], init=c["init"], negative_slope=c["negative_slope"], seed=0,
-        )  # fmt: skip
-        layers = range(len(net.weights))
-        params = np.concatenate([state[f"{k}{l}"].ravel() for l in layers for k in "Wb"])
-        net._restore((params, config["optimizer"], state["optimizer_first"],
-                      state["optimizer_second"], int(state["optimizer_steps"]),
-                      [float(v) for v in state["loss_curve"]],
-                      [float(v) for v in state["validation_scores"]]))  # fmt: skip
-        return net
+        Everything in the file is checked before the network is built: a damaged or foreign
+        file raises ValueError "<path> is not a denseprop model file: <what>"; one that cannot
+        be opened, OSError.
+        """
+        return model_file.read(path, cls)
+
+    def to_onnx(self, path: str | os.PathLike[str] | None = None) -> Any:
+        """The network as an ONNX model computing `forward` (Gemm and activation ops, Softmax
+        for probabilities), written to ``path`` when given; returns the ``onnx.ModelProto``.
+
+        Input ``x: (batch, inputs)``, output ``(batch, outputs)``, in the network's dtype.
+        Needs onnx (``pip install "denseprop[onnx]"``); see `denseprop.onnx_export`.
+        """
+        from . import onnx_export
+
+        return onnx_export.network_to_onnx(self, path)
 
     def __getstate__(self) -> dict[str, NDArray[Any]]:
-        return self._state()
+        return model_file.state(self)
 
     def __setstate__(self, state: dict[str, NDArray[Any]]) -> None:
-        self.__dict__.update(Network._from_state(state).__dict__)
+        self.__dict__.update(model_file.from_state(state, type(self), "a pickled Network").__dict__)
