@@ -1,0 +1,182 @@
+"""PyTorch bridge: dense layers whose forward and backward run in denseprop's kernels.
+
+    import denseprop.torch as dpt
+    from torch import nn
+
+    model = dpt.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    optimizer = torch.optim.Adam(model.parameters())
+    loss = nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    optimizer.step()
+
+`Sequential` is an ``nn.Sequential`` of ``nn.Linear`` layers, each followed by at most one
+activation module: the same modules, Parameters and ``state_dict`` as PyTorch's, so any torch
+optimizer steps them and a model moves between the two classes with ``load_state_dict``. Its
+forward pass is one autograd node whose forward and backward call `dense_forward` and
+`dense_backward` layer by layer, reading and writing the tensors' memory without copies. It
+pays off for small networks and batches (reinforcement and online learning), where PyTorch's
+per-op overhead is most of a step. `dense` is the same node for one layer.
+
+CPU tensors of float32 or float64 only, the same dtype for the input and the parameters.
+Importing this module imports torch; ``import denseprop`` does not.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import _core
+
+__all__ = ["ACTIVATIONS", "Sequential", "dense"]
+
+# Each activation module denseprop runs: its name and negative_slope, read from the module.
+ACTIVATIONS: dict[type[nn.Module], Callable[[Any], tuple[str, float]]] = {
+    nn.Identity: lambda m: ("identity", 0.0),
+    nn.Sigmoid: lambda m: ("sigmoid", 0.0),
+    nn.Tanh: lambda m: ("tanh", 0.0),
+    nn.ReLU: lambda m: ("relu", 0.0),
+    nn.LeakyReLU: lambda m: ("leaky_relu", float(m.negative_slope)),
+    nn.Softmax: lambda m: ("softmax", 0.0),  # over the features: dim is checked in `_plan`
+}
+
+_Layers = tuple[tuple[str, float, bool], ...]  # per layer: activation, negative_slope, has bias
+
+
+def _array(t: torch.Tensor) -> np.ndarray[Any, Any]:
+    """The tensor's memory as an ndarray (the kernels copy it only if it is strided)."""
+    a: np.ndarray[Any, Any] = t.detach().numpy()
+    return a
+
+
+class _DenseStack(torch.autograd.Function):
+    """``a[l+1] = act_l(a[l] W[l]ᵀ + b[l])`` for every layer, as one autograd node.
+
+    Inputs ``(x, layers, W0, b0, W1, b1, ...)`` (``b[l]`` None for a layer without bias);
+    saves ``x``, the weights and every layer's output, from which backward runs
+    `dense_backward` from the last layer to the first.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, layers: _Layers, *params: Any) -> torch.Tensor:
+        a = _array(x)
+        outputs = []
+        for l, (activation, slope, _) in enumerate(layers):
+            w, b = params[2 * l], params[2 * l + 1]
+            bias = np.zeros(w.shape[0], a.dtype) if b is None else _array(b)
+            a = _core.dense_forward(a, _array(w), bias, activation, negative_slope=slope)
+            outputs.append(torch.from_numpy(a))
+        ctx.layers = layers
+        ctx.save_for_backward(x, *params[0::2], *outputs)
+        return outputs[-1]
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable  # type: ignore[untyped-decorator]
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+        layers: _Layers = ctx.layers
+        n = len(layers)
+        saved = ctx.saved_tensors
+        x, weights, outputs = saved[0], saved[1 : n + 1], saved[n + 1 :]
+        needs = ctx.needs_input_grad
+        grads: list[Any] = [None] * (2 * n)
+        g: Any = _array(grad)
+        for l in reversed(range(n)):
+            activation, slope, has_bias = layers[l]
+            inputs = _array(x) if l == 0 else _array(outputs[l - 1])
+            need_x = l > 0 or needs[0]
+            w, a = _array(weights[l]), _array(outputs[l])
+            g_x, g_w, g_b = _core.dense_backward(
+                inputs, w, a, g, activation, need_x, negative_slope=slope
+            )
+            grads[2 * l] = torch.from_numpy(g_w) if needs[2 + 2 * l] else None
+            grads[2 * l + 1] = torch.from_numpy(g_b) if has_bias and needs[3 + 2 * l] else None
+            g = g_x
+        return (torch.from_numpy(g) if needs[0] else None, None, *grads)
+
+
+def _check(x: torch.Tensor, params: list[Any]) -> None:
+    for name, t in [("x", x), *((f"parameter {i}", p) for i, p in enumerate(params))]:
+        if t is not None and t.device.type != "cpu":
+            msg = f"{name}: denseprop runs on the CPU, got a tensor on {t.device}"
+            raise TypeError(msg)
+
+
+def dense(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+          activation: str = "identity", negative_slope: float = 0.01) -> torch.Tensor:  # fmt: skip
+    """``activation(x @ weight.T + bias)`` with denseprop's kernels, differentiable.
+
+    ``x: (batch, in)``, ``weight: (out, in)``, ``bias: (out,)`` or None -> ``(batch, out)``.
+    """
+    _check(x, [weight, bias])
+    layers = ((activation, float(negative_slope), bias is not None),)
+    out: torch.Tensor = _DenseStack.apply(x, layers, weight, bias)
+    return out
+
+
+class Sequential(nn.Sequential):
+    """``nn.Sequential(nn.Linear, activation, nn.Linear, ...)`` run by denseprop.
+
+    Each ``nn.Linear`` may be followed by one of the activation modules in `ACTIVATIONS`
+    (Identity, Sigmoid, Tanh, ReLU, LeakyReLU, Softmax over the last dimension); a Linear
+    followed by another Linear has none. The modules and their Parameters are PyTorch's own.
+    Input ``(*, in_features)`` -> ``(*, out_features)``, as ``nn.Linear``.
+    """
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._cache: tuple[tuple[nn.Module, ...], Any] | None = None
+        self._plan()
+
+    def _plan(self) -> tuple[list[nn.Linear], list[tuple[str, nn.Module | None]]]:
+        """The Linear layers and, for each, its activation's name and module (None for
+        identity); refuses any other module. Kept until the modules change."""
+        modules = tuple(self._modules.values())
+        if self._cache is not None and self._cache[0] == modules:
+            plan: Any = self._cache[1]
+            return plan  # type: ignore[no-any-return]
+        linears: list[nn.Linear] = []
+        activations: list[tuple[str, nn.Module | None]] = []
+        for i, m in enumerate(modules):
+            if isinstance(m, nn.Linear):
+                linears.append(m)
+                activations.append(("identity", None))
+                continue
+            read = ACTIVATIONS.get(type(m))
+            if read is None or not linears or activations[-1][1] is not None:
+                what = "not a Linear layer or an activation denseprop runs" if read is None \
+                    else "an activation that does not follow a Linear layer"  # fmt: skip
+                msg = f"Sequential: module {i} ({type(m).__name__}) is {what}"
+                raise TypeError(msg)
+            if isinstance(m, nn.Softmax) and m.dim not in (-1, 1):
+                msg = f"Sequential: module {i} (Softmax) must be over dim=-1, got dim={m.dim}"
+                raise ValueError(msg)
+            activations[-1] = (read(m)[0], m)
+        if not linears:
+            msg = "Sequential: needs at least one nn.Linear"
+            raise ValueError(msg)
+        self._cache = (modules, (linears, activations))
+        return linears, activations
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        linears, activations = self._plan()
+        params: list[Any] = []
+        layers = []
+        for linear, (name, module) in zip(linears, activations):
+            if isinstance(module, nn.Softmax) and module.dim == 1 and x.dim() != 2:
+                msg = f"Softmax(dim=1) on a {x.dim()}-D input: use dim=-1"
+                raise ValueError(msg)
+            slope = ACTIVATIONS[type(module)](module)[1] if module is not None else 0.0
+            layers.append((name, slope, linear.bias is not None))
+            params += [linear.weight, linear.bias]
+        _check(x, params)
+        if x.dim() == 2:
+            out: torch.Tensor = _DenseStack.apply(x, tuple(layers), *params)
+            return out
+        if x.dim() == 0:
+            msg = "x: expected (*, in_features), got a 0-D tensor"
+            raise ValueError(msg)
+        out = _DenseStack.apply(x.reshape(-1, x.shape[-1]), tuple(layers), *params)
+        return out.reshape(*x.shape[:-1], out.shape[-1])
