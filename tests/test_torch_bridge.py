@@ -141,3 +141,24 @@ def test_mixed_dtypes_are_a_type_error():
     model = dpt.Sequential(nn.Linear(3, 2))
     with pytest.raises(TypeError, match=r"\bw\b.*float32.*float64"):
         model(torch.ones(1, 3, dtype=torch.float64))
+
+
+def test_from_network_shares_the_parameters(dtype, rng):
+    import denseprop
+
+    net = denseprop.Network([6, 5, 4, 3], ["leaky_relu", "sigmoid"], dtype=dtype, seed=0,
+                            negative_slope=0.2)  # fmt: skip
+    model = dpt.from_network(net)
+    assert [type(m) for m in model] == [nn.Linear, nn.LeakyReLU, nn.Linear, nn.Sigmoid,
+                                        nn.Linear, nn.Softmax]  # fmt: skip
+    assert model[0].weight.data_ptr() == net.weights[0].ctypes.data
+    x = torch.from_numpy(rng.standard_normal((9, 6)).astype(dtype))
+    y = torch.from_numpy(rng.integers(0, 3, 9))
+    assert_close(model(x).detach().numpy(), net.forward(x), dtype)
+    net.set_optimizer("sgd", 0.1).train_step(x, y)  # one C++ step moves the torch Parameters
+    assert_close(model(x).detach().numpy(), net.forward(x), dtype)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    nn.functional.nll_loss(torch.log(model(x)), y).backward()
+    optimizer.step()  # and a torch step moves the network's
+    assert_close(net.weights[2], model[4].weight.detach().numpy(), dtype)
+    assert_close(model(x).detach().numpy(), net.forward(x), dtype)

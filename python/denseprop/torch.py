@@ -23,7 +23,7 @@ Importing this module imports torch; ``import denseprop`` does not.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -31,16 +31,28 @@ from torch import nn
 
 from . import _core
 
-__all__ = ["ACTIVATIONS", "Sequential", "dense"]
+if TYPE_CHECKING:
+    from .network import Network
 
-# Each activation module denseprop runs: its name and negative_slope, read from the module.
-ACTIVATIONS: dict[type[nn.Module], Callable[[Any], tuple[str, float]]] = {
-    nn.Identity: lambda m: ("identity", 0.0),
-    nn.Sigmoid: lambda m: ("sigmoid", 0.0),
-    nn.Tanh: lambda m: ("tanh", 0.0),
-    nn.ReLU: lambda m: ("relu", 0.0),
-    nn.LeakyReLU: lambda m: ("leaky_relu", float(m.negative_slope)),
-    nn.Softmax: lambda m: ("softmax", 0.0),  # over the features: dim is checked in `_plan`
+__all__ = ["ACTIVATIONS", "Sequential", "dense", "from_network"]
+
+
+class Activation(NamedTuple):
+    """An activation module denseprop runs: its denseprop name, the module for a
+    negative_slope, and the negative_slope read from a module."""
+
+    name: str
+    make: Callable[[float], nn.Module]
+    slope: Callable[[Any], float] = lambda m: 0.0
+
+
+ACTIVATIONS: dict[type[nn.Module], Activation] = {
+    nn.Identity: Activation("identity", lambda s: nn.Identity()),
+    nn.Sigmoid: Activation("sigmoid", lambda s: nn.Sigmoid()),
+    nn.Tanh: Activation("tanh", lambda s: nn.Tanh()),
+    nn.ReLU: Activation("relu", lambda s: nn.ReLU()),
+    nn.LeakyReLU: Activation("leaky_relu", nn.LeakyReLU, lambda m: float(m.negative_slope)),
+    nn.Softmax: Activation("softmax", lambda s: nn.Softmax(dim=-1)),  # Sequential checks dim
 }
 
 _Layers = tuple[tuple[str, float, bool], ...]  # per layer: activation, negative_slope, has bias
@@ -55,42 +67,42 @@ def _array(t: torch.Tensor) -> np.ndarray[Any, Any]:
 class _DenseStack(torch.autograd.Function):
     """``a[l+1] = act_l(a[l] W[l]ᵀ + b[l])`` for every layer, as one autograd node.
 
-    Inputs ``(x, layers, W0, b0, W1, b1, ...)`` (``b[l]`` None for a layer without bias);
-    saves ``x``, the weights and every layer's output, from which backward runs
-    `dense_backward` from the last layer to the first.
+    Inputs ``(x, layers, W0, b0, W1, b1, ...)`` (``b[l]`` None for a layer without bias).
+    Backward runs `dense_backward` from the last layer to the first on NumPy views of ``x``,
+    the weights and every layer's output, kept from the forward pass; ``x``, the weights and
+    the output are also saved as tensors, so that autograd refuses a backward after any of
+    them was changed in place.
     """
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, layers: _Layers, *params: Any) -> torch.Tensor:
         a = _array(x)
-        outputs = []
+        arrays, weights = [a], []
         for l, (activation, slope, _) in enumerate(layers):
-            w, b = params[2 * l], params[2 * l + 1]
+            w, b = _array(params[2 * l]), params[2 * l + 1]
             bias = np.zeros(w.shape[0], a.dtype) if b is None else _array(b)
-            a = _core.dense_forward(a, _array(w), bias, activation, negative_slope=slope)
-            outputs.append(torch.from_numpy(a))
-        ctx.layers = layers
-        ctx.save_for_backward(x, *params[0::2], *outputs)
-        return outputs[-1]
+            a = _core.dense_forward(a, w, bias, activation, negative_slope=slope)
+            arrays.append(a)
+            weights.append(w)
+        out = torch.from_numpy(a)
+        ctx.layers, ctx.arrays, ctx.weights = layers, arrays, weights
+        ctx.save_for_backward(x, *params[0::2], out)
+        return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable  # type: ignore[untyped-decorator]
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+        ctx.saved_tensors  # noqa: B018 (raises if x, a weight or the output changed in place)
         layers: _Layers = ctx.layers
-        n = len(layers)
-        saved = ctx.saved_tensors
-        x, weights, outputs = saved[0], saved[1 : n + 1], saved[n + 1 :]
+        arrays, weights = ctx.arrays, ctx.weights
         needs = ctx.needs_input_grad
-        grads: list[Any] = [None] * (2 * n)
+        grads: list[Any] = [None] * (2 * len(layers))
         g: Any = _array(grad)
-        for l in reversed(range(n)):
+        for l in reversed(range(len(layers))):
             activation, slope, has_bias = layers[l]
-            inputs = _array(x) if l == 0 else _array(outputs[l - 1])
-            need_x = l > 0 or needs[0]
-            w, a = _array(weights[l]), _array(outputs[l])
-            g_x, g_w, g_b = _core.dense_backward(
-                inputs, w, a, g, activation, need_x, negative_slope=slope
-            )
+            g_x, g_w, g_b = _core.dense_backward(arrays[l], weights[l], arrays[l + 1], g,
+                                                 activation, l > 0 or needs[0],
+                                                 negative_slope=slope)  # fmt: skip
             grads[2 * l] = torch.from_numpy(g_w) if needs[2 + 2 * l] else None
             grads[2 * l + 1] = torch.from_numpy(g_b) if has_bias and needs[3 + 2 * l] else None
             g = g_x
@@ -99,7 +111,7 @@ class _DenseStack(torch.autograd.Function):
 
 def _check(x: torch.Tensor, params: list[Any]) -> None:
     for name, t in [("x", x), *((f"parameter {i}", p) for i, p in enumerate(params))]:
-        if t is not None and t.device.type != "cpu":
+        if t is not None and not t.is_cpu:
             msg = f"{name}: denseprop runs on the CPU, got a tensor on {t.device}"
             raise TypeError(msg)
 
@@ -153,7 +165,7 @@ class Sequential(nn.Sequential):
             if isinstance(m, nn.Softmax) and m.dim not in (-1, 1):
                 msg = f"Sequential: module {i} (Softmax) must be over dim=-1, got dim={m.dim}"
                 raise ValueError(msg)
-            activations[-1] = (read(m)[0], m)
+            activations[-1] = (read.name, m)
         if not linears:
             msg = "Sequential: needs at least one nn.Linear"
             raise ValueError(msg)
@@ -168,9 +180,10 @@ class Sequential(nn.Sequential):
             if isinstance(module, nn.Softmax) and module.dim == 1 and x.dim() != 2:
                 msg = f"Softmax(dim=1) on a {x.dim()}-D input: use dim=-1"
                 raise ValueError(msg)
-            slope = ACTIVATIONS[type(module)](module)[1] if module is not None else 0.0
-            layers.append((name, slope, linear.bias is not None))
-            params += [linear.weight, linear.bias]
+            slope = ACTIVATIONS[type(module)].slope(module) if module is not None else 0.0
+            weight, bias = linear._parameters["weight"], linear._parameters["bias"]
+            layers.append((name, slope, bias is not None))
+            params += (weight, bias)
         _check(x, params)
         if x.dim() == 2:
             out: torch.Tensor = _DenseStack.apply(x, tuple(layers), *params)
@@ -180,3 +193,20 @@ class Sequential(nn.Sequential):
             raise ValueError(msg)
         out = _DenseStack.apply(x.reshape(-1, x.shape[-1]), tuple(layers), *params)
         return out.reshape(*x.shape[:-1], out.shape[-1])
+
+
+def from_network(net: Network) -> Sequential:
+    """A `Sequential` computing ``net.forward`` over the network's own parameters: its
+    Parameters are views of the C++ buffer, no copy. A torch optimizer trains it through the
+    bridge, or ``net.train_step(x, y)`` takes a whole step in one C++ call with the network's
+    loss and optimizer (reading the tensors in place); either changes the same weights.
+    """
+    by_name = {entry.name: entry for entry in ACTIVATIONS.values()}
+    slope = float(net._config["negative_slope"])
+    modules: list[nn.Module] = []
+    for w, b, name in zip(net.weights, net.biases, net.activations):
+        linear = nn.Linear(w.shape[1], w.shape[0], device="meta")  # no storage of its own
+        linear.weight = nn.Parameter(torch.from_numpy(w))
+        linear.bias = nn.Parameter(torch.from_numpy(b))
+        modules += [linear] if name == "identity" else [linear, by_name[name].make(slope)]
+    return Sequential(*modules)
