@@ -60,7 +60,9 @@ def _readable(a: Any, name: str) -> Any:
     their column names) and sparse matrices themselves; any other array-like (a tensor, an
     object with only ``__array_interface__`` or ``__dlpack__``) is read as the kernels read
     it, a view of its memory when it can be."""
-    if isinstance(a, (np.ndarray, list, tuple)) or type(a).__module__.startswith(_OWN_READERS):
+    if a is None or isinstance(a, (np.ndarray, list, tuple)):
+        return a
+    if type(a).__module__.startswith(_OWN_READERS):
         return a
     return _core._as_array(a, name)
 
