@@ -162,3 +162,9 @@ def test_from_network_shares_the_parameters(dtype, rng):
     optimizer.step()  # and a torch step moves the network's
     assert_close(net.weights[2], model[4].weight.detach().numpy(), dtype)
     assert_close(model(x).detach().numpy(), net.forward(x), dtype)
+
+
+def test_tensors_off_the_cpu_are_a_type_error_naming_them():
+    model = dpt.Sequential(nn.Linear(3, 2))
+    with pytest.raises(TypeError, match=r"\bx\b: denseprop runs on the CPU, got a tensor on meta"):
+        model(torch.ones(1, 3, device="meta"))

@@ -16,7 +16,8 @@ built: the archive and each array's header, the keys, the configuration's schema
 dtype and shape against the configuration, and that parameters and optimizer state are
 finite. The data of an array is read only once its header has been checked against the
 configuration and against the bytes the archive holds for it, so a damaged file can never make
-the reader allocate more than the file's own size. Any problem is a ValueError
+the reader allocate more than the file's own size (for a deflated copy, than deflate's largest
+ratio allows). Any problem is a ValueError
 "<path> is not a denseprop model file: <what>"; a file that cannot be opened is OSError.
 Files of format 1 (the same arrays, the version inside the configuration) are read too.
 """
@@ -164,11 +165,10 @@ class _Archive:
             elif info.compress_type == zipfile.ZIP_DEFLATED:
                 room = _DEFLATE_RATIO * info.compress_size + 64
             else:
-                _fail(f"{name}: compressed by method {info.compress_type}, expected "
-                               "none (numpy.savez) or deflate (numpy.savez_compressed)")
+                _fail(f"{name}: compressed by method {info.compress_type}, expected none "
+                      "(numpy.savez) or deflate (numpy.savez_compressed)")
             if info.file_size > room:
-                _fail(f"{name}: declares {info.file_size} bytes, more than the file "
-                               "holds")
+                _fail(f"{name}: declares {info.file_size} bytes, more than the file holds")
             self._infos[name[:-4]] = info
         self._headers: dict[str, tuple[np.dtype[Any], tuple[int, ...], bool, int]] = {}
 
@@ -204,8 +204,8 @@ class _Archive:
         nbytes = math.prod(shape) * dtype.itemsize
         size = self._infos[key].file_size
         if size != offset + nbytes:
-            _fail(f"{key}: its header declares {nbytes} bytes of data, the archive "
-                           f"holds {size - offset}")  # fmt: skip
+            _fail(f"{key}: its header declares {nbytes} bytes of data, the archive holds "
+                  f"{size - offset}")
         with self._member(key) as f:
             f.read(offset)
             raw = f.read(nbytes)
@@ -222,9 +222,12 @@ def _read(source: _Source, key: str, dtype: Any, shape: tuple[int | None, ...]) 
     """Array ``key`` after its header is checked: ``dtype`` (a kind, "i" for any integer, or a
     dtype) and ``shape`` (None for any length)."""
     found, found_shape = source.header(key)
-    matches = found.kind in "iu" if dtype == "i" else found == np.dtype(dtype)
-    if dtype == "U":
+    if dtype == "i":
+        matches = found.kind in "iu"
+    elif dtype == "U":
         matches = found.kind == "U"
+    else:
+        matches = found == np.dtype(dtype)
     if not matches:
         want = {"i": "an integer dtype", "U": "text"}.get(dtype, str(np.dtype(dtype)))
         _fail(f"{key}: dtype {found}, expected {want}")
@@ -252,8 +255,8 @@ def _build(source: _Source, cls: type[Network]) -> Network:
     elif version is None:
         _fail("no format_version in it")
     if version not in _READABLE:
-        _fail(f"format version {version}, this denseprop reads "
-                       f"{' and '.join(map(str, _READABLE))}")  # fmt: skip
+        readable = " and ".join(map(str, _READABLE))
+        _fail(f"format version {version}, this denseprop reads {readable}")
     c = config["network"]
     sizes = c["sizes"]
     layers = list(zip(sizes, sizes[1:]))

@@ -13,9 +13,11 @@
 activation module: the same modules, Parameters and ``state_dict`` as PyTorch's, so any torch
 optimizer steps them and a model moves between the two classes with ``load_state_dict``. Its
 forward pass is one autograd node whose forward and backward call `dense_forward` and
-`dense_backward` layer by layer, reading and writing the tensors' memory without copies. It
-pays off for small networks and batches (reinforcement and online learning), where PyTorch's
-per-op overhead is most of a step. `dense` is the same node for one layer.
+`dense_backward` layer by layer, reading and writing the tensors' memory without copies.
+`dense` is the same node for one layer. A step through it costs about what PyTorch eager's
+costs (the autograd engine, the loss and the optimizer stay PyTorch's); for speed on small
+networks, `from_network` shares a `Network`'s parameters with torch, whose ``train_step`` takes
+the whole step in one C++ call (bench/bench_torch_bridge.py).
 
 CPU tensors of float32 or float64 only, the same dtype for the input and the parameters.
 Importing this module imports torch; ``import denseprop`` does not.
