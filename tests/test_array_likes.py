@@ -5,6 +5,9 @@ Whether a kernel read the caller's memory or a copy is seen through the kernel i
 `dense_forward` refuses an `out` that overlaps the memory of an input it reads, so an `out`
 laid over the source's data pointer is refused exactly when the kernel reads that pointer."""
 
+import subprocess
+import sys
+
 import denseprop
 import denseprop.reference as ref
 import numpy as np
@@ -223,3 +226,16 @@ def test_out_must_still_be_an_ndarray(rng):
     for out in (torch.zeros(5, 5), [[0.0] * 5] * 5):
         with pytest.raises(TypeError, match=r"\bout\b.*numpy.ndarray.*got (Tensor|list)"):
             denseprop.dense_forward(x, w, b, "identity", out)
+
+
+def test_denseprop_imports_neither_torch_nor_onnx(tmp_path):
+    code = (
+        "import sys, denseprop\n"
+        "net = denseprop.Network([3, 2])\n"
+        "net.forward([[1.0, 2.0, 3.0]])\n"
+        f"net.save({str(tmp_path / 'net.npz')!r})\n"
+        f"denseprop.Network.load({str(tmp_path / 'net.npz')!r})\n"
+        "loaded = {m.split('.')[0] for m in sys.modules} & {'torch', 'onnx', 'jax', 'sklearn'}\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
