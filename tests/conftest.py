@@ -74,3 +74,37 @@ def loss_target(rng, dtype, kind, batch, n):
     if kind == "labels":
         return rng.integers(0, n, batch)
     return rng.random((batch, n)).astype(dtype)
+
+
+class ArrayLike:
+    """An array behind one protocol only, as a tensor or another library's array offers it."""
+
+    def __init__(self, a):
+        self.array = a
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.array.dtype}{self.array.shape})"
+
+
+class WithArray(ArrayLike):
+    def __array__(self, dtype=None, copy=None):
+        return self.array
+
+
+class WithInterface(ArrayLike):
+    @property
+    def __array_interface__(self):
+        return self.array.__array_interface__
+
+
+class WithDLPack(ArrayLike):
+    def __dlpack__(self, **kwargs):
+        return self.array.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self.array.__dlpack_device__()
+
+
+# Each protocol an array-like may offer alone, and a class that offers only it.
+PROTOCOLS = {"__array__": WithArray, "__array_interface__": WithInterface,
+             "__dlpack__": WithDLPack}  # fmt: skip

@@ -29,6 +29,7 @@ import numpy as np
 
 HERE = pathlib.Path(__file__).parent
 sys.path.insert(0, str(HERE))
+from conftest import PROTOCOLS, ArrayLike  # noqa: E402
 
 DTYPES = ["float32", "float64", "float16", "int8", "int16", "int32", "int64", "uint8",
           "uint16", "uint32", "uint64", "bool", "complex128", "object"]  # fmt: skip
@@ -51,39 +52,6 @@ INSPECTION = ("per_sample_gradients", "per_sample_gradient_norms", "trace", "jac
 
 
 # -- building arguments from a recipe ------------------------------------------------------
-
-
-class ArrayLike:
-    """An array behind one protocol only, as a tensor or another library's array offers it."""
-
-    def __init__(self, a: Any) -> None:
-        self.array = a
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.array.dtype}{self.array.shape})"
-
-
-class WithArray(ArrayLike):
-    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
-        return self.array
-
-
-class WithInterface(ArrayLike):
-    @property
-    def __array_interface__(self) -> Any:
-        return self.array.__array_interface__
-
-
-class WithDLPack(ArrayLike):
-    def __dlpack__(self, **kwargs: Any) -> Any:
-        return self.array.__dlpack__(**kwargs)
-
-    def __dlpack_device__(self) -> Any:
-        return self.array.__dlpack_device__()
-
-
-PROTOCOLS = {"__array__": WithArray, "__array_interface__": WithInterface,
-             "__dlpack__": WithDLPack}  # fmt: skip
 
 
 def plain(value: Any) -> Any:

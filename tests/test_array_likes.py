@@ -12,38 +12,7 @@ import denseprop
 import denseprop.reference as ref
 import numpy as np
 import pytest
-from conftest import assert_close, randn
-
-
-class Interface:
-    """An object with only __array_interface__ (as many C extensions export memory)."""
-
-    def __init__(self, a):
-        self._a = a
-        self.__array_interface__ = a.__array_interface__
-
-
-class DLPackOnly:
-    """An object with only __dlpack__ (as array-API libraries without __array__)."""
-
-    def __init__(self, a):
-        self._a = a
-
-    def __dlpack__(self, **kwargs):
-        return self._a.__dlpack__(**kwargs)
-
-    def __dlpack_device__(self):
-        return self._a.__dlpack_device__()
-
-
-class ArrayMethod:
-    """An object with only __array__."""
-
-    def __init__(self, a):
-        self._a = a
-
-    def __array__(self, dtype=None, copy=None):
-        return self._a
+from conftest import PROTOCOLS, assert_close, randn
 
 
 def over(pointer, shape, dtype):
@@ -72,18 +41,16 @@ def jax_array(a):
     return j, j.unsafe_buffer_pointer()
 
 
-def wrapped(kind):
+def wrapped(protocol):
     def make(a):
         a = a.copy()
-        return {"interface": Interface, "dlpack": DLPackOnly, "array": ArrayMethod}[kind](a), (
-            a.ctypes.data
-        )
+        return PROTOCOLS[protocol](a), a.ctypes.data
 
     return make
 
 
-SOURCES = {"torch": torch_tensor, "jax": jax_array, "interface": wrapped("interface"),
-           "dlpack": wrapped("dlpack"), "__array__": wrapped("array")}  # fmt: skip
+SOURCES = {"torch": torch_tensor, "jax": jax_array,
+           **{protocol: wrapped(protocol) for protocol in PROTOCOLS}}  # fmt: skip
 
 
 @pytest.fixture(params=list(SOURCES))

@@ -10,7 +10,7 @@ import resource
 import denseprop
 import numpy as np
 import pytest
-from conftest import randn
+from conftest import PROTOCOLS, randn
 
 LONG = os.environ.get("DENSEPROP_LONG_LEAK_RUN", "") not in ("", "0")
 KERNEL_CALLS = 1_000_000 if LONG else 100_000
@@ -53,12 +53,16 @@ def kernel_calls(rng):
         lambda: denseprop.activation_backward(a, a, "tanh"),
         lambda: denseprop.activation_jacobian(a[:2], "sigmoid"),
         lambda: denseprop.dense_forward(x[:, ::2], w[:, ::2], b),  # strided inputs are copied
+        lambda: denseprop.dense_forward(x.tolist(), w.astype(np.float64), b.astype(np.float64)),
+        *(lambda wrap=wrap: denseprop.dense_forward(wrap(x), w, b) for wrap in PROTOCOLS.values()),
     ]
     failing = [
         lambda: denseprop.dense_forward(x, w.T, b),
         lambda: denseprop.dense_forward(a, w[:, :16].copy(), b, "identity", a),  # aliased out
         lambda: denseprop.softmax_cross_entropy(a, labels + 16),
         lambda: denseprop.mse(a, x),
+        lambda: denseprop.sigmoid([[1.0, 2.0], [3.0]]),  # ragged: numpy's error, chained
+        lambda: denseprop.sigmoid("text"),
     ]
     return calls, failing
 
