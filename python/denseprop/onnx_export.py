@@ -141,7 +141,7 @@ def estimator_to_onnx(estimator: Any, path: str | os.PathLike[str] | None = None
         graph = _Graph(onnx, net.dtype)
         out = _layers(net, graph)
         width: int | None = net.sizes[-1]
-        if hasattr(estimator, "classes_") and estimator._binarizer.y_type_ == "binary":
+        if hasattr(estimator, "classes_") and width == 1:  # binary: predict_proba's 2 columns
             one = graph.constant("one", np.ones((1, 1), net.dtype))
             graph.node("Concat", graph.node("Sub", one, out), out, axis=1)
             width = 2
