@@ -299,7 +299,7 @@ def network_call(name: str, args: list[Any], o: dict[str, Any],
                  rng: np.random.Generator) -> Call:  # fmt: skip
     import denseprop
     import denseprop.reference as ref
-    from test_network_bad_input import assert_unchanged, snapshot
+    from conftest import assert_unchanged, snapshot
 
     x, _w, _, a, g, labels = args
     n_in = x.shape[1] if isinstance(x, np.ndarray) and x.ndim == 2 and 0 < x.shape[1] < 99 else 3
