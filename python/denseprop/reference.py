@@ -27,6 +27,7 @@ __all__ = [
     "activation_forward",
     "activation_jacobian",
     "adam_step",
+    "adamw_step",
     "dense_backward",
     "dense_forward",
     "dpsgd_step",
@@ -537,6 +538,33 @@ def adam_step(
             c1 = f(1) - f(beta1**t)
             c2 = f(1) - f(beta2**t)
             p -= f(lr) * (mp / c1) / (np.sqrt(sp / c2) + f(eps))
+
+
+def adamw_step(
+    params: list[tuple[NDArray[Any], NDArray[Any]]],
+    grads: list[tuple[NDArray[Any], NDArray[Any]]],
+    m: list[tuple[NDArray[Any], NDArray[Any]]],
+    s: list[tuple[NDArray[Any], NDArray[Any]]],
+    t: int,
+    lr: float,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+) -> None:
+    """One AdamW step in place (decoupled weight decay, weights only); ``t`` counts from 1.
+
+    ``m = b1 m + (1 - b1) g``, ``s = b2 s + (1 - b2) g^2``,
+    ``p = p (1 - lr weight_decay) - lr (m / (1 - b1^t)) / (sqrt(s / (1 - b2^t)) + eps)``.
+    """
+    for (w, b), (gw, gb), (mw, mb), (sw, sb) in zip(params, grads, m, s):
+        for p, g, mp, sp, decay in ((w, gw, mw, sw, weight_decay), (b, gb, mb, sb, 0.0)):
+            f = p.dtype.type
+            mp[...] = f(beta1) * mp + (f(1) - f(beta1)) * g
+            sp[...] = f(beta2) * sp + (f(1) - f(beta2)) * g * g
+            c1 = f(1) - f(beta1**t)
+            c2 = f(1) - f(beta2**t)
+            p[...] = p * (f(1) - f(lr) * f(decay)) - f(lr) * (mp / c1) / (np.sqrt(sp / c2) + f(eps))
 
 
 def fit_epoch(

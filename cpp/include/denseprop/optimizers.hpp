@@ -109,6 +109,28 @@ struct Adam {
   }
 };
 
+// adamw (Adam with decoupled weight decay, Loshchilov & Hutter 2019; PyTorch's AdamW):
+//   m = β₁m + (1-β₁)g;  s = β₂s + (1-β₂)g²;  p ← p (1 − ηλ) − η (m / (1-β₁ᵗ)) / (√(s / (1-β₂ᵗ)) +
+//   ε)
+struct AdamW {
+  static constexpr OptimizerInfo info{
+      "adamw", false, "m = β₁m + (1−β₁)g; s = β₂s + (1−β₂)g²; p ← p (1 − ηλ) − η m̂ / (√ŝ + ε)"};
+  static int state_buffers(const OptimizerSettings&) { return 2; }
+  static bool fusable(const OptimizerSettings&) { return false; }
+  static void check(const OptimizerSettings& s) { Adam::check(s); }
+  template <class T> static void update(const OptimizerSettings& c, Segment<T> s) {
+    const Index n = s.p.size();
+    auto m = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(s.first, n);
+    auto v = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(s.second, n);
+    const T b1 = T(c.beta1), b2 = T(c.beta2), lr = T(c.lr);
+    const T c1 = T(1) - T(std::pow(c.beta1, double(s.step)));
+    const T c2 = T(1) - T(std::pow(c.beta2, double(s.step)));
+    m = b1 * m + (T(1) - b1) * s.g;
+    v = b2 * v + (T(1) - b2) * s.g.square();
+    s.p = s.p * (T(1) - lr * s.decay) - lr * (m / c1) / ((v / c2).sqrt() + T(c.eps));
+  }
+};
+
 // DP-SGD (Abadi et al. 2016): SGD's plain step on the privatised gradient (see Network and
 // Optimizer::privatise): each sample's gradient clipped to C, summed, N(0, σ²C²) noise added.
 struct DpSgd {
@@ -126,7 +148,7 @@ struct DpSgd {
   }
 };
 
-using Optimizers = std::tuple<Sgd, Adam, DpSgd>;
+using Optimizers = std::tuple<Sgd, Adam, DpSgd, AdamW>;
 inline constexpr auto optimizer_table = infos_of<OptimizerInfo>(static_cast<Optimizers*>(nullptr));
 
 inline std::size_t parse_optimizer(std::string_view name) {
