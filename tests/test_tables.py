@@ -82,7 +82,8 @@ def test_optimizer_settings_are_bound_by_name_and_checked_where_declared():
         _core.OptimizerSettings(lr="1")
     with pytest.raises(TypeError, match=r"^momentum: expected a number, got bool$"):
         _core.OptimizerSettings(momentum=True)
-    with pytest.raises(ValueError, match=r"^eps: must be a finite number in \(0.0, inf\], got 0.0$"):
+    message = r"^eps: must be a finite number in \(0.0, inf\], got 0.0$"
+    with pytest.raises(ValueError, match=message):
         _core.OptimizerSettings(eps=0.0)
     with pytest.raises(ValueError, match=r"^beta1, beta2: must be < 1"):
         _core.OptimizerSettings(optimizer="adam", beta2=1.0)

@@ -133,9 +133,8 @@ softmax_backward(s, g)[i]; training never forms these n x n matrices.)");
       py::arg("z"), py::arg("activation"), py::kw_only(), py::arg("negative_slope") = 0.01,
       R"(A named activation: z: (batch, n) -> a: (batch, n).
 
-activation: any name of activations(): identity, sigmoid, tanh, relu, leaky_relu (z if z > 0
-else negative_slope * z), softmax (over the features of each sample), gelu (exact, with erf),
-gelu_tanh (the tanh approximation), silu, softplus.)");
+activation: any name of activations() (leaky_relu is z if z > 0 else negative_slope * z;
+softmax acts over the features of each sample).)");
   m.def(
       "activation_backward",
       [](py::handle a, py::handle grad_a, const std::string& activation, py::handle z,
@@ -148,9 +147,9 @@ gelu_tanh (the tanh approximation), silu, softplus.)");
 
 a = g(z), grad_a and z: (batch, n) -> grad_z: (batch, n). Where the derivative is cheapest in
 the output, g' is read from a: sigmoid a (1 - a), tanh 1 - a^2, relu [a > 0], leaky_relu 1 or
-negative_slope; softmax is its Jacobian-vector product, as softmax_backward. gelu, gelu_tanh,
-silu and softplus read it from their input: pass z (required for them, checked and unused for
-the others; activations()'s needs_z says which).)");
+negative_slope; softmax is its Jacobian-vector product, as softmax_backward. The activations
+whose needs_z is true in activations() (gelu, ...) read it from their input: pass z, required
+for them, checked and unused for the others.)");
   m.def(
       "activation_jacobian",
       [](py::handle a, const std::string& activation, py::handle z, double negative_slope) {

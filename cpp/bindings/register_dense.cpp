@@ -97,8 +97,8 @@ grad_x: (batch, in) or None when need_grad_x is False, grad_w: (out, in), grad_b
     grad_z = grad_a * activation'(z)   (softmax: s * (grad_a - sum(s * grad_a, axis=1)))
     grad_w = grad_z.T @ x    grad_b = grad_z.sum(axis=0)    grad_x = grad_z @ w
 grad_b sums over the batch (a loss with reduction="mean" has already divided by it).
-z = x @ w.T + b is needed only by the activations whose derivative reads it (gelu, gelu_tanh,
-silu, softplus: activations()'s needs_z), as in activation_backward.)");
+z = x @ w.T + b is needed only by the activations whose derivative reads it (needs_z in
+activations()), as in activation_backward.)");
 }
 
 }  // namespace denseprop::bindings

@@ -29,8 +29,8 @@ template <class T> struct Model {
   }
 };
 
-// Sizes as the Network checks them: each entry an integer (Python's of any size; one past the
-// int64 range is as much too large as any past 2**31), refused with a TypeError naming it.
+// Sizes as the Network checks them: each entry an integer, refused with a TypeError naming it
+// when it is not one; values are the Network's to check, but for one past the int64 range.
 std::vector<Index> sizes_of(py::handle obj) {
   if (py::isinstance<py::str>(obj) || py::isinstance<py::bytes>(obj) ||
       !py::isinstance<py::sequence>(obj))
@@ -43,9 +43,11 @@ std::vector<Index> sizes_of(py::handle obj) {
       throw py::type_error(cat("sizes[", l, "]: expected an integer, got ", type_name(s)));
     int overflow = 0;
     const long long v = PyLong_AsLongLongAndOverflow(py::int_(s).ptr(), &overflow);
-    sizes.push_back(overflow > 0   ? std::numeric_limits<Index>::max()
-                    : overflow < 0 ? std::numeric_limits<Index>::min()
-                                   : Index(v));
+    if (overflow)
+      throw py::value_error(cat("sizes[", l, "]: must be ", overflow > 0 ? "at most " : ">= ",
+                                overflow > 0 ? max_layer_size : 1, ", got ",
+                                std::string(py::str(s))));
+    sizes.push_back(Index(v));
   }
   return sizes;
 }

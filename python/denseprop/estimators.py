@@ -286,7 +286,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     Parameters are scikit-learn's ``MLPClassifier``'s. The output layer is softmax with
     cross-entropy for more than two classes, one sigmoid with binary cross-entropy for two,
     one sigmoid per label for a multilabel indicator ``y``. ``activation`` takes scikit-learn's
-    names ("identity", "logistic", "tanh", "relu") and denseprop's ("sigmoid", "leaky_relu").
+    names ("identity", "logistic", "tanh", "relu") and every hidden activation of
+    ``denseprop.activations()`` ("sigmoid", "leaky_relu", "gelu", ...).
     ``alpha`` is the L2 penalty ``alpha / (2 batch) ||W||²`` per batch, as in scikit-learn.
     ``dtype`` is the network's: None keeps float32 data in float32 and trains everything else
     in float64.

@@ -48,9 +48,8 @@ class Network:
     sizes : sequence of int
         Inputs, then each layer's outputs, e.g. ``[64, 32, 10]``.
     activation : str or sequence of str
-        Of the hidden layers: any name of ``denseprop.activations()`` but softmax
-        (identity, sigmoid, tanh, relu, leaky_relu, gelu, gelu_tanh, silu, softplus);
-        one name for all, or one per hidden layer.
+        Of the hidden layers: any name of ``denseprop.activations()`` whose
+        "hidden" is true (all but softmax); one name for all, or one per hidden layer.
     loss : {"cross_entropy", "binary_cross_entropy", "mse"}
         Cross-entropy over classes (softmax output), independent binary
         cross-entropies (sigmoid outputs), or half the squared error
@@ -61,8 +60,9 @@ class Network:
     seed : int or numpy.random.Generator, optional
         Seeds the initial weights.
     init : {"auto", "glorot", "he"}
-        Glorot uniform or He normal; "auto" picks by each layer's activation
-        (He for the relu family, gelu, gelu_tanh, silu and softplus). Biases start at 0.
+        Glorot uniform or He normal; "auto" takes each layer's activation's "init"
+        in ``denseprop.activations()`` (He for the relu family and the smooth ones
+        after it, Glorot for the others). Biases start at 0.
     negative_slope : float
         The slope of leaky_relu below 0.
 
@@ -310,7 +310,8 @@ class Network:
 
         sgd: ``v = momentum v + g; p -= lr v`` (PyTorch's form, Nesterov
         optional). adam: bias-corrected. ``weight_decay`` adds ``λ W`` to the
-        weights' gradients (L2; biases are not decayed).
+        weights' gradients (L2; biases are not decayed). adamw: Adam whose weight
+        decay is decoupled, ``W -= lr λ W`` beside the step (PyTorch's AdamW).
 
         dpsgd (differentially private SGD): each sample's gradient is clipped to
         L2 norm ``clip_norm``, the clipped gradients summed, Gaussian noise of

@@ -29,6 +29,9 @@ inline std::vector<Index> layer_offsets(const std::vector<Index>& sizes) {
   return offsets;
 }
 
+// The most units a layer may have: sizes are int32 in the saved files and the bindings.
+inline constexpr Index max_layer_size = std::numeric_limits<std::int32_t>::max();
+
 // Refuses what no Network can be, with the message users see: fewer than two sizes, a size
 // outside [1, 2³¹ − 1], more than 2⁴⁰ parameters, an activation count that is not one per hidden
 // layer plus the output's, softmax in a hidden layer, a loss without its fused output.
@@ -38,7 +41,7 @@ inline void check_network(const std::vector<Index>& sizes, const std::vector<Act
   if (sizes.size() < 2)
     fail("sizes: need at least inputs and outputs, got " + std::to_string(sizes.size()) +
          " entries");
-  constexpr Index largest = std::numeric_limits<std::int32_t>::max();
+  constexpr Index largest = max_layer_size;
   Index total = 0;
   for (size_t l = 0; l < sizes.size(); ++l) {
     const std::string at = "sizes[" + std::to_string(l) + "]: must be ";
