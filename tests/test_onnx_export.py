@@ -7,13 +7,17 @@ import denseprop
 import denseprop.reference as ref
 import numpy as np
 import pytest
-from conftest import assert_close, randn
+from conftest import HIDDEN, TOLERANCES, assert_close, randn
 from denseprop import onnx_export
 
 onnx = pytest.importorskip("onnx", reason='onnx is optional: pip install "denseprop[onnx]"')
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is optional")
 
-HIDDEN = [a for a in ref.ACTIVATIONS if a != "softmax"]
+
+# Where ONNX Runtime's own float64 kernels fall short of the ONNX ops (the graph is the same
+# standard one in both dtypes): no float64 Softplus, nor Erf, which its exact Gelu uses; the
+# tanh Gelu computed to about 1e-8 in float64, float32's tolerance.
+ORT_FLOAT64 = {"gelu": None, "softplus": None, "gelu_tanh": "float32"}
 
 
 def run(model, x):
@@ -38,9 +42,12 @@ def test_hidden_and_output_activations_match_forward(tmp_path, rng, dtype, activ
     path = tmp_path / "net.onnx"
     model = net.to_onnx(path)
     assert path.exists() and onnx.load(path) == model
+    if dtype == np.float64 and ORT_FLOAT64.get(activation, "float64") is None:
+        pytest.skip(f"onnxruntime has no float64 kernel for the nodes of {activation}")
     out = run(model, x)
     assert out.dtype == dtype and out.shape == (batch, 3)
-    assert_close(out, net.forward(x), dtype)
+    tolerance = ORT_FLOAT64.get(activation, dtype) if dtype == np.float64 else dtype
+    np.testing.assert_allclose(out, net.forward(x), **TOLERANCES[np.dtype(tolerance)])
 
 
 @pytest.mark.parametrize("batch", [1, 13])

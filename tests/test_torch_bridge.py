@@ -20,7 +20,20 @@ ACTIVATION_MODULES = {
     "relu": nn.ReLU,
     "leaky_relu": lambda: nn.LeakyReLU(0.1),
     "softmax": lambda: nn.Softmax(dim=-1),
+    "gelu": nn.GELU,
+    "gelu_tanh": lambda: nn.GELU(approximate="tanh"),
+    "silu": nn.SiLU,
+    "softplus": nn.Softplus,
 }
+
+
+def test_every_activation_of_the_table_has_a_module():
+    from conftest import ACTIVATIONS
+
+    assert set(ACTIVATION_MODULES) == set(ACTIVATIONS) == set(dpt.MODULES)
+    assert {read(m())[0] for m, read in dpt.ACTIVATIONS.items()} | {"gelu_tanh"} == set(
+        ACTIVATIONS
+    )
 
 
 def pair(sizes, activation, dtype, last=None):
@@ -65,7 +78,7 @@ def test_gradcheck_in_float64():
     x = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
     w = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
     b = torch.randn(4, dtype=torch.float64, requires_grad=True)
-    for activation in ("identity", "sigmoid", "tanh", "softmax", "leaky_relu", "relu"):
+    for activation in ACTIVATION_MODULES:
         assert torch.autograd.gradcheck(
             lambda x, w, b, a=activation: dpt.dense(x, w, b, a, negative_slope=0.3), (x, w, b)
         )

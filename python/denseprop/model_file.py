@@ -38,6 +38,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import numpy as np
 from numpy.typing import NDArray
 
+from . import _checks, _core, _training
+from ._init import INITS
+from ._tables import ACTIVATIONS, HIDDEN, LOSSES
+
 if TYPE_CHECKING:
     from .network import Network
 
@@ -72,7 +76,7 @@ def state(net: Network) -> dict[str, NDArray[Any]]:
     """The arrays of a model file, as views of the network's own (also its pickled state)."""
     with net._lock:
         first, second = net._core.optimizer_state
-        config = {"network": net._config, "optimizer": net._optimizer}
+        config = {"network": net._config, "optimizer": net.optimizer}
         arrays = {"format_version": np.array(FORMAT_VERSION, np.int64),
                   "config": np.array(json.dumps(config))}  # fmt: skip
         for l, (w, b) in enumerate(zip(net.weights, net.biases)):
@@ -249,6 +253,11 @@ def _build(source: _Source, cls: type[Network]) -> Network:
     if config_header[0].kind == "U" and config_header[0].itemsize > 4 * _LARGEST_CONFIG:
         _fail(f"config: {config_header[0].itemsize // 4} characters, too long")
     config = _config(str(_read(source, "config", "U", ())[()]))
+    try:  # each value's rules are the C++ checks' (settings) and the tables' (names)
+        settings = _core.OptimizerSettings(**config["optimizer"])
+        _names(config["network"])
+    except (TypeError, ValueError) as e:
+        _fail(f"configuration: {e}")
     version = config.pop("format", None)  # format 1 kept it in the configuration
     if "format_version" in keys:
         version = int(_read(source, "format_version", "i", ())[()])
@@ -284,14 +293,23 @@ def _build(source: _Source, cls: type[Network]) -> Network:
         _fail(f"optimizer_steps: {steps} is not a step count")
     losses = _finite(_read(source, "loss_curve", np.float64, (None,)), "loss_curve")
     scores = _finite(_read(source, "validation_scores", np.float64, (None,)), "validation_scores")
-    try:  # the rules of each value are the constructor's and set_optimizer's
+    try:  # what only the C++ network checks: the pairing of loss and output, the sizes' bounds
         net = cls(sizes, c["activation"], c["loss"], output_activation=c["output_activation"],
                   dtype=dtype, init=c["init"], negative_slope=c["negative_slope"], seed=0)
-        net._restore((np.concatenate([p.ravel() for p in params]), config["optimizer"], first,
-                      second, steps, losses.tolist(), scores.tolist()))  # fmt: skip
     except (TypeError, ValueError) as e:
         _fail(f"configuration: {e}")
+    net._restore(_training.Snapshot(np.concatenate([p.ravel() for p in params]), settings,
+                                    first, second, steps, losses.tolist(), scores.tolist()))
     return net
+
+
+def _names(network: dict[str, Any]) -> None:
+    """The configuration's names, each in its table."""
+    for a in network["activation"]:
+        _checks.name(a, "activation", HIDDEN)
+    _checks.name(network["output_activation"], "output_activation", tuple(ACTIVATIONS))
+    _checks.name(network["loss"], "loss", tuple(LOSSES))
+    _checks.name(network["init"], "init", INITS)
 
 
 def _finite(a: NDArray[Any], key: str) -> NDArray[Any]:

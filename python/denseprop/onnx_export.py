@@ -69,6 +69,10 @@ ACTIVATIONS: dict[str, Activation | None] = {
     "leaky_relu": Activation(lambda g, z, slope: g.node("PRelu", z, g.constant(
         f"slope_{len(g.nodes)}", np.array(slope, g.dtype)))),
     "softmax": _op("Softmax", axis=1),
+    "gelu": Activation(lambda g, z, slope: g.node("Gelu", z), 20),
+    "gelu_tanh": Activation(lambda g, z, slope: g.node("Gelu", z, approximate="tanh"), 20),
+    "silu": Activation(lambda g, z, slope: g.node("Mul", z, g.node("Sigmoid", z))),
+    "softplus": _op("Softplus"),
 }
 
 

@@ -25,36 +25,52 @@ Importing this module imports torch; ``import denseprop`` does not.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
 from torch import nn
 
 from . import _core
+from ._tables import ACTIVATIONS as _TABLE
 
 if TYPE_CHECKING:
     from .network import Network
 
-__all__ = ["ACTIVATIONS", "Sequential", "dense", "from_network"]
+__all__ = ["ACTIVATIONS", "MODULES", "Sequential", "dense", "from_network"]
 
 
-class Activation(NamedTuple):
-    """An activation module denseprop runs: its denseprop name, the module for a
-    negative_slope, and the negative_slope read from a module."""
-
-    name: str
-    make: Callable[[float], nn.Module]
-    slope: Callable[[Any], float] = lambda m: 0.0
+def _softplus(m: Any) -> tuple[str, float]:
+    if m.beta != 1:
+        msg = f"Softplus(beta={m.beta}): denseprop's softplus has beta=1"
+        raise ValueError(msg)
+    return "softplus", 0.0
 
 
-ACTIVATIONS: dict[type[nn.Module], Activation] = {
-    nn.Identity: Activation("identity", lambda s: nn.Identity()),
-    nn.Sigmoid: Activation("sigmoid", lambda s: nn.Sigmoid()),
-    nn.Tanh: Activation("tanh", lambda s: nn.Tanh()),
-    nn.ReLU: Activation("relu", lambda s: nn.ReLU()),
-    nn.LeakyReLU: Activation("leaky_relu", nn.LeakyReLU, lambda m: float(m.negative_slope)),
-    nn.Softmax: Activation("softmax", lambda s: nn.Softmax(dim=-1)),  # Sequential checks dim
+# Each activation module the bridge runs -> (denseprop's name, negative_slope), read from it.
+ACTIVATIONS: dict[type[nn.Module], Callable[[Any], tuple[str, float]]] = {
+    nn.Identity: lambda m: ("identity", 0.0),
+    nn.Sigmoid: lambda m: ("sigmoid", 0.0),
+    nn.Tanh: lambda m: ("tanh", 0.0),
+    nn.ReLU: lambda m: ("relu", 0.0),
+    nn.LeakyReLU: lambda m: ("leaky_relu", float(m.negative_slope)),
+    nn.Softmax: lambda m: ("softmax", 0.0),  # over the features: Sequential checks dim
+    nn.GELU: lambda m: ("gelu_tanh" if m.approximate == "tanh" else "gelu", 0.0),
+    nn.SiLU: lambda m: ("silu", 0.0),
+    nn.Softplus: _softplus,  # exact, where PyTorch's is x above its threshold (20)
+}
+# And back, for `from_network`: denseprop's name -> the module, given negative_slope.
+MODULES: dict[str, Callable[[float], nn.Module]] = {
+    "identity": lambda s: nn.Identity(),
+    "sigmoid": lambda s: nn.Sigmoid(),
+    "tanh": lambda s: nn.Tanh(),
+    "relu": lambda s: nn.ReLU(),
+    "leaky_relu": nn.LeakyReLU,
+    "softmax": lambda s: nn.Softmax(dim=-1),
+    "gelu": lambda s: nn.GELU(),
+    "gelu_tanh": lambda s: nn.GELU(approximate="tanh"),
+    "silu": lambda s: nn.SiLU(),
+    "softplus": lambda s: nn.Softplus(),
 }
 
 _Layers = tuple[tuple[str, float, bool], ...]  # per layer: activation, negative_slope, has bias
@@ -79,15 +95,21 @@ class _DenseStack(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, layers: _Layers, *params: Any) -> torch.Tensor:
         a = _array(x)
-        arrays, weights = [a], []
+        arrays, weights, zs = [a], [], []
         for l, (activation, slope, _) in enumerate(layers):
             w, b = _array(params[2 * l]), params[2 * l + 1]
             bias = np.zeros(w.shape[0], a.dtype) if b is None else _array(b)
-            a = _core.dense_forward(a, w, bias, activation, negative_slope=slope)
+            z = None
+            if _TABLE[activation]["needs_z"]:  # its backward reads z: keep it
+                z = _core.dense_forward(a, w, bias)
+                a = _core.activation_forward(z, activation, negative_slope=slope)
+            else:
+                a = _core.dense_forward(a, w, bias, activation, negative_slope=slope)
             arrays.append(a)
             weights.append(w)
+            zs.append(z)
         out = torch.from_numpy(a)
-        ctx.layers, ctx.arrays, ctx.weights = layers, arrays, weights
+        ctx.layers, ctx.arrays, ctx.weights, ctx.zs = layers, arrays, weights, zs
         ctx.save_for_backward(x, *params[0::2], out)
         return out
 
@@ -103,7 +125,7 @@ class _DenseStack(torch.autograd.Function):
         for l in reversed(range(len(layers))):
             activation, slope, has_bias = layers[l]
             g_x, g_w, g_b = _core.dense_backward(arrays[l], weights[l], arrays[l + 1], g,
-                                                 activation, l > 0 or needs[0],
+                                                 activation, l > 0 or needs[0], z=ctx.zs[l],
                                                  negative_slope=slope)  # fmt: skip
             grads[2 * l] = torch.from_numpy(g_w) if needs[2 + 2 * l] else None
             grads[2 * l + 1] = torch.from_numpy(g_b) if has_bias and needs[3 + 2 * l] else None
@@ -134,7 +156,8 @@ class Sequential(nn.Sequential):
     """``nn.Sequential(nn.Linear, activation, nn.Linear, ...)`` run by denseprop.
 
     Each ``nn.Linear`` may be followed by one of the activation modules in `ACTIVATIONS`
-    (Identity, Sigmoid, Tanh, ReLU, LeakyReLU, Softmax over the last dimension); a Linear
+    (Identity, Sigmoid, Tanh, ReLU, LeakyReLU, Softmax over the last dimension, GELU, SiLU,
+    Softplus with beta 1); a Linear
     followed by another Linear has none. The modules and their Parameters are PyTorch's own.
     Input ``(*, in_features)`` -> ``(*, out_features)``, as ``nn.Linear``.
     """
@@ -167,7 +190,7 @@ class Sequential(nn.Sequential):
             if isinstance(m, nn.Softmax) and m.dim not in (-1, 1):
                 msg = f"Sequential: module {i} (Softmax) must be over dim=-1, got dim={m.dim}"
                 raise ValueError(msg)
-            activations[-1] = (read.name, m)
+            activations[-1] = (read(m)[0], m)
         if not linears:
             msg = "Sequential: needs at least one nn.Linear"
             raise ValueError(msg)
@@ -182,7 +205,7 @@ class Sequential(nn.Sequential):
             if isinstance(module, nn.Softmax) and module.dim == 1 and x.dim() != 2:
                 msg = f"Softmax(dim=1) on a {x.dim()}-D input: use dim=-1"
                 raise ValueError(msg)
-            slope = ACTIVATIONS[type(module)].slope(module) if module is not None else 0.0
+            slope = ACTIVATIONS[type(module)](module)[1] if module is not None else 0.0
             weight, bias = linear._parameters["weight"], linear._parameters["bias"]
             layers.append((name, slope, bias is not None))
             params += (weight, bias)
@@ -203,12 +226,11 @@ def from_network(net: Network) -> Sequential:
     bridge, or ``net.train_step(x, y)`` takes a whole step in one C++ call with the network's
     loss and optimizer (reading the tensors in place); either changes the same weights.
     """
-    by_name = {entry.name: entry for entry in ACTIVATIONS.values()}
     slope = float(net._config["negative_slope"])
     modules: list[nn.Module] = []
     for w, b, name in zip(net.weights, net.biases, net.activations):
         linear = nn.Linear(w.shape[1], w.shape[0], device="meta")  # no storage of its own
         linear.weight = nn.Parameter(torch.from_numpy(w))
         linear.bias = nn.Parameter(torch.from_numpy(b))
-        modules += [linear] if name == "identity" else [linear, by_name[name].make(slope)]
+        modules += [linear] if name == "identity" else [linear, MODULES[name](slope)]
     return Sequential(*modules)
