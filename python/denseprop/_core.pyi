@@ -1,5 +1,5 @@
-# Types of the compiled kernels: the same in _core_portable and _core_x86_64_v3, which
-# _core re-exports. Arrays are float32 or float64, the same for all arrays of one call.
+# Types of the compiled kernels: the same in every compiled variant (_core_portable,
+# _core_x86_64_v3, ...), whichever _core re-exports. Arrays are float32 or float64, the same for all arrays of one call.
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
@@ -11,7 +11,7 @@ _F = TypeVar("_F", np.float32, np.float64)
 def build_info() -> dict[str, Any]: ...
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
-def _cpu_supports_x86_64_v3() -> bool: ...
+def _cpu_features() -> list[str]: ...
 def dense_forward(
     x: ArrayLike,
     w: ArrayLike,
