@@ -34,8 +34,8 @@ inline std::vector<std::string> cpu_features() {
   if (!__get_cpuid(1, &a, &b, &c, &d)) return found;
   const bool osxsave = bit(c, 27);
   const std::uint64_t xcr0 = osxsave ? xgetbv0() : 0;
-  const bool ymm_state = (xcr0 & 0x6) == 0x6;      // SSE and AVX registers
-  const bool zmm_state = (xcr0 & 0xe6) == 0xe6;    // and opmask, ZMM_Hi256, Hi16_ZMM
+  const bool ymm_state = (xcr0 & 0x6) == 0x6;           // SSE and AVX registers
+  const bool zmm_state = (xcr0 & 0xe6) == 0xe6;         // and opmask, ZMM_Hi256, Hi16_ZMM
   const bool tile_state = (xcr0 & 0x60000) == 0x60000;  // AMX: XTILECFG and XTILEDATA
   add(bit(d, 26), "sse2");
   add(bit(c, 0), "sse3");

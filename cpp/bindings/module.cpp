@@ -86,6 +86,7 @@ PYBIND11_MODULE(DENSEPROP_MODULE, m) {
   denseprop::bindings::register_activations(m);
   denseprop::bindings::register_dense(m);
   denseprop::bindings::register_losses(m);
+  denseprop::bindings::register_optimizers(m);  // before the Network, whose methods take its type
   denseprop::bindings::register_network(m);
   m.def("build_info", &build_info,
         "Which compiled module is loaded, Eigen's version, the SIMD instruction sets in use "

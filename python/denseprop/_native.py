@@ -15,15 +15,13 @@ import importlib.util
 import os
 from typing import Any
 
-from . import _core_portable
-
 # The x86-64 micro-architecture levels as GCC's -march=x86-64-v3 and -v4 assume them.
 _X86_64_V2 = frozenset({"cx16", "lahf_lm", "popcnt", "sse3", "sse4_1", "sse4_2", "ssse3"})
 _X86_64_V3 = _X86_64_V2 | {
     "avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "lzcnt", "movbe", "xsave", "ymm_state"
 }  # fmt: skip
 
-# name -> the CPU features it needs, as _core_portable._cpu_features() names them (the "_state"
+# name -> the CPU features it needs, as the compiled _cpu_features() names them (the "_state"
 # entries: the OS saves those registers, read with XGETBV). Best first.
 VARIANTS: dict[str, frozenset[str]] = {
     "x86-64-v4": _X86_64_V3
@@ -75,7 +73,8 @@ def forced_variant() -> str | None:
     return None
 
 
-cpu_features = frozenset(_core_portable._cpu_features())
+# The portable module is always built and runs anywhere: it reads the CPU.
+cpu_features = frozenset(importlib.import_module(module_name("portable"))._cpu_features())
 variant, reason = choose(cpu_features, forced_variant(), _built())
 core: Any = importlib.import_module(module_name(variant))  # typed by _core.pyi
 

@@ -33,7 +33,8 @@ template <class T> using Buffer = std::vector<T, Eigen::aligned_allocator<T>>;
 // vectorised sum answers, where Eigen's allFinite() tests element by element (a step's check of
 // its input took 4% of it).
 template <class T> bool all_finite(const T* data, Index n) {
-  return std::isfinite((Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(data, n) * T(0)).sum());
+  return std::isfinite(
+      (Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(data, n) * T(0)).sum());
 }
 
 // A read-only view of a writable one (Eigen has no implicit conversion between the two maps).
