@@ -7,20 +7,25 @@ bad argument raises and leaves the network exactly as it was.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
 import os
 import threading
 import time
+import types
 from collections.abc import Sequence
-from typing import Any, Callable, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Callable, TypeVar, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _core, backprop
 from .progress import ProgressBar
+
+if TYPE_CHECKING:
+    from mpi4py import MPI
 
 __all__ = ["Network"]
 
@@ -82,6 +87,16 @@ def _noise_seed(seed: object) -> int:
     return int(seed)
 
 
+def _agreement(comm: MPI.Comm | None, undo: Callable[[], None]) -> Any:
+    """The block of a fit's argument checks: with ``comm`` a `distributed.Agreement` (an error on
+    any rank is raised on every rank), else one that only holds ``settings`` and ``seed``."""
+    if comm is None:
+        return contextlib.nullcontext(types.SimpleNamespace(settings={}, seed=None))
+    from . import distributed
+
+    return distributed.Agreement(comm, undo)
+
+
 _Method = TypeVar("_Method", bound=Callable[..., Any])
 
 
@@ -95,6 +110,15 @@ def _one_at_a_time(method: _Method) -> _Method:
             return method(self, *args, **kwargs)
 
     return cast(_Method, locked)
+
+
+def r2_score(residual: NDArray[np.float64], total: NDArray[np.float64]) -> float:
+    """R² from each output's residual and total sums of squares ``(outputs,)``, then their mean
+    (scikit-learn's "uniform_average"); an output whose target is constant scores 1 when
+    predicted exactly, else 0."""
+    safe = np.where(total > 0, total, 1.0)
+    r2 = np.where(total > 0, 1.0 - residual / safe, (residual == 0).astype(np.float64))
+    return float(r2.mean())
 
 
 def _count(value: Any, name: str, low: int = 1) -> int:
@@ -352,14 +376,8 @@ class Network:
             return float(np.mean(out.argmax(axis=1) == labels))
         if self.loss == "binary_cross_entropy":
             return float(np.mean((out > 0.5) == (y.reshape(out.shape) > 0.5)))
-        # R² per output, then their mean (scikit-learn's "uniform_average"); an output whose
-        # target is constant scores 1 when predicted exactly, else 0.
         y = y.reshape(out.shape).astype(np.float64)
-        residual = ((y - out) ** 2).sum(axis=0)
-        total = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
-        safe = np.where(total > 0, total, 1.0)
-        r2 = np.where(total > 0, 1.0 - residual / safe, (residual == 0).astype(np.float64))
-        return float(r2.mean())
+        return r2_score(((y - out) ** 2).sum(axis=0), ((y - y.mean(axis=0)) ** 2).sum(axis=0))
 
     # -- learning --------------------------------------------------------------------------
 
@@ -484,12 +502,20 @@ class Network:
         return dict(self._optimizer)
 
     @_one_at_a_time
-    def train_step(self, x: ArrayLike, y: ArrayLike) -> float:
+    def train_step(self, x: ArrayLike, y: ArrayLike, comm: MPI.Comm | None = None) -> float:
         """One optimizer step on the batch ``(x, y)``; returns its mean loss before the step.
 
         A non-finite loss, or a step that overflows the parameters, raises
         FloatingPointError and leaves the network as it was.
+
+        With an mpi4py communicator ``comm``, ``(x, y)`` is this rank's part of the batch (it
+        may be empty) and the step is taken on the union of every rank's part, the same on
+        every rank; the ranks must start from the same network (`denseprop.distributed`).
         """
+        if comm is not None:
+            from . import distributed
+
+            return distributed.train_step(self, x, y, comm)
         loss = self._core.train_step(self._x(x), self._y(y))
         if not math.isfinite(loss):
             msg = (
@@ -522,6 +548,7 @@ class Network:
         seed: Any = None,
         verbose: bool = False,
         progress: bool | None = None,
+        comm: MPI.Comm | None = None,
     ) -> Network:
         """Train for ``epochs`` passes over ``(x, y)`` in mini-batches; returns ``self``.
 
@@ -539,23 +566,44 @@ class Network:
         ``optimizer="dpsgd"`` trains with differentially private SGD (see
         `set_optimizer`), ``clip_norm`` and ``noise_multiplier`` its settings,
         its noise seeded from ``seed``.
+
+        With an mpi4py communicator ``comm``, ``(x, y)`` (and ``validation_data``) are this
+        rank's shard and training is data-parallel: ``batch_size`` per rank, each step on the
+        union of the ranks' batches, rank 0's initial parameters on every rank, shuffles per
+        rank from ``seed`` (an int, the same on every rank, or None), the loss and validation
+        scores of all shards, so every rank stops at the same epoch; only rank 0 prints. A bad
+        argument on any rank raises on every rank.
         """
-        epochs = _count(epochs, "epochs")
-        patience = _count(patience, "patience")
-        tol = _number(tol, "tol")
-        x, y, validation = self._training_data(x, y, validation_data)
-        batch_size = min(_count(batch_size, "batch_size"), len(x))  # any size past n is n
-        rng = _generator(seed)
         saved = self._snapshot()
-        noise_seed = int(rng.integers(2**63)) if optimizer == "dpsgd" else None
-        self.set_optimizer(
-            optimizer, lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
-            clip_norm=clip_norm, noise_multiplier=noise_multiplier, seed=noise_seed,
-        )  # fmt: skip
+        with _agreement(comm, lambda: self._restore(saved)) as agreed:
+            epochs = _count(epochs, "epochs")
+            patience = _count(patience, "patience")
+            tol = _number(tol, "tol")
+            x, y, validation = self._training_data(x, y, validation_data)
+            batch_size = _count(batch_size, "batch_size")
+            if comm is None:
+                batch_size = min(batch_size, len(x))  # any size past n is n
+            elif seed is not None:
+                _count(seed, "seed", low=0)  # a Generator could differ between ranks
+            rng = _generator(seed if comm is None or seed is not None else agreed.seed)
+            noise_seed = int(rng.integers(2**63)) if optimizer == "dpsgd" else None
+            self.set_optimizer(
+                optimizer, lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
+                clip_norm=clip_norm, noise_multiplier=noise_multiplier, seed=noise_seed,
+            )  # fmt: skip
+            agreed.settings = {"network": self._config, "optimizer": self._optimizer,
+                               "epochs": epochs, "batch_size": batch_size, "patience": patience,
+                               "tol": tol, "early_stopping": early_stopping, "shuffle": shuffle,
+                               "validation_data": validation is not None}  # fmt: skip
         self.loss_curve_, self.validation_scores_ = [], []
         try:
+            if comm is not None:
+                from . import distributed
+
+                distributed.broadcast_parameters(self, comm)
+                rng = distributed.rank_generator(rng, comm)
             self._epochs(x, y, validation, epochs, batch_size, early_stopping, patience, tol,
-                         shuffle, rng, verbose, progress)  # fmt: skip
+                         shuffle, rng, verbose, progress, comm)  # fmt: skip
         except Exception:  # a diverging epoch, or an argument only the C++ side can judge
             self._restore(saved)
             raise
@@ -569,19 +617,35 @@ class Network:
         batch_size: int = 32,
         shuffle: bool = True,
         seed: Any = None,
+        comm: MPI.Comm | None = None,
     ) -> Network:
         """One more epoch over ``(x, y)`` with the current optimizer and its state.
 
         Appends the epoch's mean loss to ``loss_curve_``; returns ``self``. If the
         loss or the parameters become non-finite, raises FloatingPointError and
-        leaves the network as it was before the call.
+        leaves the network as it was before the call. ``comm``: as in `fit`, but the
+        parameters are not broadcast (the ranks must already hold the same ones).
         """
-        x, y, _ = self._training_data(x, y, None)
-        batch_size = min(_count(batch_size, "batch_size"), len(x))  # any size past n is n
-        rng = _generator(seed)
         saved = self._snapshot()
-        order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
-        loss = self._core.fit_epoch(x, y, order, batch_size)
+        with _agreement(comm, lambda: self._restore(saved)) as agreed:
+            x, y, _ = self._training_data(x, y, None)
+            batch_size = _count(batch_size, "batch_size")
+            if comm is None:
+                batch_size = min(batch_size, len(x))  # any size past n is n
+            elif seed is not None:
+                _count(seed, "seed", low=0)  # a Generator could differ between ranks
+            rng = _generator(seed if comm is None or seed is not None else agreed.seed)
+            agreed.settings = {"network": self._config, "optimizer": self._optimizer,
+                               "batch_size": batch_size, "shuffle": shuffle}  # fmt: skip
+        if comm is None:
+            order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
+            loss = self._core.fit_epoch(x, y, order, batch_size)
+        else:
+            from . import distributed
+
+            rng = distributed.rank_generator(rng, comm)
+            order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
+            loss = distributed.epoch(self, x, y, order, batch_size, comm)
         if not self._finite(loss):
             self._restore(saved)
             msg = (
@@ -636,15 +700,21 @@ class Network:
                 validation: tuple[NDArray[Any], NDArray[Any]] | None, epochs: int,
                 batch_size: int, early_stopping: bool, patience: int, tol: float,
                 shuffle: bool, rng: np.random.Generator, verbose: bool,
-                progress: bool | None) -> None:  # fmt: skip
+                progress: bool | None, comm: MPI.Comm | None) -> None:  # fmt: skip
         order = np.arange(len(x))
-        bar = ProgressBar(epochs, enabled=progress)
+        leader = comm is None or comm.rank == 0  # the rank that prints
+        bar = ProgressBar(epochs, enabled=progress if leader else False)
+        if comm is not None:
+            from . import distributed
         best, best_params, stale = -math.inf, None, 0
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
             if shuffle:
                 rng.shuffle(order)
-            loss = self._core.fit_epoch(x, y, order, batch_size)
+            if comm is None:
+                loss = self._core.fit_epoch(x, y, order, batch_size)
+            else:
+                loss = distributed.epoch(self, x, y, order, batch_size, comm)
             if not self._finite(loss):
                 bar.close()
                 msg = (
@@ -657,10 +727,12 @@ class Network:
             self.loss_curve_.append(loss)
             line = f"epoch {epoch}/{epochs}  loss {loss:.6f}"
             if validation is not None:
-                self.validation_scores_.append(self.score(*validation))
+                score = self.score if comm is None else functools.partial(distributed.score,
+                                                                          self, comm=comm)
+                self.validation_scores_.append(score(*validation))
                 line += f"  validation {self.validation_scores_[-1]:.4f}"
             bar.update(line)
-            if verbose:
+            if verbose and leader:
                 bar.write(f"{line}  ({time.perf_counter() - start:.3f} s)")
             if not early_stopping:
                 continue
@@ -672,7 +744,7 @@ class Network:
             else:
                 stale += 1
             if stale >= patience:
-                if verbose:
+                if verbose and leader:
                     bar.write(f"no improvement for {patience} epochs: stopping")
                 break
         if best_params is not None:
