@@ -4,11 +4,13 @@ suite. Each case passes when every rank reports it passed; the worker's docstrin
 each checks against one process."""
 
 import ast
+import contextlib
 import functools
 import os
 import pathlib
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -42,20 +44,33 @@ pytestmark = [
 ]
 
 
+def run(*command, timeout=TIMEOUT):
+    """(return code, stdout and stderr) of ``command``, one thread per process (the ranks
+    already share the cores). Past ``timeout`` the code is None: the whole process group is
+    ended, mpiexec and the ranks it started, so nothing is left spinning in a collective."""
+    env = {**os.environ, "DENSEPROP_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, start_new_session=True)  # fmt: skip
+    try:
+        out = child.communicate(timeout=timeout)[0]
+        return child.returncode, out
+    except subprocess.TimeoutExpired:
+        pass
+    os.killpg(child.pid, signal.SIGTERM)  # mpiexec passes it on to the ranks
+    try:
+        out = child.communicate(timeout=5)[0]
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        out = child.communicate()[0]
+    with contextlib.suppress(ProcessLookupError):  # a rank that outlived mpiexec
+        os.killpg(child.pid, signal.SIGKILL)
+    return None, f"timed out after {timeout} s (a hang?)\n{out}"
+
+
 @functools.cache
 def launch(ranks):
     """Every case once under ``mpiexec -n ranks``: (return code, output)."""
-    # One thread per rank: the ranks already share the cores.
-    env = {**os.environ, "DENSEPROP_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    try:
-        result = subprocess.run(
-            [mpiexec(), "-n", str(ranks), sys.executable, str(WORKER)],
-            env=env, capture_output=True, text=True, timeout=TIMEOUT,
-        )  # fmt: skip
-    except subprocess.TimeoutExpired as e:
-        out = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else e.stdout or ""
-        return None, f"timed out after {TIMEOUT} s (a hang?)\n{out}"
-    return result.returncode, result.stdout + result.stderr
+    return run(mpiexec(), "-n", str(ranks), sys.executable, str(WORKER))
 
 
 @pytest.mark.parametrize("ranks", [2, 3])
@@ -73,20 +88,26 @@ def test_launch_ends_cleanly(ranks):
 
 
 def test_demo_distributed_prints_the_one_process_accuracy():
-    one = subprocess.run([sys.executable, "-m", "denseprop", "demo", "--epochs", "5"],
-                         capture_output=True, text=True, timeout=TIMEOUT, check=True)  # fmt: skip
-    env = {**os.environ, "DENSEPROP_NUM_THREADS": "1"}
-    many = subprocess.run(
-        [mpiexec(), "-n", "3", sys.executable, "-m", "denseprop", "demo", "--epochs", "5",
-         "--distributed"],
-        capture_output=True, text=True, timeout=TIMEOUT, check=True, env=env,
-    )  # fmt: skip
+    demo = (sys.executable, "-m", "denseprop", "demo", "--epochs", "5")
+    code, one = run(*demo)
+    assert code == 0, one
+    code, many = run(mpiexec(), "-n", "3", *demo, "--distributed")
+    assert code == 0, many
 
     def accuracy(out):
         return [line for line in out.splitlines() if line.startswith("test accuracy")]
 
-    assert accuracy(many.stdout) == accuracy(one.stdout) != []  # printed once, by rank 0
-    assert "3 ranks" in many.stdout
+    assert accuracy(many) == accuracy(one) != []  # printed once, by rank 0
+    assert "3 ranks" in many
+
+
+def test_a_hang_is_ended_by_the_timeout():
+    """The guard itself: a rank waits in a collective the other never joins; the launch is
+    ended at the timeout with every process of it."""
+    stuck = "from mpi4py import MPI; c = MPI.COMM_WORLD; c.rank and c.barrier()"
+    code, out = run(mpiexec(), "-n", "2", sys.executable, "-c", stuck, timeout=5)
+    assert code is None, out
+    assert "timed out after 5 s" in out
 
 
 def test_import_denseprop_does_not_import_mpi4py():

@@ -121,6 +121,17 @@ def r2_score(residual: NDArray[np.float64], total: NDArray[np.float64]) -> float
     return float(r2.mean())
 
 
+def _batching(n: int, batch_size: Any, seed: Any, comm: MPI.Comm | None,
+              fresh_seed: int | None) -> tuple[int, np.random.Generator]:  # fmt: skip
+    """``batch_size`` checked (in one process any size past ``n`` is ``n``; with ``comm`` it is
+    per rank) and the generator of ``seed``; with ``comm`` that must be an int, the same on
+    every rank, or None for ``fresh_seed``, drawn once for all ranks."""
+    batch_size = _count(batch_size, "batch_size")
+    if comm is None:
+        return min(batch_size, n), _generator(seed)
+    return batch_size, _generator(fresh_seed if seed is None else _count(seed, "seed", low=0))
+
+
 def _count(value: Any, name: str, low: int = 1) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         msg = f"{name}: expected an integer, got {type(value).__name__}"
@@ -580,12 +591,7 @@ class Network:
             patience = _count(patience, "patience")
             tol = _number(tol, "tol")
             x, y, validation = self._training_data(x, y, validation_data)
-            batch_size = _count(batch_size, "batch_size")
-            if comm is None:
-                batch_size = min(batch_size, len(x))  # any size past n is n
-            elif seed is not None:
-                _count(seed, "seed", low=0)  # a Generator could differ between ranks
-            rng = _generator(seed if comm is None or seed is not None else agreed.seed)
+            batch_size, rng = _batching(len(x), batch_size, seed, comm, agreed.seed)
             noise_seed = int(rng.integers(2**63)) if optimizer == "dpsgd" else None
             self.set_optimizer(
                 optimizer, lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
@@ -629,12 +635,7 @@ class Network:
         saved = self._snapshot()
         with _agreement(comm, lambda: self._restore(saved)) as agreed:
             x, y, _ = self._training_data(x, y, None)
-            batch_size = _count(batch_size, "batch_size")
-            if comm is None:
-                batch_size = min(batch_size, len(x))  # any size past n is n
-            elif seed is not None:
-                _count(seed, "seed", low=0)  # a Generator could differ between ranks
-            rng = _generator(seed if comm is None or seed is not None else agreed.seed)
+            batch_size, rng = _batching(len(x), batch_size, seed, comm, agreed.seed)
             agreed.settings = {"network": self._config, "optimizer": self._optimizer,
                                "batch_size": batch_size, "shuffle": shuffle}  # fmt: skip
         if comm is None:
@@ -704,17 +705,19 @@ class Network:
         order = np.arange(len(x))
         leader = comm is None or comm.rank == 0  # the rank that prints
         bar = ProgressBar(epochs, enabled=progress if leader else False)
-        if comm is not None:
+        if comm is None:
+            one_epoch, score = functools.partial(self._core.fit_epoch, x, y), self.score
+        else:
             from . import distributed
+
+            one_epoch = functools.partial(distributed.epoch, self, x, y, comm=comm)
+            score = functools.partial(distributed.score, self, comm=comm)
         best, best_params, stale = -math.inf, None, 0
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
             if shuffle:
                 rng.shuffle(order)
-            if comm is None:
-                loss = self._core.fit_epoch(x, y, order, batch_size)
-            else:
-                loss = distributed.epoch(self, x, y, order, batch_size, comm)
+            loss = one_epoch(order, batch_size)
             if not self._finite(loss):
                 bar.close()
                 msg = (
@@ -727,8 +730,6 @@ class Network:
             self.loss_curve_.append(loss)
             line = f"epoch {epoch}/{epochs}  loss {loss:.6f}"
             if validation is not None:
-                score = self.score if comm is None else functools.partial(distributed.score,
-                                                                          self, comm=comm)
                 self.validation_scores_.append(score(*validation))
                 line += f"  validation {self.validation_scores_[-1]:.4f}"
             bar.update(line)
