@@ -214,6 +214,22 @@ def a_bad_shard_on_one_rank_raises_the_same_error_on_every_rank():
 
 
 @case
+def a_step_that_overflows_is_undone_on_every_rank():
+    x, y = data(6, loss="mse")
+    y *= 1e10  # gradients of 1e10 take steps of 1e310
+    net = network(loss="mse")
+    before = net._core.params.copy()
+    net.set_optimizer("sgd", 1e300)
+    raises_on_every_rank(lambda: net.train_step(x[mine(6)], y[mine(6)], comm=comm),
+                         FloatingPointError, "the parameters overflowed")  # fmt: skip
+    assert net._core.params.tobytes() == before.tobytes()
+    raises_on_every_rank(lambda: net.fit(x[mine(6)], y[mine(6)], epochs=2, lr=1e300, comm=comm),
+                         FloatingPointError, "epoch 1: the training loss became nan")  # fmt: skip
+    assert net._core.params.tobytes() == before.tobytes()
+    assert net.optimizer["lr"] == 1e300  # fit put back the optimizer it found
+
+
+@case
 def broadcast_parameters_copies_rank_0s_network():
     x, y = data(6)
     net = network(seed=rank)
@@ -232,7 +248,8 @@ def main():
         except BaseException:
             say(f"rank {rank}: FAILED {name}\n{traceback.format_exc()}")
             comm.Abort(1)
-        say(f"rank {rank}: ok {name}")
+        else:
+            say(f"rank {rank}: ok {name}")
 
 
 def say(line):

@@ -165,7 +165,9 @@ def _expect_empty(net: Network, x: NDArray[Any], y: NDArray[Any]) -> None:
 
 def train_step(net: Network, x: ArrayLike, y: ArrayLike, comm: MPI.Comm) -> float:
     """`Network.train_step` with ``comm``: one step on the union of every rank's batch; returns
-    its mean loss. The ranks must hold the same parameters (see `broadcast_parameters`)."""
+    its mean loss. The ranks must hold the same network and parameters (see
+    `broadcast_parameters`); networks of different sizes make the gradients' Allreduce fail,
+    which MPI reports by ending the job (fit checks the networks agree before it starts)."""
     loss, count = _step(net, x, y, comm, undoable=True)
     mean = loss / count
     if not math.isfinite(mean):
