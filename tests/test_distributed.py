@@ -6,6 +6,7 @@ each checks against one process."""
 import ast
 import contextlib
 import functools
+import importlib.util
 import os
 import pathlib
 import re
@@ -37,7 +38,7 @@ def cases():
 
 pytestmark = [
     pytest.mark.skipif(
-        __import__("importlib").util.find_spec("mpi4py") is None,
+        importlib.util.find_spec("mpi4py") is None,
         reason='needs mpi4py (pip install "denseprop[mpi]")',
     ),
     pytest.mark.skipif(mpiexec() is None, reason="needs mpiexec (the mpich wheel brings one)"),
