@@ -135,6 +135,28 @@ def fit_without_shuffling_equals_steps_on_the_ranks_batches():
 
 
 @case
+def partial_fit_continues_with_the_optimizer_state():
+    """partial_fit's epoch over unequal shards, after a fit, is one process's steps on the
+    concatenated k-th batches, with the Adam moments the fit left."""
+    n = 7 * size + 2
+    x, y = data(n)
+    bounds = parts(n)
+    alone, shared = network(), network()
+    alone.set_optimizer("adam", 0.01)
+    for _ in range(2):  # fit's epoch, then partial_fit's
+        for k in range(-(-max(b - a for a, b in bounds) // 3)):
+            alone.train_step(*zip(*[(x[r], y[r]) for a, b in bounds
+                                    for r in range(a, b)[3 * k : 3 * k + 3]]))  # fmt: skip
+    shared.fit(x[mine(n)], y[mine(n)], epochs=1, batch_size=3, optimizer="adam", lr=0.01,
+               shuffle=False, comm=comm)  # fmt: skip
+    shared.partial_fit(x[mine(n)], y[mine(n)], batch_size=3, shuffle=False, comm=comm)
+    assert_close(shared._core.params, alone._core.params, np.float64)
+    assert shared._core.optimizer_steps == alone._core.optimizer_steps
+    assert len(shared.loss_curve_) == 2
+    assert_ranks_bitwise_equal(shared)
+
+
+@case
 def fit_with_shuffling_and_early_stopping_agrees_across_ranks():
     n = 40 * size + 3
     x, y = data(n, seed=rank)  # each rank its own data
@@ -206,6 +228,9 @@ def a_bad_shard_on_one_rank_raises_the_same_error_on_every_rank():
     raises_on_every_rank(lambda: net.train_step(x, label, comm=comm), ValueError, f"rank {bad}")
     raises_on_every_rank(lambda: net.fit(x, y, epochs=1, lr=0.1 * (1 + (rank == bad)), comm=comm),
                          ValueError, "optimizer: must be the same on every rank")  # fmt: skip
+    seed = np.random.default_rng(0) if rank == bad else 0
+    raises_on_every_rank(lambda: net.fit(x, y, epochs=1, seed=seed, comm=comm), TypeError,
+                         f"rank {bad}: seed: expected an integer, got Generator")  # fmt: skip
     assert net._core.params.tobytes() == before.tobytes()
     assert net.optimizer["momentum"] == 0.5
     # ... and the ranks carry on together.
