@@ -256,7 +256,7 @@ def test_partial_fit_continues_training(digits):
     ("param", "value", "message"),
     [
         ("solver", "lbfgs", "solver: expected 'sgd' or 'adam'"),
-        ("activation", "softplus", "activation: expected one of identity, logistic"),
+        ("activation", "swish", "activation: expected one of identity, logistic"),
         ("hidden_layer_sizes", (8, 0), "hidden_layer_sizes: expected an int or a sequence"),
         ("alpha", -1.0, "alpha: expected a number >= 0"),
         ("batch_size", 0, "batch_size: expected 'auto' or an int >= 1"),

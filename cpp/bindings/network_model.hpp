@@ -37,12 +37,15 @@ template <class T> void expect_finite(const Array<T>& a, const char* name) {
                             i % a.shape(1), "; NaN and inf are not allowed"));
 }
 
-template <class T> Array<T> features(const Network<T>& net, py::handle obj) {
+// `finite_checked`: the caller has had these very arrays checked (by `check`) and not changed
+// them since; the scan for NaN and inf is then not repeated (an epoch of fit).
+template <class T>
+Array<T> features(const Network<T>& net, py::handle obj, bool finite_checked = false) {
   auto x = input<T>(obj, "x", 2, "(batch, features)", "the network");
   if (x.shape(1) != net.inputs())
     throw py::value_error(
         cat("x has ", x.shape(1), " features, but the network expects ", net.inputs()));
-  expect_finite(x, "x");
+  if (!finite_checked) expect_finite(x, "x");
   return x;
 }
 
@@ -57,10 +60,11 @@ template <class T> struct ParsedTargets {
 };
 
 template <class T>
-ParsedTargets<T> targets(const Network<T>& net, py::handle obj, py::ssize_t batch) {
+ParsedTargets<T> targets(const Network<T>& net, py::handle obj, py::ssize_t batch,
+                         bool finite_checked = false) {
   ParsedTargets<T> t;
   const py::array y = ndarray(obj, "y");
-  if (net.loss() == LossKind::cross_entropy && y.ndim() == 1) {
+  if (loss_table[net.loss()].labels && y.ndim() == 1) {
     t.labels = labels(y, "y", batch, net.outputs(), "x");
     return t;
   }
@@ -69,7 +73,7 @@ ParsedTargets<T> targets(const Network<T>& net, py::handle obj, py::ssize_t batc
   if (dense.shape(1) != net.outputs())
     throw py::value_error(
         cat("y has ", dense.shape(1), " columns, but the network has ", net.outputs(), " outputs"));
-  expect_finite(dense, "y");
+  if (!finite_checked) expect_finite(dense, "y");
   t.dense = dense;
   return t;
 }

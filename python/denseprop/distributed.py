@@ -28,7 +28,8 @@ import numpy as np
 from mpi4py import MPI
 from numpy.typing import ArrayLike, NDArray
 
-from .network import r2_score
+from ._metrics import r2
+from ._tables import OPTIMIZERS
 
 if TYPE_CHECKING:
     from .network import Network
@@ -133,7 +134,7 @@ def _step(net: Network, x: ArrayLike, y: ArrayLike, comm: MPI.Comm,
         if count == 0:  # this rank has no samples in this step: it adds nothing
             _expect_empty(net, xa, ya)
             grads[...] = 0
-        elif net._optimizer["optimizer"] == "dpsgd":
+        elif OPTIMIZERS[core.optimizer.optimizer]["per_sample"]:  # DP-SGD
             loss = core.clipped_gradient_sum(xa, ya)
         else:
             loss = core.loss_and_gradients(xa, ya, "sum")
@@ -173,7 +174,7 @@ def train_step(net: Network, x: ArrayLike, y: ArrayLike, comm: MPI.Comm) -> floa
     if not math.isfinite(mean):
         msg = (
             f"the loss became {mean} or the parameters overflowed; the network is as before "
-            f"the step. Try a smaller learning rate (lr={net._optimizer['lr']})"
+            f"the step. Try a smaller learning rate (lr={net._core.optimizer.lr})"
         )
         raise FloatingPointError(msg)
     return mean
@@ -211,7 +212,7 @@ def score(net: Network, x: NDArray[Any], y: NDArray[Any], comm: MPI.Comm) -> flo
     sums = comm.allreduce(np.concatenate([[len(t)], t.sum(axis=0)]))
     mean = sums[1:] / sums[0]
     squares = np.stack([((t - out) ** 2).sum(axis=0), ((t - mean) ** 2).sum(axis=0)])
-    return r2_score(*comm.allreduce(squares))
+    return r2(*comm.allreduce(squares))
 
 
 def rank_generator(rng: np.random.Generator, comm: MPI.Comm) -> np.random.Generator:

@@ -23,6 +23,8 @@ from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
+from ._checks import fail, is_int, is_real
+from ._tables import HIDDEN
 from .network import Network
 
 try:
@@ -35,32 +37,10 @@ except ImportError:  # scikit-learn < 1.6 has it as a method
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
-# scikit-learn's activation names, and denseprop's own
-_ACTIVATIONS = {
-    "identity": "identity",
-    "logistic": "sigmoid",
-    "sigmoid": "sigmoid",
-    "tanh": "tanh",
-    "relu": "relu",
-    "leaky_relu": "leaky_relu",
-}
+# scikit-learn's activation names ("logistic"), and every hidden activation of denseprop's table
+_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", **{n: n for n in HIDDEN}}
 _SOLVERS = ("sgd", "adam")
 _DTYPES = (None, "float32", "float64")
-
-
-def _fail(name: str, expected: str, value: object) -> None:
-    msg = f"{name}: expected {expected}, got {value!r}"
-    raise ValueError(msg)
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def _is_real(value: object) -> bool:
-    return (_is_int(value) or isinstance(value, (float, np.floating))) and math.isfinite(
-        float(value)  # type: ignore[arg-type]
-    )
 
 
 class _BaseMLP(BaseEstimator):
@@ -111,37 +91,37 @@ class _BaseMLP(BaseEstimator):
 
     def _hidden(self) -> list[int]:
         sizes = self.hidden_layer_sizes
-        layers: list[Any] = [sizes] if _is_int(sizes) else list(sizes)  # type: ignore[arg-type]
-        if not all(_is_int(n) and n >= 1 for n in layers):
-            _fail("hidden_layer_sizes", "an int or a sequence of ints >= 1", sizes)
+        layers: list[Any] = [sizes] if is_int(sizes) else list(sizes)  # type: ignore[arg-type]
+        if not all(is_int(n) and n >= 1 for n in layers):
+            fail("hidden_layer_sizes", "an int or a sequence of ints >= 1", sizes)
         return [int(n) for n in layers]
 
     def _check_params(self) -> None:
         """Every parameter, checked with the name scikit-learn gives it, before fit touches any."""
         self._hidden()
         if self.activation not in _ACTIVATIONS:
-            _fail("activation", f"one of {', '.join(_ACTIVATIONS)}", self.activation)
+            fail("activation", f"one of {', '.join(_ACTIVATIONS)}", self.activation)
         if self.solver not in _SOLVERS:
-            _fail("solver", "'sgd' or 'adam' (lbfgs is not supported)", self.solver)
-        if not (_is_real(self.alpha) and self.alpha >= 0):
-            _fail("alpha", "a number >= 0", self.alpha)
+            fail("solver", "'sgd' or 'adam' (lbfgs is not supported)", self.solver)
+        if not (is_real(self.alpha) and self.alpha >= 0):
+            fail("alpha", "a number >= 0", self.alpha)
         batch_size: Any = self.batch_size
-        if batch_size != "auto" and not (_is_int(batch_size) and batch_size >= 1):
-            _fail("batch_size", "'auto' or an int >= 1", self.batch_size)
-        if not (_is_real(self.learning_rate_init) and self.learning_rate_init > 0):
-            _fail("learning_rate_init", "a number > 0", self.learning_rate_init)
-        if not (_is_int(self.max_iter) and self.max_iter >= 1):
-            _fail("max_iter", "an int >= 1", self.max_iter)
-        if not (_is_real(self.tol) and self.tol >= 0):
-            _fail("tol", "a number >= 0", self.tol)
-        if not (_is_real(self.momentum) and 0 <= self.momentum <= 1):
-            _fail("momentum", "a number in [0, 1]", self.momentum)
-        if not (_is_real(self.validation_fraction) and 0 < self.validation_fraction < 1):
-            _fail("validation_fraction", "a number in (0, 1)", self.validation_fraction)
-        if not (_is_int(self.n_iter_no_change) and self.n_iter_no_change >= 1):
-            _fail("n_iter_no_change", "an int >= 1", self.n_iter_no_change)
+        if batch_size != "auto" and not (is_int(batch_size) and batch_size >= 1):
+            fail("batch_size", "'auto' or an int >= 1", self.batch_size)
+        if not (is_real(self.learning_rate_init) and self.learning_rate_init > 0):
+            fail("learning_rate_init", "a number > 0", self.learning_rate_init)
+        if not (is_int(self.max_iter) and self.max_iter >= 1):
+            fail("max_iter", "an int >= 1", self.max_iter)
+        if not (is_real(self.tol) and self.tol >= 0):
+            fail("tol", "a number >= 0", self.tol)
+        if not (is_real(self.momentum) and 0 <= self.momentum <= 1):
+            fail("momentum", "a number in [0, 1]", self.momentum)
+        if not (is_real(self.validation_fraction) and 0 < self.validation_fraction < 1):
+            fail("validation_fraction", "a number in (0, 1)", self.validation_fraction)
+        if not (is_int(self.n_iter_no_change) and self.n_iter_no_change >= 1):
+            fail("n_iter_no_change", "an int >= 1", self.n_iter_no_change)
         if self.dtype not in _DTYPES:
-            _fail("dtype", "None, 'float32' or 'float64'", self.dtype)
+            fail("dtype", "None, 'float32' or 'float64'", self.dtype)
 
     def _optimizer(self, n_samples: int) -> tuple[int, dict[str, Any]]:
         """The batch size and `Network.fit`'s optimizer arguments.
@@ -306,7 +286,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     Parameters are scikit-learn's ``MLPClassifier``'s. The output layer is softmax with
     cross-entropy for more than two classes, one sigmoid with binary cross-entropy for two,
     one sigmoid per label for a multilabel indicator ``y``. ``activation`` takes scikit-learn's
-    names ("identity", "logistic", "tanh", "relu") and denseprop's ("sigmoid", "leaky_relu").
+    names ("identity", "logistic", "tanh", "relu") and every hidden activation of
+    ``denseprop.activations()`` ("sigmoid", "leaky_relu", "gelu", ...).
     ``alpha`` is the L2 penalty ``alpha / (2 batch) ||W||²`` per batch, as in scikit-learn.
     ``dtype`` is the network's: None keeps float32 data in float32 and trains everything else
     in float64.

@@ -2,18 +2,18 @@
 
 The parameters live in one C++ buffer; ``Network.weights`` and ``Network.biases`` are
 NumPy views of it. Every method checks its arguments before the model is touched, so a
-bad argument raises and leaves the network exactly as it was.
+bad argument raises and leaves the network exactly as it was. The compiled module checks
+what it is given (sizes, names, hyperparameters) with the messages raised here; the class
+holds the Pythonic surface, and its concerns live beside it: `_checks` (shared argument
+checks), `_init` (initial weights), `_training` (the epochs), `_metrics`, `_plot`, `_saving`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import json
-import math
 import os
 import threading
-import time
 import types
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable, TypeVar, cast
@@ -21,70 +21,16 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar, cast
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import _core, backprop
-from .progress import ProgressBar
+from . import _checks, _core, _metrics, _plot, _saving, _training, backprop
+from ._init import INITS, initialise
+from ._tables import LOSSES
 
 if TYPE_CHECKING:
     from mpi4py import MPI
 
 __all__ = ["Network"]
 
-_LOSSES = {
-    # loss -> the output activation it is fused with
-    "cross_entropy": "softmax",
-    "binary_cross_entropy": "sigmoid",
-    "mse": "identity",
-}
-_HIDDEN = ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
-_INITS = ("auto", "glorot", "he")
-_OPTIMIZERS = ("sgd", "adam", "dpsgd")
-_FORMAT = 1  # version of the saved file layout
-_LARGEST_SIZE = 2**31 - 1  # units of one layer, as the C++ model takes them
-
-
-def _names(value: str, name: str, allowed: Sequence[str]) -> str:
-    if value not in allowed:
-        msg = f"{name}: unknown {value!r}, expected one of {', '.join(allowed)}"
-        raise ValueError(msg)
-    return value
-
-
-def _number(
-    value: Any, name: str, low: float = 0.0, high: float = math.inf, low_open: bool = False
-) -> float:
-    """``value`` as a float in [low, high] (or (low, high] when ``low_open``)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
-        msg = f"{name}: expected a number, got {type(value).__name__}"
-        raise TypeError(msg)
-    value = float(value)
-    above = value > low if low_open else value >= low
-    if not (above and value <= high and math.isfinite(value)):
-        bound = "(" if low_open else "["
-        msg = f"{name}: must be a finite number in {bound}{low}, {high}], got {value}"
-        raise ValueError(msg)
-    return float(value)
-
-
-def _generator(seed: Any) -> np.random.Generator:
-    """``numpy.random.default_rng(seed)``, its errors naming ``seed``."""
-    try:
-        return np.random.default_rng(seed)
-    except (TypeError, ValueError) as e:
-        msg = f"seed: {e}"
-        raise type(e)(msg) from None
-
-
-def _noise_seed(seed: object) -> int:
-    """DP-SGD's noise seed as an int in [0, 2**64); None draws one from the OS's entropy."""
-    if seed is None:
-        return int(np.random.default_rng().integers(2**63))
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        msg = f"seed: expected an integer or None, got {type(seed).__name__}"
-        raise TypeError(msg)
-    if not 0 <= seed < 2**64:
-        msg = f"seed: must be in [0, 2**64), got {seed}"
-        raise ValueError(msg)
-    return int(seed)
+_Method = TypeVar("_Method", bound=Callable[..., Any])
 
 
 def _agreement(comm: MPI.Comm | None, undo: Callable[[], None]) -> Any:
@@ -97,12 +43,22 @@ def _agreement(comm: MPI.Comm | None, undo: Callable[[], None]) -> Any:
     return distributed.Agreement(comm, undo)
 
 
-_Method = TypeVar("_Method", bound=Callable[..., Any])
+def _batching(n: int, batch_size: Any, seed: Any, comm: MPI.Comm | None,
+              fresh_seed: int | None) -> tuple[int, np.random.Generator]:  # fmt: skip
+    """``batch_size`` checked (in one process any size past ``n`` is ``n``; with ``comm`` it is
+    per rank) and the generator of ``seed``; with ``comm`` that must be an int, the same on
+    every rank, or None for ``fresh_seed``, drawn once for all ranks."""
+    batch_size = _checks.count(batch_size, "batch_size")
+    if comm is None:
+        return min(batch_size, n), _checks.generator(seed)
+    if seed is None:
+        return batch_size, _checks.generator(fresh_seed)
+    return batch_size, _checks.generator(_checks.count(seed, "seed", low=0))
 
 
 def _one_at_a_time(method: _Method) -> _Method:
     """``method`` run holding the Network's lock: a call from another thread waits until it
-    ends, so steps, fits and saves never see or leave each other's half-done state."""
+    ends, so steps, fits, saves and traces never see or leave each other's half-done state."""
 
     @functools.wraps(method)
     def locked(self: Network, *args: Any, **kwargs: Any) -> Any:
@@ -110,36 +66,6 @@ def _one_at_a_time(method: _Method) -> _Method:
             return method(self, *args, **kwargs)
 
     return cast(_Method, locked)
-
-
-def r2_score(residual: NDArray[np.float64], total: NDArray[np.float64]) -> float:
-    """R² from each output's residual and total sums of squares ``(outputs,)``, then their mean
-    (scikit-learn's "uniform_average"); an output whose target is constant scores 1 when
-    predicted exactly, else 0."""
-    safe = np.where(total > 0, total, 1.0)
-    r2 = np.where(total > 0, 1.0 - residual / safe, (residual == 0).astype(np.float64))
-    return float(r2.mean())
-
-
-def _batching(n: int, batch_size: Any, seed: Any, comm: MPI.Comm | None,
-              fresh_seed: int | None) -> tuple[int, np.random.Generator]:  # fmt: skip
-    """``batch_size`` checked (in one process any size past ``n`` is ``n``; with ``comm`` it is
-    per rank) and the generator of ``seed``; with ``comm`` that must be an int, the same on
-    every rank, or None for ``fresh_seed``, drawn once for all ranks."""
-    batch_size = _count(batch_size, "batch_size")
-    if comm is None:
-        return min(batch_size, n), _generator(seed)
-    return batch_size, _generator(fresh_seed if seed is None else _count(seed, "seed", low=0))
-
-
-def _count(value: Any, name: str, low: int = 1) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        msg = f"{name}: expected an integer, got {type(value).__name__}"
-        raise TypeError(msg)
-    if value < low:
-        msg = f"{name}: must be >= {low}, got {value}"
-        raise ValueError(msg)
-    return int(value)
 
 
 class Network:
@@ -150,8 +76,8 @@ class Network:
     sizes : sequence of int
         Inputs, then each layer's outputs, e.g. ``[64, 32, 10]``.
     activation : str or sequence of str
-        Of the hidden layers: identity, sigmoid, tanh, relu or leaky_relu; one
-        name for all, or one per hidden layer.
+        Of the hidden layers: any name of ``denseprop.activations()`` whose
+        "hidden" is true (all but softmax); one name for all, or one per hidden layer.
     loss : {"cross_entropy", "binary_cross_entropy", "mse"}
         Cross-entropy over classes (softmax output), independent binary
         cross-entropies (sigmoid outputs), or half the squared error
@@ -162,8 +88,9 @@ class Network:
     seed : int or numpy.random.Generator, optional
         Seeds the initial weights.
     init : {"auto", "glorot", "he"}
-        Glorot uniform (sigmoid, tanh, identity) or He normal (relu family);
-        "auto" picks by the hidden activation. Biases start at 0.
+        Glorot uniform or He normal; "auto" takes each layer's activation's "init"
+        in ``denseprop.activations()`` (He for the relu family and the smooth ones
+        after it, Glorot for the others). Biases start at 0.
     negative_slope : float
         The slope of leaky_relu below 0.
 
@@ -184,95 +111,36 @@ class Network:
         init: str = "auto",
         negative_slope: float = 0.01,
     ) -> None:
-        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
-            msg = f"sizes: expected a sequence of ints, got {type(sizes).__name__}"
-            raise TypeError(msg)
-        sizes = [_count(s, f"sizes[{i}]") for i, s in enumerate(sizes)]
-        for i, s in enumerate(sizes):
-            if s > _LARGEST_SIZE:
-                msg = f"sizes[{i}]: must be at most {_LARGEST_SIZE}, got {s}"
-                raise ValueError(msg)
-        if len(sizes) < 2:
-            msg = f"sizes: need at least inputs and outputs, got {sizes}"
-            raise ValueError(msg)
-        hidden = len(sizes) - 2
-        if isinstance(activation, str):
-            activation = [activation] * hidden
-        activation = list(activation)
-        if len(activation) != hidden:
-            msg = (
-                f"activation: expected one name or {hidden} (one per hidden layer), "
-                f"got {len(activation)}"
-            )
-            raise ValueError(msg)
-        for a in activation:
-            _names(a, "activation", _HIDDEN)
-        _names(loss, "loss", tuple(_LOSSES))
-        fused = _LOSSES[loss]
-        if output_activation is None:
-            output_activation = fused
-        elif loss != "mse" and output_activation != fused:
-            msg = (
-                f"output_activation: {loss} is computed from {fused} outputs, "
-                f"got {output_activation!r}"
-            )
-            raise ValueError(msg)
-        _names(output_activation, "output_activation", (*_HIDDEN, "softmax"))
-        dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
-            msg = f"dtype: expected float32 or float64, got {dtype}"
-            raise TypeError(msg)
-        _names(init, "init", _INITS)
-        negative_slope = _number(negative_slope, "negative_slope")
-
+        sequence = hasattr(sizes, "__len__") and not isinstance(sizes, (str, bytes))
+        hidden = len(sizes) - 2 if sequence else 0
+        activations = [activation] * hidden if isinstance(activation, str) else list(activation)
+        if output_activation is None and loss in LOSSES:
+            output_activation = LOSSES[loss]["default_output"]
+        dt = _checks.dtype(dtype)
+        _checks.name(init, "init", INITS)
+        kind = _core.NetworkF32 if dt == np.float32 else _core.NetworkF64
+        # sizes, the names, the pairing of loss and output and the slope are checked here
+        self._core: _core.NetworkF32 | _core.NetworkF64 = kind(
+            sizes, activations, output_activation, negative_slope, loss
+        )
         self._config: dict[str, Any] = {
-            "sizes": sizes,
-            "activation": activation,
+            "sizes": [int(s) for s in sizes],
+            "activation": activations,
             "output_activation": output_activation,
             "loss": loss,
-            "dtype": dtype.name,
+            "dtype": dt.name,
             "init": init,
-            "negative_slope": negative_slope,
+            "negative_slope": float(negative_slope),
         }
         self._lock = threading.RLock()
-        kind = _core.NetworkF32 if dtype == np.float32 else _core.NetworkF64
-        acts = [*activation, output_activation]
-        self._core: _core.NetworkF32 | _core.NetworkF64 = kind(sizes, acts, negative_slope, loss)
-        self._dtype: np.dtype[Any] = dtype
-        self._views()
-        self._initialise(np.random.default_rng(seed))
-        self._optimizer: dict[str, Any] = {}
+        self._dtype: np.dtype[Any] = dt
+        layers = self._core.layers(self._core.params)
+        self.weights = [w for w, _ in layers]
+        self.biases = [b for _, b in layers]
+        initialise(layers, self.activations, init, np.random.default_rng(seed))
         self.set_optimizer()
         self.loss_curve_: list[float] = []
         self.validation_scores_: list[float] = []
-
-    def _views(self) -> None:
-        layers = self._layers(self._core.params)
-        self.weights = [w for w, _ in layers]
-        self.biases = [b for _, b in layers]
-
-    def _layers(self, buffer: NDArray[Any]) -> list[tuple[NDArray[Any], NDArray[Any]]]:
-        """``[(W (out, in), b (out,)), ...]``: views into a buffer laid out as the parameters."""
-        layers, start = [], 0
-        for n_in, n_out in zip(self.sizes, self.sizes[1:]):
-            w = buffer[start : start + n_out * n_in].reshape(n_out, n_in)
-            start += n_out * n_in
-            layers.append((w, buffer[start : start + n_out]))
-            start += n_out
-        return layers
-
-    def _initialise(self, rng: np.random.Generator) -> None:
-        init = self._config["init"]
-        for l, w in enumerate(self.weights):
-            n_out, n_in = w.shape
-            act = self.activations[l]
-            he = init == "he" or (init == "auto" and act in ("relu", "leaky_relu"))
-            if he:
-                w[...] = rng.standard_normal((n_out, n_in)) * math.sqrt(2.0 / n_in)
-            else:
-                limit = math.sqrt(6.0 / (n_in + n_out))
-                w[...] = rng.uniform(-limit, limit, (n_out, n_in))
-            self.biases[l][...] = 0
 
     # -- what the network is ---------------------------------------------------------------
 
@@ -299,7 +167,7 @@ class Network:
     @property
     def is_classifier(self) -> bool:
         """Whether the loss is a cross-entropy (else it is "mse", regression)."""
-        return self.loss != "mse"
+        return bool(LOSSES[self.loss]["classifier"])
 
     def __repr__(self) -> str:
         c = self._config
@@ -309,7 +177,7 @@ class Network:
             f"dtype={c['dtype']!r})"
         )
 
-    # -- argument checks -------------------------------------------------------------------
+    # -- input coercion --------------------------------------------------------------------
 
     def _cast(self, a: ArrayLike, name: str) -> NDArray[Any]:
         """``a`` as an array of the network's dtype, if it casts without changing kind."""
@@ -334,12 +202,18 @@ class Network:
     def _y(self, y: ArrayLike) -> NDArray[Any]:
         """y as the C++ loss reads it: int labels (cross-entropy) or (batch, outputs) floats."""
         y = np.asarray(y)
-        if self.loss == "cross_entropy" and y.ndim == 1:
+        if LOSSES[self.loss]["labels"] and y.ndim == 1:
             return y  # labels: dtype and range are checked in C++
         y = self._cast(y, "y")
         if y.ndim == 1 and self.sizes[-1] == 1:
             y = y[:, None]
         return y
+
+    def _checked(self, x: ArrayLike, y: ArrayLike) -> tuple[NDArray[Any], NDArray[Any]]:
+        """``(x, y)`` coerced and checked as a training step would check them."""
+        x, y = self._x(x), self._y(y)
+        self._core.check(x, y)
+        return x, y
 
     # -- inference -------------------------------------------------------------------------
 
@@ -373,22 +247,9 @@ class Network:
         """Accuracy for classification (labels or one-hot ``y``); for regression R², the mean
         over outputs as scikit-learn's ``r2_score``."""
         x, y = self._x(x), np.asarray(y)
-        batch, outputs = len(x) if x.ndim else 0, self.sizes[-1]
-        given_labels = self.loss == "cross_entropy" and y.ndim == 1
-        if y.shape[:1] != (batch,):
-            msg = f"y: expected {batch} rows to match x, got shape {y.shape}"
-            raise ValueError(msg)
-        if not given_labels and y.shape not in ((batch, outputs), (batch,) * (outputs == 1)):
-            msg = f"y: expected shape ({batch}, {outputs}), got {y.shape}"
-            raise ValueError(msg)
-        out = self.forward(x)
-        if self.loss == "cross_entropy":
-            labels = y if y.ndim == 1 else y.argmax(axis=1)
-            return float(np.mean(out.argmax(axis=1) == labels))
-        if self.loss == "binary_cross_entropy":
-            return float(np.mean((out > 0.5) == (y.reshape(out.shape) > 0.5)))
-        y = y.reshape(out.shape).astype(np.float64)
-        return r2_score(((y - out) ** 2).sum(axis=0), ((y - y.mean(axis=0)) ** 2).sum(axis=0))
+        labels = bool(LOSSES[self.loss]["labels"]) and y.ndim == 1
+        _metrics.check_targets(y, len(x) if x.ndim else 0, self.sizes[-1], labels)
+        return _metrics.score(self.loss, self.forward(x), y)
 
     # -- learning --------------------------------------------------------------------------
 
@@ -401,9 +262,10 @@ class Network:
         ``grad_w: (out, in)``, ``grad_b: (out,)``, copies. ``reduction`` is
         "mean" (over the batch, as training uses) or "sum".
         """
-        _names(reduction, "reduction", ("mean", "sum"))
+        _checks.name(reduction, "reduction", ("mean", "sum"))
         loss = self._core.loss_and_gradients(self._x(x), self._y(y), reduction)
-        return loss, [(gw.copy(), gb.copy()) for gw, gb in self._layers(self._core.grads)]
+        grads = self._core.layers(self._core.grads)
+        return loss, [(gw.copy(), gb.copy()) for gw, gb in grads]
 
     def per_sample_gradients(
         self, x: NDArray[np.floating], y: NDArray[np.generic]
@@ -428,6 +290,7 @@ class Network:
         """
         return self._core.per_sample_gradient_norms(self._x(x), self._y(y))
 
+    @_one_at_a_time
     def trace(
         self, x: NDArray[np.floating], y: NDArray[np.generic], reduction: str = "mean"
     ) -> backprop.Trace:
@@ -437,15 +300,23 @@ class Network:
         order they are computed; ``print`` it for a table. Its ``dW``, ``db`` equal
         `gradients`. The model is unchanged.
         """
-        _names(reduction, "reduction", ("mean", "sum"))
-        return backprop.trace(self, x, y, reduction)
+        _checks.name(reduction, "reduction", ("mean", "sum"))
+        x, y = self._checked(x, y)
+        return backprop.trace(
+            self.weights, self.biases, self.activations, self.loss, x, y, reduction,
+            negative_slope=self._config["negative_slope"],
+        )  # fmt: skip
 
+    @_one_at_a_time
     def jacobian(self, x: NDArray[np.floating]) -> NDArray[np.floating]:
         """The Jacobian of `forward`'s outputs with respect to the inputs, per sample.
 
         ``x: (batch, inputs)`` -> ``(batch, outputs, inputs)``.
         """
-        return backprop.jacobian(self, x)
+        x = self._x(x)
+        self._core.check(x)
+        return backprop.jacobian(self.weights, self.biases, self.activations, x,
+                                 negative_slope=self._config["negative_slope"])  # fmt: skip
 
     @_one_at_a_time
     def set_optimizer(
@@ -467,7 +338,8 @@ class Network:
 
         sgd: ``v = momentum v + g; p -= lr v`` (PyTorch's form, Nesterov
         optional). adam: bias-corrected. ``weight_decay`` adds ``λ W`` to the
-        weights' gradients (L2; biases are not decayed).
+        weights' gradients (L2; biases are not decayed). adamw: Adam whose weight
+        decay is decoupled, ``W -= lr λ W`` beside the step (PyTorch's AdamW).
 
         dpsgd (differentially private SGD): each sample's gradient is clipped to
         L2 norm ``clip_norm``, the clipped gradients summed, Gaussian noise of
@@ -477,40 +349,18 @@ class Network:
         `optimizer`) and the step count, so a saved or pickled network continues
         the same noise stream.
         """
-        config: dict[str, Any] = {
-            "optimizer": _names(optimizer, "optimizer", _OPTIMIZERS),
-            "lr": _number(lr, "lr", low_open=True),
-            "momentum": _number(momentum, "momentum", high=1.0),
-            "nesterov": bool(nesterov),
-            "beta1": _number(beta1, "beta1", high=1.0),
-            "beta2": _number(beta2, "beta2", high=1.0),
-            "eps": _number(eps, "eps", low_open=True),
-            "weight_decay": _number(weight_decay, "weight_decay"),
-            "clip_norm": _number(clip_norm, "clip_norm", low_open=True),
-            "noise_multiplier": _number(noise_multiplier, "noise_multiplier"),
-            "seed": _noise_seed(seed) if optimizer == "dpsgd" else None,
-        }
-        if config["nesterov"] and config["momentum"] == 0:
-            msg = "nesterov: needs momentum > 0"
-            raise ValueError(msg)
-        if optimizer == "dpsgd" and config["momentum"] != 0:
-            msg = f"momentum: dpsgd takes plain SGD steps, got momentum={config['momentum']}"
-            raise ValueError(msg)
-        if optimizer == "adam" and (config["beta1"] >= 1 or config["beta2"] >= 1):
-            msg = "beta1, beta2: must be < 1 for adam's bias correction"
-            raise ValueError(msg)
-        self._core.set_optimizer(
-            config["optimizer"], config["lr"], config["momentum"], config["nesterov"],
-            config["beta1"], config["beta2"], config["eps"], config["weight_decay"],
-            config["clip_norm"], config["noise_multiplier"], config["seed"] or 0,
+        settings = _core.OptimizerSettings(
+            optimizer=optimizer, lr=lr, momentum=momentum, nesterov=nesterov, beta1=beta1,
+            beta2=beta2, eps=eps, weight_decay=weight_decay, clip_norm=clip_norm,
+            noise_multiplier=noise_multiplier, seed=seed,
         )  # fmt: skip
-        self._optimizer = config
+        self._core.set_optimizer(settings)
         return self
 
     @property
     def optimizer(self) -> dict[str, Any]:
-        """The optimizer's settings, as `set_optimizer` took them."""
-        return dict(self._optimizer)
+        """The optimizer's settings, as `set_optimizer` takes them (DP-SGD's seed included)."""
+        return self._core.optimizer.as_dict()
 
     @_one_at_a_time
     def train_step(self, x: ArrayLike, y: ArrayLike, comm: MPI.Comm | None = None) -> float:
@@ -528,10 +378,10 @@ class Network:
 
             return distributed.train_step(self, x, y, comm)
         loss = self._core.train_step(self._x(x), self._y(y))
-        if not math.isfinite(loss):
+        if not np.isfinite(loss):
             msg = (
                 f"the loss became {loss} or the parameters overflowed; the network is as "
-                f"before the step. Try a smaller learning rate (lr={self._optimizer['lr']})"
+                f"before the step. Try a smaller learning rate (lr={self._core.optimizer.lr})"
             )
             raise FloatingPointError(msg)
         return loss
@@ -548,6 +398,9 @@ class Network:
         momentum: float = 0.0,
         *,
         nesterov: bool = False,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
         weight_decay: float = 0.0,
         clip_norm: float = 1.0,
         noise_multiplier: float = 1.0,
@@ -563,10 +416,11 @@ class Network:
     ) -> Network:
         """Train for ``epochs`` passes over ``(x, y)`` in mini-batches; returns ``self``.
 
-        The optimizer starts afresh (see `set_optimizer`). Each epoch reshuffles
-        the samples from ``seed`` (when ``shuffle``) and keeps the last, partial
-        batch. ``loss_curve_`` gets each epoch's mean training loss;
-        ``validation_scores_`` the `score` on ``validation_data = (x_val, y_val)``.
+        The optimizer starts afresh with the settings given here by name (see
+        `set_optimizer`). Each epoch reshuffles the samples from ``seed`` (when
+        ``shuffle``) and keeps the last, partial batch. ``loss_curve_`` gets each
+        epoch's mean training loss; ``validation_scores_`` the `score` on
+        ``validation_data = (x_val, y_val)``.
 
         With ``early_stopping``, training stops once the validation score (or,
         without validation data, the training loss) has not improved by ``tol``
@@ -585,31 +439,42 @@ class Network:
         scores of all shards, so every rank stops at the same epoch; only rank 0 prints. A bad
         argument on any rank raises on every rank.
         """
-        saved = self._snapshot()
+        saved = _training.Snapshot.take(self._core, self.loss_curve_, self.validation_scores_)
         with _agreement(comm, lambda: self._restore(saved)) as agreed:
-            epochs = _count(epochs, "epochs")
-            patience = _count(patience, "patience")
-            tol = _number(tol, "tol")
+            epochs = _checks.count(epochs, "epochs")
+            patience = _checks.count(patience, "patience")
+            tol = _checks.number(tol, "tol")
             x, y, validation = self._training_data(x, y, validation_data)
             batch_size, rng = _batching(len(x), batch_size, seed, comm, agreed.seed)
             noise_seed = int(rng.integers(2**63)) if optimizer == "dpsgd" else None
             self.set_optimizer(
-                optimizer, lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
-                clip_norm=clip_norm, noise_multiplier=noise_multiplier, seed=noise_seed,
+                optimizer, lr, momentum=momentum, nesterov=nesterov, beta1=beta1, beta2=beta2,
+                eps=eps, weight_decay=weight_decay, clip_norm=clip_norm,
+                noise_multiplier=noise_multiplier, seed=noise_seed,
             )  # fmt: skip
-            agreed.settings = {"network": self._config, "optimizer": self._optimizer,
+            schedule = _training.Schedule(
+                epochs, batch_size, bool(early_stopping), patience, tol, bool(shuffle),
+                bool(verbose), progress,
+            )  # fmt: skip
+            agreed.settings = {"network": self._config, "optimizer": self.optimizer,
                                "epochs": epochs, "batch_size": batch_size, "patience": patience,
                                "tol": tol, "early_stopping": early_stopping, "shuffle": shuffle,
                                "validation_data": validation is not None}  # fmt: skip
         self.loss_curve_, self.validation_scores_ = [], []
         try:
+            epoch: Callable[[NDArray[Any], int], float] | None = None
+            score: Callable[..., float] = self.score
             if comm is not None:
                 from . import distributed
 
                 distributed.broadcast_parameters(self, comm)
                 rng = distributed.rank_generator(rng, comm)
-            self._epochs(x, y, validation, epochs, batch_size, early_stopping, patience, tol,
-                         shuffle, rng, verbose, progress, comm)  # fmt: skip
+                epoch = functools.partial(distributed.epoch, self, x, y, comm=comm)
+                score = functools.partial(distributed.score, self, comm=comm)
+            validation_score = None if validation is None else functools.partial(score, *validation)
+            _training.run_epochs(self._core, x, y, schedule, rng, validation_score,
+                                 self.loss_curve_, self.validation_scores_, epoch=epoch,
+                                 leader=comm is None or comm.rank == 0)  # fmt: skip
         except Exception:  # a diverging epoch, or an argument only the C++ side can judge
             self._restore(saved)
             raise
@@ -632,125 +497,49 @@ class Network:
         leaves the network as it was before the call. ``comm``: as in `fit`, but the
         parameters are not broadcast (the ranks must already hold the same ones).
         """
-        saved = self._snapshot()
+        saved = _training.Snapshot.take(self._core, self.loss_curve_, self.validation_scores_)
         with _agreement(comm, lambda: self._restore(saved)) as agreed:
             x, y, _ = self._training_data(x, y, None)
             batch_size, rng = _batching(len(x), batch_size, seed, comm, agreed.seed)
-            agreed.settings = {"network": self._config, "optimizer": self._optimizer,
+            agreed.settings = {"network": self._config, "optimizer": self.optimizer,
                                "batch_size": batch_size, "shuffle": shuffle}  # fmt: skip
         if comm is None:
             order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
-            loss = self._core.fit_epoch(x, y, order, batch_size)
+            loss = self._core.fit_epoch(x, y, order, batch_size, checked=True)
         else:
             from . import distributed
 
             rng = distributed.rank_generator(rng, comm)
             order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
             loss = distributed.epoch(self, x, y, order, batch_size, comm)
-        if not self._finite(loss):
+        if not _training.finite(self._core, loss):
             self._restore(saved)
-            msg = (
-                f"partial_fit: the training loss became {loss} or the parameters overflowed; "
-                f"the network is as before the call. Try a smaller learning rate "
-                f"(lr={self._optimizer['lr']})"
-            )
-            raise FloatingPointError(msg)
+            where, state = "partial_fit: ", "as before the call"
+            raise _training.diverged(where, loss, self._core.optimizer.lr, state)
         self.loss_curve_.append(loss)
         return self
 
-    def _finite(self, loss: float) -> bool:
-        return math.isfinite(loss) and bool(np.isfinite(self._core.params).all())
-
-    def _snapshot(self) -> tuple[Any, ...]:
-        """Everything training changes, to put back when it fails."""
-        first, second = self._core.optimizer_state
-        return (self._core.params.copy(), dict(self._optimizer), first.copy(), second.copy(),
-                self._core.optimizer_steps, list(self.loss_curve_),
-                list(self.validation_scores_))  # fmt: skip
-
-    def _restore(self, saved: tuple[Any, ...]) -> None:
-        """Put back what `_snapshot` took (or `_from_state` read from a file)."""
-        params, optimizer, first, second, steps, losses, scores = saved
-        self._core.params[...] = params
-        self.set_optimizer(**optimizer)
-        state = self._core.optimizer_state
-        state[0][...], state[1][...] = first, second
-        self._core.optimizer_steps = steps
-        self.loss_curve_, self.validation_scores_ = losses, scores
+    def _restore(self, saved: _training.Snapshot) -> None:
+        saved.restore(self._core)
+        self.loss_curve_, self.validation_scores_ = saved.loss_curve, saved.validation_scores
 
     def _training_data(
         self, x: ArrayLike, y: ArrayLike, validation_data: Any
     ) -> tuple[NDArray[Any], NDArray[Any], tuple[NDArray[Any], NDArray[Any]] | None]:
-        """Checks every array of a fit before the first step, so a bad one changes nothing."""
-        x, y = self._x(x), self._y(y)
-        self._core.check(x, y)
+        """Checks every array of a fit before the first step, so a bad one changes nothing.
+        (The epochs then trust them: x and y are scanned for NaN once, here.)"""
+        x, y = self._checked(x, y)
         validation = None
         if validation_data is not None:
             if not (isinstance(validation_data, tuple) and len(validation_data) == 2):
                 msg = "validation_data: expected a tuple (x_val, y_val)"
                 raise TypeError(msg)
             try:
-                validation = (self._x(validation_data[0]), self._y(validation_data[1]))
-                self._core.check(*validation)
+                validation = self._checked(*validation_data)
             except (TypeError, ValueError) as e:
                 msg = f"validation_data: {e}"
                 raise type(e)(msg) from None
         return np.ascontiguousarray(x), np.ascontiguousarray(y), validation
-
-    def _epochs(self, x: NDArray[Any], y: NDArray[Any],
-                validation: tuple[NDArray[Any], NDArray[Any]] | None, epochs: int,
-                batch_size: int, early_stopping: bool, patience: int, tol: float,
-                shuffle: bool, rng: np.random.Generator, verbose: bool,
-                progress: bool | None, comm: MPI.Comm | None) -> None:  # fmt: skip
-        order = np.arange(len(x))
-        leader = comm is None or comm.rank == 0  # the rank that prints
-        bar = ProgressBar(epochs, enabled=progress if leader else False)
-        if comm is None:
-            one_epoch, score = functools.partial(self._core.fit_epoch, x, y), self.score
-        else:
-            from . import distributed
-
-            one_epoch = functools.partial(distributed.epoch, self, x, y, comm=comm)
-            score = functools.partial(distributed.score, self, comm=comm)
-        best, best_params, stale = -math.inf, None, 0
-        for epoch in range(1, epochs + 1):
-            start = time.perf_counter()
-            if shuffle:
-                rng.shuffle(order)
-            loss = one_epoch(order, batch_size)
-            if not self._finite(loss):
-                bar.close()
-                msg = (
-                    f"epoch {epoch}: the training loss became {loss} or the parameters "
-                    f"overflowed; the network is restored to what it was before fit. "
-                    f"Try a smaller learning rate "
-                    f"(lr={self._optimizer['lr']})"
-                )
-                raise FloatingPointError(msg)
-            self.loss_curve_.append(loss)
-            line = f"epoch {epoch}/{epochs}  loss {loss:.6f}"
-            if validation is not None:
-                self.validation_scores_.append(score(*validation))
-                line += f"  validation {self.validation_scores_[-1]:.4f}"
-            bar.update(line)
-            if verbose and leader:
-                bar.write(f"{line}  ({time.perf_counter() - start:.3f} s)")
-            if not early_stopping:
-                continue
-            current = self.validation_scores_[-1] if validation is not None else -loss
-            if current > best + tol:
-                best, stale = current, 0
-                if validation is not None:
-                    best_params = self._core.params.copy()
-            else:
-                stale += 1
-            if stale >= patience:
-                if verbose and leader:
-                    bar.write(f"no improvement for {patience} epochs: stopping")
-                break
-        if best_params is not None:
-            self._core.params[...] = best_params
-        bar.close()
 
     def plot_loss_curve(self, path: str | os.PathLike[str] | None = None) -> Any:
         """Plot ``loss_curve_`` (and ``validation_scores_`` on a second axis).
@@ -758,47 +547,21 @@ class Network:
         Returns the matplotlib Figure; with ``path`` also saves it there (PNG, SVG, ...).
         Needs matplotlib (``pip install "denseprop[plot]"``).
         """
-        try:
-            from matplotlib.figure import Figure
-        except ImportError as e:
-            msg = 'plot_loss_curve needs matplotlib: pip install "denseprop[plot]"'
-            raise ImportError(msg) from e
-        if not self.loss_curve_:
-            msg = "plot_loss_curve: nothing to plot, fit the network first"
-            raise ValueError(msg)
-        fig = Figure(figsize=(6, 4), layout="constrained")
-        ax = fig.add_subplot()
-        epochs = np.arange(1, len(self.loss_curve_) + 1)
-        ax.plot(epochs, self.loss_curve_, color="C0", label="training loss")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(f"{self.loss} (mean per sample)")
-        ax.set_yscale("log")
-        if self.validation_scores_:
-            score = ax.twinx()
-            score.plot(epochs[: len(self.validation_scores_)], self.validation_scores_,
-                       color="C1", label="validation score")  # fmt: skip
-            score.set_ylabel("accuracy" if self.is_classifier else "R²")
-            fig.legend(loc="upper right")
-        ax.set_title(f"Network({self.sizes}), {' / '.join(self.activations)}, {self.loss}",
-                     fontsize=9)  # fmt: skip
-        if path is not None:
-            fig.savefig(path, dpi=120)
-        return fig
+        return _plot.loss_curve_figure(
+            self.loss_curve_, self.validation_scores_,
+            title=f"Network({self.sizes}), {' / '.join(self.activations)}, {self.loss}",
+            loss=self.loss, score="accuracy" if self.is_classifier else "R²", path=path,
+        )  # fmt: skip
 
     # -- saving ----------------------------------------------------------------------------
 
     @_one_at_a_time
     def _state(self) -> dict[str, Any]:
         first, second = self._core.optimizer_state
-        config = {"format": _FORMAT, "network": self._config, "optimizer": self._optimizer}
-        state = {"config": np.array(json.dumps(config))}
-        for l, (w, b) in enumerate(zip(self.weights, self.biases)):
-            state[f"W{l}"], state[f"b{l}"] = w, b
-        state["optimizer_first"], state["optimizer_second"] = first, second
-        state["optimizer_steps"] = np.array(self._core.optimizer_steps)
-        state["loss_curve"] = np.array(self.loss_curve_, dtype=np.float64)
-        state["validation_scores"] = np.array(self.validation_scores_, dtype=np.float64)
-        return state
+        return _saving.state(
+            self._config, self.optimizer, list(zip(self.weights, self.biases)), first, second,
+            self._core.optimizer_steps, self.loss_curve_, self.validation_scores_,
+        )  # fmt: skip
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write weights, biases, optimizer state and configuration (JSON) to a ``.npz``.
@@ -816,21 +579,20 @@ class Network:
 
     @classmethod
     def _from_state(cls, state: dict[str, NDArray[Any]]) -> Network:
-        config = json.loads(str(state["config"]))
-        if config.get("format") != _FORMAT:
-            msg = f"path: saved in format {config.get('format')}, expected {_FORMAT}"
-            raise ValueError(msg)
+        config = _saving.header(state)
         c = config["network"]
         net = cls(
             c["sizes"], c["activation"], c["loss"], output_activation=c["output_activation"],
             dtype=c["dtype"], init=c["init"], negative_slope=c["negative_slope"], seed=0,
         )  # fmt: skip
-        layers = range(len(net.weights))
-        params = np.concatenate([state[f"{k}{l}"].ravel() for l in layers for k in "Wb"])
-        net._restore((params, config["optimizer"], state["optimizer_first"],
-                      state["optimizer_second"], int(state["optimizer_steps"]),
-                      [float(v) for v in state["loss_curve"]],
-                      [float(v) for v in state["validation_scores"]]))  # fmt: skip
+        params = np.empty_like(net._core.params)
+        _saving.fill(state, net._core.layers(params))
+        net.set_optimizer(**config["optimizer"])
+        net._restore(_training.Snapshot(
+            params, net._core.optimizer, state["optimizer_first"], state["optimizer_second"],
+            int(state["optimizer_steps"]), [float(v) for v in state["loss_curve"]],
+            [float(v) for v in state["validation_scores"]],
+        ))  # fmt: skip
         return net
 
     def __getstate__(self) -> dict[str, NDArray[Any]]:
