@@ -83,6 +83,7 @@ PYBIND11_MODULE(DENSEPROP_MODULE, m) {
   denseprop::bindings::register_dense(m);
   denseprop::bindings::register_losses(m);
   denseprop::bindings::register_network(m);
+  denseprop::bindings::register_training(m);
   m.def("build_info", &build_info,
         "Which compiled module is loaded, Eigen's version, the SIMD instruction sets in use "
         "and the thread count of large matrix products.");

@@ -9,97 +9,11 @@
 #include <optional>
 
 #include "arrays.hpp"
+#include "network_model.hpp"
 #include "register.hpp"
 
 namespace denseprop::bindings {
 namespace {
-
-LossKind parse_loss(const std::string& name) {
-  if (name == "cross_entropy") return LossKind::cross_entropy;
-  if (name == "binary_cross_entropy") return LossKind::binary_cross_entropy;
-  if (name == "mse") return LossKind::mse;
-  throw py::value_error(
-      cat("loss: unknown '", name, "', expected one of cross_entropy, binary_cross_entropy, mse"));
-}
-
-// A Network and the lock that makes calls from several Python threads take turns: they share
-// the workspace. The GIL is released before the lock is taken, so a waiting thread never holds it.
-template <class T> struct Model {
-  Model(std::vector<Index> sizes, std::vector<ActivationSpec> acts, LossKind loss)
-      : net(std::move(sizes), std::move(acts), loss) {}
-  Network<T> net;
-  std::mutex busy;
-
-  template <class F> auto locked(F&& f) {
-    py::gil_scoped_release nogil;  // the work below touches only buffers the caller holds
-    std::lock_guard<std::mutex> lock(busy);
-    return f();
-  }
-};
-
-std::vector<Index> checked_sizes(const std::vector<std::int64_t>& sizes) {
-  if (sizes.size() < 2)
-    throw py::value_error(
-        cat("sizes: need at least 2 entries (inputs and outputs), got ", sizes.size()));
-  constexpr std::int64_t largest = std::numeric_limits<std::int32_t>::max();
-  Index total = 0;
-  for (size_t l = 0; l < sizes.size(); ++l) {
-    if (sizes[l] < 1 || sizes[l] > largest)
-      throw py::value_error(
-          cat("sizes: entry ", l, " must be in [1, ", largest, "], got ", sizes[l]));
-    if (l > 0) total += sizes[l] * (sizes[l - 1] + 1);  // < 2^63 by the bound above
-  }
-  if (total > (Index(1) << 40))
-    throw py::value_error(cat("sizes: ", total, " parameters are more than this library supports"));
-  return {sizes.begin(), sizes.end()};
-}
-
-// NaN or inf in what the network learns from would spread into every weight: refuse it.
-template <class T> void expect_finite(const Array<T>& a, const char* name) {
-  const T* p = a.data();
-  const py::ssize_t n = a.size();
-  if (CVec<T>(p, n).allFinite()) return;
-  const py::ssize_t i = std::find_if(p, p + n, [](T v) { return !std::isfinite(v); }) - p;
-  throw py::value_error(cat(name, ": contains ", p[i], " at row ", i / a.shape(1), ", column ",
-                            i % a.shape(1), "; NaN and inf are not allowed"));
-}
-
-template <class T> Array<T> features(const Network<T>& net, py::handle obj) {
-  auto x = input<T>(obj, "x", 2, "(batch, features)", "the network");
-  if (x.shape(1) != net.inputs())
-    throw py::value_error(
-        cat("x has ", x.shape(1), " features, but the network expects ", net.inputs()));
-  expect_finite(x, "x");
-  return x;
-}
-
-// y as the network's loss reads it: class labels (batch,) for cross-entropy, or a dense
-// (batch, outputs) array of the network's dtype.
-template <class T> struct ParsedTargets {
-  std::optional<Array<std::int64_t>> labels;
-  std::optional<Array<T>> dense;
-  Targets<T> view() const {
-    return {labels ? labels->data() : nullptr, dense ? dense->data() : nullptr};
-  }
-};
-
-template <class T>
-ParsedTargets<T> targets(const Network<T>& net, py::handle obj, py::ssize_t batch) {
-  ParsedTargets<T> t;
-  const py::array y = ndarray(obj, "y");
-  if (net.loss() == LossKind::cross_entropy && y.ndim() == 1) {
-    t.labels = labels(y, "y", batch, net.outputs(), "x");
-    return t;
-  }
-  const Array<T> dense = input<T>(y, "y", 2, "(batch, outputs)", "the network");
-  expect_rows(dense, "y", batch, "x");
-  if (dense.shape(1) != net.outputs())
-    throw py::value_error(
-        cat("y has ", dense.shape(1), " columns, but the network has ", net.outputs(), " outputs"));
-  expect_finite(dense, "y");
-  t.dense = dense;
-  return t;
-}
 
 // Per-sample gradients take batch × parameters values: refuse a count that overflows memory's
 // address range before anything is allocated.

@@ -55,6 +55,18 @@ def mse(
     pred: ArrayLike, target: ArrayLike, reduction: str = "mean"
 ) -> tuple[Any, NDArray[Any]]: ...
 
+class TrainingState:
+    """What a run of train_epochs carries to the next (see training.hpp)."""
+
+    seed: int
+    shuffles: int
+    lr: float
+    t: int
+    no_improvement: int
+    best_loss: float
+    best_score: float
+    def __init__(self) -> None: ...
+
 class _Network(Generic[_F]):
     """NetworkF32 and NetworkF64: one C++ network each; denseprop.Network wraps them."""
 
@@ -95,6 +107,30 @@ class _Network(Generic[_F]):
     def train_step(self, x: ArrayLike, y: ArrayLike) -> float: ...
     def fit_epoch(self, x: ArrayLike, y: ArrayLike, order: ArrayLike, batch_size: int) -> float: ...
     def workspace(self) -> tuple[int, list[int]]: ...
+    def forward_csr(self, x: Any) -> NDArray[_F]: ...
+    def set_learning_rate(self, lr: float) -> None: ...
+    def loss_and_gradient(
+        self, params: ArrayLike, x: Any, y: ArrayLike, sample_weight: ArrayLike | None, alpha: float
+    ) -> tuple[float, NDArray[_F]]: ...
+    def train_epochs(
+        self,
+        x: Any,
+        y: ArrayLike,
+        sample_weight: ArrayLike | None,
+        validation: tuple[Any, ArrayLike, ArrayLike | None] | None,
+        state: TrainingState,
+        max_epochs: int,
+        batch_size: int,
+        shuffle: bool,
+        alpha: float,
+        data_scale: float,
+        schedule: str,
+        lr_init: float,
+        power_t: float,
+        tol: float,
+        n_iter_no_change: float,
+        best_params: NDArray[_F] | None,
+    ) -> tuple[list[float], list[float], str, list[tuple[int, float]]]: ...
 
 class NetworkF32(_Network[np.float32]): ...
 class NetworkF64(_Network[np.float64]): ...

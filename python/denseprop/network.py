@@ -21,6 +21,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _core, backprop
 from .progress import ProgressBar
+from .sparse import is_sparse
 
 __all__ = ["Network"]
 
@@ -29,6 +30,7 @@ _LOSSES = {
     "cross_entropy": "softmax",
     "binary_cross_entropy": "sigmoid",
     "mse": "identity",
+    "poisson": "exp",  # the log link: the last layer's z, predictions e^z
 }
 _HIDDEN = ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
 _INITS = ("auto", "glorot", "he")
@@ -82,6 +84,14 @@ def _noise_seed(seed: object) -> int:
     return int(seed)
 
 
+def _csr(x: Any, dtype: np.dtype[Any]) -> Any:
+    """A scipy.sparse matrix as CSR of ``dtype`` (CSR of that dtype is used as it is)."""
+    if x.dtype != dtype and not np.can_cast(x.dtype, dtype, "same_kind"):
+        msg = f"x: dtype {x.dtype} cannot be cast safely to the network's {dtype}"
+        raise TypeError(msg)
+    return x.tocsr().astype(dtype, copy=False)
+
+
 _Method = TypeVar("_Method", bound=Callable[..., Any])
 
 
@@ -117,10 +127,12 @@ class Network:
     activation : str or sequence of str
         Of the hidden layers: identity, sigmoid, tanh, relu or leaky_relu; one
         name for all, or one per hidden layer.
-    loss : {"cross_entropy", "binary_cross_entropy", "mse"}
+    loss : {"cross_entropy", "binary_cross_entropy", "mse", "poisson"}
         Cross-entropy over classes (softmax output), independent binary
-        cross-entropies (sigmoid outputs), or half the squared error
-        (regression, identity output). Each is the mean over the batch.
+        cross-entropies (sigmoid outputs), half the squared error
+        (regression, identity output), or the Poisson deviance
+        ``Σ y log(y/p) − y + p`` of predictions ``p = e^z`` (counts, "exp"
+        output). Each is the mean over the batch.
     output_activation : str, optional
         Defaults to the one the loss is fused with; "mse" may take any.
     dtype : {"float32", "float64"}
@@ -182,7 +194,8 @@ class Network:
                 f"got {output_activation!r}"
             )
             raise ValueError(msg)
-        _names(output_activation, "output_activation", (*_HIDDEN, "softmax"))
+        if output_activation != fused:
+            _names(output_activation, "output_activation", (*_HIDDEN, "softmax"))
         dtype = np.dtype(dtype)
         if dtype not in (np.float32, np.float64):
             msg = f"dtype: expected float32 or float64, got {dtype}"
@@ -201,7 +214,7 @@ class Network:
         }
         self._lock = threading.RLock()
         kind = _core.NetworkF32 if dtype == np.float32 else _core.NetworkF64
-        acts = [*activation, output_activation]
+        acts = [*activation, "identity" if loss == "poisson" else output_activation]
         self._core: _core.NetworkF32 | _core.NetworkF64 = kind(sizes, acts, negative_slope, loss)
         self._dtype: np.dtype[Any] = dtype
         self._views()
@@ -263,8 +276,14 @@ class Network:
 
     @property
     def is_classifier(self) -> bool:
-        """Whether the loss is a cross-entropy (else it is "mse", regression)."""
-        return self.loss != "mse"
+        """Whether the loss is a cross-entropy (else "mse" or "poisson", regression)."""
+        return self.loss in ("cross_entropy", "binary_cross_entropy")
+
+    @property
+    def params(self) -> NDArray[Any]:
+        """Every parameter in one flat view, layer after layer: ``W[l]`` ``(out, in)``
+        row-major, then ``b[l]``; writeable (`weights` and `biases` view the same memory)."""
+        return self._core.params
 
     def __repr__(self) -> str:
         c = self._config
@@ -287,6 +306,8 @@ class Network:
         return a.astype(self._dtype)
 
     def _x(self, x: ArrayLike) -> NDArray[Any]:
+        if is_sparse(x):
+            return _csr(x, self._dtype)  # type: ignore[no-any-return]
         x = self._cast(x, "x")
         if x.ndim == 1 and x.shape[0] == self.sizes[0]:
             msg = (
@@ -311,9 +332,12 @@ class Network:
     def forward(self, x: ArrayLike) -> NDArray[Any]:
         """The network's output: ``x: (batch, inputs)`` -> ``(batch, outputs)``.
 
-        Probabilities for the classification losses, values for "mse".
+        Probabilities for the classification losses, values for "mse" and "poisson". ``x``
+        may be a scipy.sparse CSR or CSC matrix: the first layer then multiplies its non-zeros
+        only.
         """
-        return self._core.forward(self._x(x))
+        x = self._x(x)
+        return self._core.forward_csr(x) if is_sparse(x) else self._core.forward(x)
 
     def predict_proba(self, x: ArrayLike) -> NDArray[Any]:
         """Class probabilities ``(batch, classes)``; for binary cross-entropy one
@@ -338,7 +362,7 @@ class Network:
         """Accuracy for classification (labels or one-hot ``y``); for regression R², the mean
         over outputs as scikit-learn's ``r2_score``."""
         x, y = self._x(x), np.asarray(y)
-        batch, outputs = len(x) if x.ndim else 0, self.sizes[-1]
+        batch, outputs = x.shape[0] if x.ndim else 0, self.sizes[-1]
         given_labels = self.loss == "cross_entropy" and y.ndim == 1
         if y.shape[:1] != (batch,):
             msg = f"y: expected {batch} rows to match x, got shape {y.shape}"
@@ -375,6 +399,28 @@ class Network:
         _names(reduction, "reduction", ("mean", "sum"))
         loss = self._core.loss_and_gradients(self._x(x), self._y(y), reduction)
         return loss, [(gw.copy(), gb.copy()) for gw, gb in self._layers(self._core.grads)]
+
+    def loss_and_gradient(
+        self,
+        params: ArrayLike,
+        x: ArrayLike,
+        y: ArrayLike,
+        *,
+        sample_weight: ArrayLike | None = None,
+        alpha: float = 0.0,
+    ) -> tuple[float, NDArray[Any]]:
+        """The objective of full-batch optimisers (L-BFGS) at the flat ``params``: the mean loss
+        of ``(x, y)``, weighted by ``sample_weight (batch,)`` (``Σ w_i ℓ_i / Σ w_i``), plus the
+        L2 term ``alpha / (2 Σw) ||W||²``; and its gradient ``(parameters,)``, laid out as
+        `params`. One C++ call with the GIL released; the network is unchanged.
+        """
+        alpha = _number(alpha, "alpha")
+        params = self._cast(params, "params")
+        weights = None if sample_weight is None else self._cast(sample_weight, "sample_weight")
+        with self._lock:
+            loss, grad = self._core.loss_and_gradient(params, self._x(x), self._y(y), weights,
+                                                      alpha)  # fmt: skip
+        return float(loss), grad
 
     def per_sample_gradients(
         self, x: NDArray[np.floating], y: NDArray[np.generic]
@@ -476,6 +522,15 @@ class Network:
             config["clip_norm"], config["noise_multiplier"], config["seed"] or 0,
         )  # fmt: skip
         self._optimizer = config
+        return self
+
+    @_one_at_a_time
+    def set_learning_rate(self, lr: float) -> Network:
+        """Change the optimizer's learning rate, keeping its state (velocity, moments, step
+        count), as a schedule does between epochs; returns ``self``."""
+        lr = _number(lr, "lr", low_open=True)
+        self._core.set_learning_rate(lr)
+        self._optimizer["lr"] = lr
         return self
 
     @property

@@ -16,16 +16,29 @@
 #include "losses.hpp"
 #include "optimizers.hpp"
 #include "per_sample.hpp"
+#include "poisson.hpp"
+#include "sample_weights.hpp"
+#include "sparse.hpp"
 
 namespace denseprop {
 
-enum class LossKind { cross_entropy, binary_cross_entropy, mse };
+enum class LossKind { cross_entropy, binary_cross_entropy, mse, poisson };
 
 // Targets of a batch, samples as columns: class labels (batch), or dense targets
-// (outputs × batch) for one-hot/probabilities, binary targets and regression.
+// (outputs × batch) for one-hot/probabilities, binary targets and regression; optionally a
+// weight per sample (see sample_weights.hpp).
 template <class T> struct Targets {
   const std::int64_t* labels = nullptr;
   const T* dense = nullptr;
+  const T* weights = nullptr;
+};
+
+// How fit_epoch reports each batch's loss and sets its L2 penalty, as scikit-learn's MLPs do:
+// the reported loss is data_scale × the loss the step minimises + α/(2 Σw) ‖W‖² (Σw the batch's
+// weight, its size when unweighted), and the step's weight decay is α/Σw.
+struct BatchPenalty {
+  double alpha = 0;
+  double data_scale = 1;
 };
 
 template <class T> class Network {
@@ -44,6 +57,8 @@ template <class T> class Network {
       throw std::invalid_argument("cross_entropy needs a softmax output layer");
     if (loss_ == LossKind::binary_cross_entropy && out != Activation::sigmoid)
       throw std::invalid_argument("binary_cross_entropy needs a sigmoid output layer");
+    if (loss_ == LossKind::poisson && out != Activation::identity)
+      throw std::invalid_argument("poisson takes the logits of an identity output layer");
   }
 
   Index layers() const { return Index(acts_.size()); }
@@ -51,6 +66,7 @@ template <class T> class Network {
   Index outputs() const { return sizes_.back(); }
   Index size(Index l) const { return sizes_[l]; }  // inputs (0), then each layer's outputs
   Index parameter_count() const { return Index(params_.size()); }
+  Index offset(Index l) const { return offsets_[l]; }  // where layer l's W starts in params()
   T* params() { return params_.data(); }
   T* grads() { return grads_.data(); }
   Optimizer<T>& optimizer() { return optimizer_; }
@@ -74,9 +90,31 @@ template <class T> class Network {
   }
 
   // The network's output for x (inputs × batch); the result stays valid until the next call.
+  // Poisson's output is e^z, the inverse of its log link.
   CMat<T> forward(const T* x, Index batch) {
     forward_pass(x, batch, false);
-    return CMat<T>(act(layers() - 1), outputs(), batch);
+    Mat<T> a(act(layers() - 1), outputs(), batch);
+    if (loss_ == LossKind::poisson) a = a.array().exp().matrix();
+    return as_const(a);
+  }
+
+  // forward and loss_and_gradients on CSR rows (see sparse.hpp).
+  template <class I> CMat<T> forward(const CsrView<T, I>& x, Index batch) {
+    SparseInput on(*this, x);
+    return forward(nullptr, batch);
+  }
+  template <class I>
+  double loss_and_gradients(const CsrView<T, I>& x, Targets<T> y, Index batch, Reduction reduction,
+                            T* per_sample = nullptr) {
+    SparseInput on(*this, x);
+    return loss_and_gradients(nullptr, y, batch, reduction, per_sample);
+  }
+
+  // Σ_l ‖W[l]‖², the biases left out: the L2 penalty's norm.
+  double squared_weight_norm() const {
+    double total = 0;
+    for (Index l = 0; l < layers(); ++l) total += double(weight(l).squaredNorm());
+    return total;
   }
 
   // Forward, loss and backward; gradients land in grads(). Returns Σ or mean of the per-sample
@@ -148,37 +186,30 @@ template <class T> class Network {
   // last batch partial. Returns the mean per-sample loss, or the first non-finite batch loss,
   // at which it stops. Steps are not undone one by one: the caller keeps the network as it was
   // before the epoch and checks the parameters after it.
-  double fit_epoch(const T* x, Targets<T> y, const std::int64_t* order, Index n, Index batch_size) {
-    const Index in = inputs(), out = outputs();
-    const Index b_max = std::min(batch_size, n);
-    reserve(b_max);
-    if (Index(xb_.size()) < in * b_max) xb_.assign(in * b_max, T(0));
-    if (y.dense && Index(yb_.size()) < out * b_max) yb_.assign(out * b_max, T(0));
-    if (y.labels && Index(lb_.size()) < b_max) lb_.assign(b_max, 0);
-    double total = 0;
-    for (Index start = 0; start < n; start += batch_size) {
-      const Index b = std::min(batch_size, n - start);
-      const std::int64_t* idx = order + start;
-      Targets<T> yb;
-      const T* xb;
-      if (std::adjacent_find(idx, idx + b, [](auto i, auto j) { return j != i + 1; }) ==
-          idx + b) {  // consecutive samples: use the caller's memory as it is
-        xb = x + idx[0] * in;
-        yb = {y.labels ? y.labels + idx[0] : nullptr, y.dense ? y.dense + idx[0] * out : nullptr};
-      } else {
-        for (Index i = 0; i < b; ++i) {
-          std::memcpy(xb_.data() + i * in, x + idx[i] * in, sizeof(T) * in);
-          if (y.dense) std::memcpy(yb_.data() + i * out, y.dense + idx[i] * out, sizeof(T) * out);
-          if (y.labels) lb_[i] = y.labels[idx[i]];
-        }
-        xb = xb_.data();
-        yb = {y.labels ? lb_.data() : nullptr, y.dense ? yb_.data() : nullptr};
-      }
-      const double loss = step(xb, yb, b, false);
-      if (!std::isfinite(loss)) return loss;
-      total += loss * double(b);
-    }
-    return total / double(n);
+  // With `penalty`, each batch's loss and weight decay are scikit-learn's (see BatchPenalty).
+  double fit_epoch(const T* x, Targets<T> y, const std::int64_t* order, Index n, Index batch_size,
+                   const BatchPenalty* penalty = nullptr) {
+    const Index in = inputs();
+    if (Index(xb_.size()) < in * std::min(batch_size, n))
+      xb_.assign(in * std::min(batch_size, n), T(0));
+    return epoch(y, order, n, batch_size, penalty,
+                 [&](const std::int64_t* idx, Index b, bool consecutive) {
+                   if (consecutive) return x + idx[0] * in;  // the caller's memory as it is
+                   for (Index i = 0; i < b; ++i)
+                     std::memcpy(xb_.data() + i * in, x + idx[i] * in, sizeof(T) * in);
+                   return static_cast<const T*>(xb_.data());
+                 });
+  }
+
+  // The same over CSR rows: each batch's rows gathered (see sparse.hpp).
+  template <class I>
+  double fit_epoch(const CsrView<T, I>& x, Targets<T> y, const std::int64_t* order, Index n,
+                   Index batch_size, const BatchPenalty* penalty = nullptr) {
+    SparseInput on(*this);
+    return epoch(y, order, n, batch_size, penalty, [&](const std::int64_t* idx, Index b, bool) {
+      sparse_batch_.gather(x, idx, b);
+      return static_cast<const T*>(nullptr);
+    });
   }
 
   CRowMat<T> weight(Index l) const {
@@ -187,6 +218,63 @@ template <class T> class Network {
   const T* bias(Index l) const { return params_.data() + offsets_[l] + sizes_[l + 1] * sizes_[l]; }
 
  private:
+  // Layer 0 reads sparse_batch_ instead of x while one lives (set, and cleared on exit).
+  struct SparseInput {
+    Network& net;
+    explicit SparseInput(Network& n) : net(n) { net.sparse_input_ = true; }
+    template <class I> SparseInput(Network& n, const CsrView<T, I>& x) : SparseInput(n) {
+      std::vector<std::int64_t> all(x.rows);
+      for (Index i = 0; i < x.rows; ++i) all[i] = i;
+      net.sparse_batch_.gather(x, all.data(), x.rows);
+    }
+    ~SparseInput() { net.sparse_input_ = false; }
+  };
+
+  // fit_epoch's loop; gather_x(idx, b, consecutive) gives the batch's inputs.
+  template <class Gather>
+  double epoch(Targets<T> y, const std::int64_t* order, Index n, Index batch_size,
+               const BatchPenalty* penalty, const Gather& gather_x) {
+    const Index out = outputs();
+    const Index b_max = std::min(batch_size, n);
+    reserve(b_max);
+    if (y.dense && Index(yb_.size()) < out * b_max) yb_.assign(out * b_max, T(0));
+    if (y.labels && Index(lb_.size()) < b_max) lb_.assign(b_max, 0);
+    if (y.weights && Index(wb_.size()) < b_max) wb_.assign(b_max, T(0));
+    double total = 0;
+    for (Index start = 0; start < n; start += batch_size) {
+      const Index b = std::min(batch_size, n - start);
+      const std::int64_t* idx = order + start;
+      const bool consecutive =
+          std::adjacent_find(idx, idx + b, [](auto i, auto j) { return j != i + 1; }) == idx + b;
+      Targets<T> yb;
+      const T* xb = gather_x(idx, b, consecutive);
+      if (consecutive) {
+        yb = {y.labels ? y.labels + idx[0] : nullptr, y.dense ? y.dense + idx[0] * out : nullptr,
+              y.weights ? y.weights + idx[0] : nullptr};
+      } else {
+        for (Index i = 0; i < b; ++i) {
+          if (y.dense) std::memcpy(yb_.data() + i * out, y.dense + idx[i] * out, sizeof(T) * out);
+          if (y.labels) lb_[i] = y.labels[idx[i]];
+          if (y.weights) wb_[i] = y.weights[idx[i]];
+        }
+        yb = {y.labels ? lb_.data() : nullptr, y.dense ? yb_.data() : nullptr,
+              y.weights ? wb_.data() : nullptr};
+      }
+      double l2 = 0, scale = 1;
+      if (penalty) {
+        const double sw = yb.weights ? weight_sum(yb.weights, b) : double(b);
+        optimizer_.set_weight_decay(sw > 0 ? penalty->alpha / sw : 0);
+        l2 = penalty->alpha == 0 || !(sw > 0) ? 0
+                                              : 0.5 * penalty->alpha * squared_weight_norm() / sw;
+        scale = penalty->data_scale;
+      }
+      const double loss = step(xb, yb, b, false);
+      if (!std::isfinite(loss)) return loss;
+      total += (scale * loss + l2) * double(b);
+    }
+    return total / double(n);
+  }
+
   static std::vector<Index> layer_offsets(const std::vector<Index>& sizes) {
     std::vector<Index> offsets{0};
     for (size_t l = 0; l + 1 < sizes.size(); ++l)
@@ -262,7 +350,10 @@ template <class T> class Network {
       const Index in = sizes_[l], out = sizes_[l + 1];
       RowMat<T> w(params_.data() + offsets_[l], out, in);
       if (decay != T(0)) w *= T(1) - lr * decay;  // p -= η λ p, the L2 term of the step
-      weight_sgd_update<T>(layer_input(x, l, batch), layer_dz(l, batch), w, lr);
+      if (l == 0 && sparse_input_)
+        sparse_weight_sgd_update<T>(sparse_batch_.map(), layer_dz(0, batch), w, lr);
+      else
+        weight_sgd_update<T>(layer_input(x, l, batch), layer_dz(l, batch), w, lr);
       Vec<T>(params_.data() + offsets_[l] + out * in, out) -=
           lr * CVec<T>(grads_.data() + offsets_[l] + out * in, out);
     }
@@ -278,7 +369,7 @@ template <class T> class Network {
     Index reads = 0;
     for (Index l = 0; l < layers(); ++l) reads += (sizes_[l] + sizes_[l + 1]) * batch;
     const double decay_factor = 1 - optimizer_.config().lr * optimizer_.config().weight_decay;
-    if (reads >= parameter_count() || std::abs(decay_factor) > 1) return false;
+    if (sparse_input_ || reads >= parameter_count() || std::abs(decay_factor) > 1) return false;
     constexpr int unsafe =
         std::numeric_limits<T>::max_exponent - std::numeric_limits<T>::digits - 2;
     const double limit = std::ldexp(1.0, unsafe) / optimizer_.config().lr;
@@ -306,8 +397,12 @@ template <class T> class Network {
     const T scale = reduction == Reduction::mean ? T(1) / T(batch) : T(1);
     Mat<T> a(act(L), outputs(), batch), d(delta(L), outputs(), batch);
     const CMat<T> targets(y.dense, outputs(), y.dense ? batch : 0);
+    if (y.weights && !per_sample) {  // weighing needs each sample's loss
+      if (Index(sample_losses_.size()) < batch) sample_losses_.assign(batch, T(0));
+      per_sample = sample_losses_.data();
+    }
     double total = 0;
-    switch (loss_) {  // a receives the probabilities when the output is fused
+    switch (loss_) {  // a receives the probabilities (Poisson: e^z) when the output is fused
       case LossKind::cross_entropy:
         total = softmax_cross_entropy<T>(as_const(a), y.labels, y.dense, d, scale, a.data(),
                                          per_sample);
@@ -316,7 +411,11 @@ template <class T> class Network {
         total = sigmoid_cross_entropy<T>(as_const(a), targets, d, scale, a.data(), per_sample);
         break;
       case LossKind::mse: total = mse<T>(as_const(a), targets, d, scale, per_sample); break;
+      case LossKind::poisson:
+        total = poisson_log_link<T>(as_const(a), targets, d, scale, a.data(), per_sample);
+        break;
     }
+    if (y.weights) return weigh_samples<T>(d, per_sample, y.weights, reduction == Reduction::mean);
     return reduction == Reduction::mean ? total / double(batch) : total;
   }
 
@@ -337,7 +436,9 @@ template <class T> class Network {
       delta_backward<T>(weight(l), CMat<T>(act(l), out, batch), as_const(dz), dz,
                         pass == Pass::deltas ? nullptr : gw + out * in,
                         l == 0 ? nullptr : delta(l - 1), g);
-      if (pass == Pass::gradients)
+      if (pass == Pass::gradients && l == 0 && sparse_input_)
+        sparse_weight_gradient<T>(sparse_batch_.map(), as_const(dz), RowMat<T>(gw, out, in));
+      else if (pass == Pass::gradients)
         weight_gradient<T>(layer_input(x, l, batch), as_const(dz), RowMat<T>(gw, out, in));
     }
   }
@@ -350,7 +451,12 @@ template <class T> class Network {
     for (Index l = 0; l < layers(); ++l) {
       const ActivationSpec g = (logits_out && l == layers() - 1) ? ActivationSpec{} : acts_[l];
       Mat<T> a(act(l), sizes_[l + 1], batch);
-      dense_forward<T>(CMat<T>(in, sizes_[l], batch), weight(l), bias(l), a, g);
+      if (l == 0 && sparse_input_) {
+        sparse_product<T>(sparse_batch_.map(), weight(0), a);
+        bias_activate(a, bias(0), g);
+      } else {
+        dense_forward<T>(CMat<T>(in, sizes_[l], batch), weight(l), bias(l), a, g);
+      }
       in = a.data();
     }
   }
@@ -363,9 +469,12 @@ template <class T> class Network {
   Optimizer<T> optimizer_;
   Index capacity_ = 0;
   Buffer<T> acts_buf_, deltas_buf_;
-  Buffer<T> norms_;         // DP-SGD's per-sample norms, then clip factors
-  Buffer<T> saved_params_;  // train_step's undo
-  Buffer<T> xb_, yb_;       // a shuffled batch, gathered
+  Buffer<T> norms_;           // DP-SGD's per-sample norms, then clip factors
+  Buffer<T> saved_params_;    // train_step's undo
+  Buffer<T> xb_, yb_, wb_;    // a shuffled batch, gathered
+  Buffer<T> sample_losses_;   // each sample's loss, for weighing
+  CsrBatch<T> sparse_batch_;  // sparse inputs' rows of the current batch
+  bool sparse_input_ = false;
   std::vector<std::int64_t> lb_;
 };
 

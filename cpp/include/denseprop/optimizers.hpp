@@ -32,6 +32,10 @@ template <class T> class Optimizer {
     config_ = c;
     reset();
   }
+  // A learning-rate schedule or a per-batch L2 strength changes these between steps; the
+  // state (velocity, moments, step count) is kept.
+  void set_learning_rate(double lr) { config_.lr = lr; }
+  void set_weight_decay(double weight_decay) { config_.weight_decay = weight_decay; }
   void reset() {
     std::fill(first_.begin(), first_.end(), T(0));
     std::fill(second_.begin(), second_.end(), T(0));
@@ -105,10 +109,12 @@ template <class T> class Optimizer {
     auto m = Vec<T>(first_.data() + offset, n).array();
     auto s = Vec<T>(second_.data() + offset, n).array();
     const T b1 = T(c.beta1), b2 = T(c.beta2);
-    const T c1 = T(1) - T(std::pow(c.beta1, double(steps_)));
-    const T c2 = T(1) - T(std::pow(c.beta2, double(steps_)));
-    m = b1 * m + (T(1) - b1) * d;
-    s = b2 * s + (T(1) - b2) * d.square();
+    // 1 − β and 1 − βᵗ in double: in float, 1 − 0.999 keeps only 3 of its 7 digits (β₂ rounds
+    // to 0.99900001), which skews the moments and their bias correction by 1e-5
+    const T c1 = T(1.0 - std::pow(c.beta1, double(steps_)));
+    const T c2 = T(1.0 - std::pow(c.beta2, double(steps_)));
+    m = b1 * m + T(1.0 - c.beta1) * d;
+    s = b2 * s + T(1.0 - c.beta2) * d.square();
     p -= lr * (m / c1) / ((s / c2).sqrt() + T(c.eps));
   }
 
