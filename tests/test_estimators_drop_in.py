@@ -154,12 +154,16 @@ def test_lbfgs_follows_scikit_learns_path():
 
 
 @pytest.mark.parametrize("fmt", ["csr", "csc"])
-@pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
+@pytest.mark.parametrize(
+    "solver", [dict(solver="sgd"), dict(solver="sgd", momentum=0.0), dict(solver="adam"),
+               dict(solver="lbfgs")],
+)  # fmt: skip
 def test_sparse_input_trains_as_dense(fmt, solver):
+    """Forward, gradient and plain SGD's fused step over the non-zeros, in batches and whole."""
     x = X_DIGITS.copy()
     x[x < 0.5] = 0
     sparse = scipy.sparse.csr_matrix(x) if fmt == "csr" else scipy.sparse.csc_matrix(x)
-    settings = dict(hidden_layer_sizes=(12,), solver=solver, max_iter=15, random_state=0)
+    settings = dict(hidden_layer_sizes=(12,), **solver, max_iter=15, random_state=0)
     dense_model = MLPClassifier(**settings).fit(x, Y_DIGITS)
     sparse_model = MLPClassifier(**settings).fit(sparse, Y_DIGITS)
     for a, b in zip(dense_model.coefs_, sparse_model.coefs_):

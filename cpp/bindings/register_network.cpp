@@ -34,7 +34,9 @@ template <class T> py::array view(py::handle owner, T* data, Index n, bool write
 
 template <class T> void bind(py::module_& m, const char* name) {
   using M = Model<T>;
-  py::class_<M>(m, name, "A multilayer perceptron in C++; use denseprop.Network.")
+  // module_local: Model<T> is one type in every compiled variant, and two variants may be loaded
+  py::class_<M>(m, name, py::module_local(),
+                "A multilayer perceptron in C++; use denseprop.Network.")
       .def(py::init([](const std::vector<std::int64_t>& sizes,
                        const std::vector<std::string>& activations, double negative_slope,
                        const std::string& loss) {

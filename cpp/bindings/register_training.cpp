@@ -173,7 +173,7 @@ template <class T> void bind(py::module_& m, const char* name) {
 }  // namespace
 
 void register_training(py::module_& m) {
-  py::class_<TrainingState>(m, "TrainingState",
+  py::class_<TrainingState>(m, "TrainingState", py::module_local(),
                             "What a run of train_epochs carries to the next: the reshuffles' "
                             "seed and count, learning rate, samples seen and the convergence "
                             "test's count and best values.")

@@ -455,6 +455,7 @@ class Network:
         `gradients`. The model is unchanged.
         """
         _names(reduction, "reduction", ("mean", "sum"))
+        self._no_exp_output("trace")
         return backprop.trace(self, x, y, reduction)
 
     def jacobian(self, x: NDArray[np.floating]) -> NDArray[np.floating]:
@@ -462,7 +463,13 @@ class Network:
 
         ``x: (batch, inputs)`` -> ``(batch, outputs, inputs)``.
         """
+        self._no_exp_output("jacobian")
         return backprop.jacobian(self, x)
+
+    def _no_exp_output(self, method: str) -> None:
+        if self.loss == "poisson":
+            msg = f"{method}: not available for the poisson loss's exp output"
+            raise ValueError(msg)
 
     @_one_at_a_time
     def set_optimizer(

@@ -351,7 +351,7 @@ template <class T> class Network {
       RowMat<T> w(params_.data() + offsets_[l], out, in);
       if (decay != T(0)) w *= T(1) - lr * decay;  // p -= η λ p, the L2 term of the step
       if (l == 0 && sparse_input_)
-        sparse_weight_sgd_update<T>(sparse_batch_.map(), layer_dz(0, batch), w, lr);
+        sparse_weight_sgd_update<T>(sparse_batch_, layer_dz(0, batch), w, lr);
       else
         weight_sgd_update<T>(layer_input(x, l, batch), layer_dz(l, batch), w, lr);
       Vec<T>(params_.data() + offsets_[l] + out * in, out) -=
@@ -437,7 +437,7 @@ template <class T> class Network {
                         pass == Pass::deltas ? nullptr : gw + out * in,
                         l == 0 ? nullptr : delta(l - 1), g);
       if (pass == Pass::gradients && l == 0 && sparse_input_)
-        sparse_weight_gradient<T>(sparse_batch_.map(), as_const(dz), RowMat<T>(gw, out, in));
+        sparse_weight_gradient<T>(sparse_batch_, as_const(dz), RowMat<T>(gw, out, in));
       else if (pass == Pass::gradients)
         weight_gradient<T>(layer_input(x, l, batch), as_const(dz), RowMat<T>(gw, out, in));
     }
@@ -452,7 +452,7 @@ template <class T> class Network {
       const ActivationSpec g = (logits_out && l == layers() - 1) ? ActivationSpec{} : acts_[l];
       Mat<T> a(act(l), sizes_[l + 1], batch);
       if (l == 0 && sparse_input_) {
-        sparse_product<T>(sparse_batch_.map(), weight(0), a);
+        sparse_product<T>(sparse_batch_, weight(0), a);
         bias_activate(a, bias(0), g);
       } else {
         dense_forward<T>(CMat<T>(in, sizes_[l], batch), weight(l), bias(l), a, g);
