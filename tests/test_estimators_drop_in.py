@@ -260,3 +260,18 @@ def test_float32_trains_in_float32_to_float32_accuracy():
             warnings.simplefilter("ignore", ConvergenceWarning)
             curves.append(model.fit(x[:300].astype(dtype), y[:300]).loss_curve_)
     np.testing.assert_allclose(curves[1], curves[0], rtol=2e-5)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_network_fit_takes_sparse_rows_as_dense(rng, optimizer):
+    """Network.fit runs the estimators' C++ loop: sparse X trains as its dense copy."""
+    x = rng.standard_normal((50, 40)) * (rng.random((50, 40)) < 0.2)
+    y = rng.integers(0, 3, 50)
+    nets = [Network([40, 6, 3], "tanh", dtype="float64", seed=0) for _ in range(2)]
+    for net, data in zip(nets, (x, scipy.sparse.csr_matrix(x))):
+        net.fit(data, y, epochs=7, batch_size=16, optimizer=optimizer, lr=0.05, seed=3,
+                validation_data=(data, y))  # fmt: skip
+    assert_close(nets[1].params, nets[0].params, np.float64)
+    np.testing.assert_allclose(nets[1].loss_curve_, nets[0].loss_curve_, rtol=1e-12)
+    assert nets[1].validation_scores_ == nets[0].validation_scores_
+    assert len(nets[0].loss_curve_) == 7

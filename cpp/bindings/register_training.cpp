@@ -112,7 +112,8 @@ template <class T> void bind(py::module_& m, const char* name) {
           [](M& self, py::handle x_obj, py::handle y_obj, py::handle w_obj, py::handle val_obj,
              TrainingState& state, std::int64_t max_epochs, std::int64_t batch_size, bool shuffle,
              double alpha, double data_scale, const std::string& schedule, double lr_init,
-             double power_t, double tol, double n_iter_no_change, py::handle best_obj) {
+             double power_t, double tol, double n_iter_no_change, py::handle best_obj,
+             bool batch_penalty, bool stop_when_diverged, bool exact_match) {
             const Data<T> d(self.net, x_obj, y_obj, w_obj, "x", "sample_weight");
             expect_dense_for_dpsgd(self.net, d.x);
             std::optional<Data<T>> val;
@@ -133,11 +134,12 @@ template <class T> void bind(py::module_& m, const char* name) {
             expect_number(lr_init, "lr_init", 0, true);
             expect_number(power_t, "power_t", 0);
             expect_number(tol, "tol", 0);
-            expect_number(n_iter_no_change, "n_iter_no_change", 1);
+            expect_number(n_iter_no_change, "n_iter_no_change", 0);
             TrainingSettings s;
             s.batch_size = batch_size, s.shuffle = shuffle, s.penalty = {alpha, data_scale};
             s.schedule = parse_schedule(schedule), s.lr_init = lr_init, s.power_t = power_t;
-            s.tol = tol, s.n_iter_no_change = n_iter_no_change;
+            s.tol = tol, s.n_iter_no_change = n_iter_no_change, s.batch_penalty = batch_penalty;
+            s.stop_when_diverged = stop_when_diverged, s.exact_match = exact_match;
             std::vector<double> losses, scores;
             std::vector<RateChange> changes;
             T* best_params = best ? best->mutable_data() : nullptr;
@@ -164,6 +166,8 @@ template <class T> void bind(py::module_& m, const char* name) {
           py::arg("state"), py::arg("max_epochs"), py::arg("batch_size"), py::arg("shuffle"),
           py::arg("alpha"), py::arg("data_scale"), py::arg("schedule"), py::arg("lr_init"),
           py::arg("power_t"), py::arg("tol"), py::arg("n_iter_no_change"), py::arg("best_params"),
+          py::arg("batch_penalty") = true, py::arg("stop_when_diverged") = false,
+          py::arg("exact_match") = true,
           "Up to max_epochs epochs as scikit-learn's MLPs train (see training.hpp): returns "
           "(losses, validation scores, 'max_epochs' | 'converged' | 'diverged', "
           "[(epoch, new learning rate), ...]). validation is None or (x, y, sample_weight); "

@@ -130,6 +130,9 @@ class _Network(Generic[_F]):
         tol: float,
         n_iter_no_change: float,
         best_params: NDArray[_F] | None,
+        batch_penalty: bool = True,
+        stop_when_diverged: bool = False,
+        exact_match: bool = True,
     ) -> tuple[list[float], list[float], str, list[tuple[int, float]]]: ...
 
 class NetworkF32(_Network[np.float32]): ...

@@ -592,11 +592,14 @@ class Network:
         batch. ``loss_curve_`` gets each epoch's mean training loss;
         ``validation_scores_`` the `score` on ``validation_data = (x_val, y_val)``.
 
-        With ``early_stopping``, training stops once the validation score (or,
-        without validation data, the training loss) has not improved by ``tol``
-        for ``patience`` epochs; with validation data the best parameters are
-        restored. ``verbose`` prints one line per epoch; ``progress`` (default:
-        when stderr is a terminal) draws a progress bar.
+        With ``early_stopping``, training stops once ``patience`` epochs in a row
+        fail to improve the best validation score (or, without validation data,
+        the training loss) by ``tol``; with validation data the best parameters
+        are restored. ``verbose`` prints one line per epoch; ``progress``
+        (default: when stderr is a terminal) draws a progress bar. The epochs
+        run in C++ in one call (one per epoch when a bar or lines are shown),
+        the loop scikit-learn's estimators use too; ``x`` may be a
+        scipy.sparse CSR or CSC matrix.
 
         ``optimizer="dpsgd"`` trains with differentially private SGD (see
         `set_optimizer`), ``clip_norm`` and ``noise_multiplier`` its settings,
@@ -606,7 +609,7 @@ class Network:
         patience = _count(patience, "patience")
         tol = _number(tol, "tol")
         x, y, validation = self._training_data(x, y, validation_data)
-        batch_size = min(_count(batch_size, "batch_size"), len(x))  # any size past n is n
+        batch_size = min(_count(batch_size, "batch_size"), x.shape[0])  # any size past n is n
         rng = _generator(seed)
         saved = self._snapshot()
         noise_seed = int(rng.integers(2**63)) if optimizer == "dpsgd" else None
@@ -639,11 +642,12 @@ class Network:
         leaves the network as it was before the call.
         """
         x, y, _ = self._training_data(x, y, None)
-        batch_size = min(_count(batch_size, "batch_size"), len(x))  # any size past n is n
+        batch_size = min(_count(batch_size, "batch_size"), x.shape[0])  # any size past n is n
         rng = _generator(seed)
         saved = self._snapshot()
-        order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
-        loss = self._core.fit_epoch(x, y, order, batch_size)
+        state = self._training_state(rng)
+        losses, _, _ = self._run(x, y, None, 1, batch_size, math.inf, 0.0, shuffle, state)
+        loss = losses[-1]
         if not self._finite(loss):
             self._restore(saved)
             msg = (
@@ -680,7 +684,13 @@ class Network:
     ) -> tuple[NDArray[Any], NDArray[Any], tuple[NDArray[Any], NDArray[Any]] | None]:
         """Checks every array of a fit before the first step, so a bad one changes nothing."""
         x, y = self._x(x), self._y(y)
-        self._core.check(x, y)
+        if is_sparse(x):
+            if self._optimizer["optimizer"] == "dpsgd":
+                msg = "x: dpsgd needs dense inputs, got a sparse matrix"
+                raise ValueError(msg)
+        else:
+            self._core.check(x, y)
+            x = np.ascontiguousarray(x)
         validation = None
         if validation_data is not None:
             if not (isinstance(validation_data, tuple) and len(validation_data) == 2):
@@ -688,57 +698,76 @@ class Network:
                 raise TypeError(msg)
             try:
                 validation = (self._x(validation_data[0]), self._y(validation_data[1]))
-                self._core.check(*validation)
+                if not is_sparse(validation[0]):
+                    self._core.check(*validation)
             except (TypeError, ValueError) as e:
                 msg = f"validation_data: {e}"
                 raise type(e)(msg) from None
-        return np.ascontiguousarray(x), np.ascontiguousarray(y), validation
+        return x, np.ascontiguousarray(y), validation
 
-    def _epochs(self, x: NDArray[Any], y: NDArray[Any],
-                validation: tuple[NDArray[Any], NDArray[Any]] | None, epochs: int,
+    def _run(self, x: Any, y: NDArray[Any], validation: tuple[Any, Any] | None, epochs: int,
+             batch_size: int, n_iter_no_change: float, tol: float, shuffle: bool,
+             state: Any, best: NDArray[Any] | None = None,
+             ) -> tuple[list[float], list[float], str]:  # fmt: skip
+        """Up to ``epochs`` epochs in one C++ call (training.hpp, the loop scikit-learn's
+        estimators use too) with the optimizer as set; ``state`` (a ``TrainingState``) carries
+        the reshuffles' stream between calls. Returns (losses, validation scores, stop)."""
+        losses, scores, stop, _ = self._core.train_epochs(
+            x, y, None, None if validation is None else (*validation, None), state,
+            max_epochs=epochs, batch_size=batch_size, shuffle=shuffle, alpha=0.0, data_scale=1.0,
+            schedule="constant", lr_init=self._optimizer["lr"], power_t=0.5, tol=tol,
+            n_iter_no_change=n_iter_no_change, best_params=best, batch_penalty=False,
+            stop_when_diverged=True, exact_match=False,
+        )  # fmt: skip
+        return losses, scores, stop
+
+    def _training_state(self, rng: np.random.Generator) -> Any:
+        state = _core.TrainingState()
+        state.seed = int(rng.integers(2**63))
+        state.lr = self._optimizer["lr"]
+        return state
+
+    def _epochs(self, x: Any, y: NDArray[Any],
+                validation: tuple[Any, Any] | None, epochs: int,
                 batch_size: int, early_stopping: bool, patience: int, tol: float,
                 shuffle: bool, rng: np.random.Generator, verbose: bool,
                 progress: bool | None) -> None:  # fmt: skip
-        order = np.arange(len(x))
+        """The epochs of `fit` in C++: all in one call, or one per call when a progress bar or
+        verbose lines show them. Early stopping counts the epochs that fail to improve the best
+        validation score (or training loss) by ``tol``; ``patience`` of them stop training."""
         bar = ProgressBar(epochs, enabled=progress)
-        best, best_params, stale = -math.inf, None, 0
-        for epoch in range(1, epochs + 1):
+        best = self._core.params.copy() if validation is not None else None
+        stall = patience - 1 if early_stopping else math.inf
+        state = self._training_state(rng)
+        chunk = 1 if verbose or bar.enabled else epochs
+        done, stop = 0, "max_epochs"
+        while done < epochs and stop == "max_epochs":
             start = time.perf_counter()
-            if shuffle:
-                rng.shuffle(order)
-            loss = self._core.fit_epoch(x, y, order, batch_size)
-            if not self._finite(loss):
+            losses, scores, stop = self._run(x, y, validation, chunk, batch_size, stall, tol,
+                                             shuffle, state, best)  # fmt: skip
+            self.loss_curve_ += losses
+            self.validation_scores_ += scores
+            for i, loss in enumerate(losses):
+                epoch = done + i + 1
+                line = f"epoch {epoch}/{epochs}  loss {loss:.6f}"
+                if validation is not None:
+                    line += f"  validation {scores[i]:.4f}"
+                bar.update(line)
+                if verbose:
+                    bar.write(f"{line}  ({time.perf_counter() - start:.3f} s)")
+            done += len(losses)
+            if stop == "diverged" or not self._finite(losses[-1]):
                 bar.close()
                 msg = (
-                    f"epoch {epoch}: the training loss became {loss} or the parameters "
+                    f"epoch {done}: the training loss became {losses[-1]} or the parameters "
                     f"overflowed; the network is restored to what it was before fit. "
-                    f"Try a smaller learning rate "
-                    f"(lr={self._optimizer['lr']})"
+                    f"Try a smaller learning rate (lr={self._optimizer['lr']})"
                 )
                 raise FloatingPointError(msg)
-            self.loss_curve_.append(loss)
-            line = f"epoch {epoch}/{epochs}  loss {loss:.6f}"
-            if validation is not None:
-                self.validation_scores_.append(self.score(*validation))
-                line += f"  validation {self.validation_scores_[-1]:.4f}"
-            bar.update(line)
-            if verbose:
-                bar.write(f"{line}  ({time.perf_counter() - start:.3f} s)")
-            if not early_stopping:
-                continue
-            current = self.validation_scores_[-1] if validation is not None else -loss
-            if current > best + tol:
-                best, stale = current, 0
-                if validation is not None:
-                    best_params = self._core.params.copy()
-            else:
-                stale += 1
-            if stale >= patience:
-                if verbose:
-                    bar.write(f"no improvement for {patience} epochs: stopping")
-                break
-        if best_params is not None:
-            self._core.params[...] = best_params
+        if stop == "converged" and verbose:
+            bar.write(f"no improvement for {patience} epochs: stopping")
+        if early_stopping and best is not None:
+            self._core.params[...] = best
         bar.close()
 
     def plot_loss_curve(self, path: str | os.PathLike[str] | None = None) -> Any:

@@ -27,6 +27,13 @@ struct TrainingSettings {
   double lr_init = 1e-3, power_t = 0.5;
   double tol = 1e-4;
   double n_iter_no_change = 10;  // may be infinite: never stop early
+  // scikit-learn's per-batch L2 penalty (else the optimizer's own weight decay stays)
+  bool batch_penalty = true;
+  // a non-finite loss stops the run even with validation (scikit-learn's goes on)
+  bool stop_when_diverged = false;
+  // binary cross-entropy's accuracy: every output of a sample right (scikit-learn's), or
+  // the fraction of outputs right
+  bool exact_match = true;
 };
 
 // What carries over from one call to the next (warm start, partial_fit), scikit-learn's names.
@@ -61,7 +68,8 @@ template <class T, class X> struct Validation {
 // for binary cross-entropy, outputs above 0.5), or R² averaged over outputs (weighted; an output
 // whose targets are constant scores 1 if predicted exactly, else 0). NaN if an output is not
 // finite.
-template <class T, class X> double validation_score(Network<T>& net, const Validation<T, X>& v) {
+template <class T, class X>
+double validation_score(Network<T>& net, const Validation<T, X>& v, bool exact_match) {
   const CMat<T> out = net.forward(v.x, v.n);
   const Index k = out.rows(), n = v.n;
   if (!std::isfinite((out.array() * T(0)).sum())) return std::numeric_limits<double>::quiet_NaN();
@@ -70,9 +78,10 @@ template <class T, class X> double validation_score(Network<T>& net, const Valid
   if (net.loss() == LossKind::cross_entropy || net.loss() == LossKind::binary_cross_entropy) {
     double right = 0, total = 0;
     for (Index i = 0; i < n; ++i) {
-      bool ok;
+      double ok;
       if (net.loss() == LossKind::binary_cross_entropy) {
-        ok = ((out.col(i).array() > T(0.5)) == (y.col(i).array() > T(0.5))).all();
+        const auto right = (out.col(i).array() > T(0.5)) == (y.col(i).array() > T(0.5));
+        ok = exact_match ? double(right.all()) : double(right.count()) / double(k);
       } else {
         Index predicted, label;
         out.col(i).maxCoeff(&predicted);
@@ -82,7 +91,7 @@ template <class T, class X> double validation_score(Network<T>& net, const Valid
           y.col(i).maxCoeff(&label);
         ok = predicted == label;
       }
-      right += ok ? weight(i) : 0.0;
+      right += ok * weight(i);
       total += weight(i);
     }
     return right / total;
@@ -131,12 +140,13 @@ Stop train_epochs(Network<T>& net, const X& x, Targets<T> y, Index n,
   for (std::int64_t epoch = 1; epoch <= max_epochs; ++epoch) {
     if (s.shuffle) permutation(order.data(), n, state.seed, state.shuffles++);
     net.optimizer().set_learning_rate(state.lr);
-    const double loss = net.fit_epoch(x, y, order.data(), n, s.batch_size, &s.penalty);
+    const double loss =
+        net.fit_epoch(x, y, order.data(), n, s.batch_size, s.batch_penalty ? &s.penalty : nullptr);
     losses.push_back(loss);
     state.t += n;
-    if (!validation && !std::isfinite(loss)) return Stop::diverged;
+    if ((!validation || s.stop_when_diverged) && !std::isfinite(loss)) return Stop::diverged;
     if (validation) {
-      const double score = validation_score(net, *validation);
+      const double score = validation_score(net, *validation, s.exact_match);
       scores.push_back(score);
       // scikit-learn's comparisons, NaN included: a NaN score resets the count
       if (score < state.best_score + s.tol)
