@@ -74,3 +74,63 @@ def loss_target(rng, dtype, kind, batch, n):
     if kind == "labels":
         return rng.integers(0, n, batch)
     return rng.random((batch, n)).astype(dtype)
+
+
+# The activations and losses as the compiled module declares them: the parametrisations follow
+# the table (tests/test_tables.py checks that the reference covers it exactly).
+ACTIVATIONS = [a["name"] for a in denseprop._core.activations()]
+HIDDEN = [a["name"] for a in denseprop._core.activations() if a["hidden"]]
+NEEDS_Z = [a["name"] for a in denseprop._core.activations() if a["needs_z"]]
+
+# (loss, output activation): the fused pairs, and softmax meeting mse through its JVP.
+OUTPUTS = [
+    ("cross_entropy", "softmax"),
+    ("binary_cross_entropy", "sigmoid"),
+    ("mse", "identity"),
+    ("mse", "softmax"),
+    ("mse", "tanh"),
+]
+
+
+def targets(rng, loss, batch, n, dtype, labels=True):
+    """Labels (cross-entropy, ``labels``), probabilities (cross-entropy), else ``[0, 1)``."""
+    if loss == "cross_entropy" and labels:
+        return rng.integers(0, n, batch)
+    if loss == "cross_entropy":
+        return rng.dirichlet(np.ones(n), batch).astype(dtype)
+    return rng.random((batch, n)).astype(dtype)
+
+
+def network(sizes, hidden, loss, output, dtype, seed=1):
+    """A Network with non-zero biases, so their gradients are tested through the forward."""
+    net = denseprop.Network(
+        sizes, hidden, loss, output_activation=output, dtype=dtype, seed=seed
+    )
+    for b in net.biases:
+        b[...] = np.random.default_rng(seed).standard_normal(b.shape) * 0.3
+    return net
+
+
+def snapshot(net):
+    """Copies of everything a failed call must leave as it was."""
+    first, second = net._core.optimizer_state
+    capacity, addresses = net._core.workspace()
+    return {
+        "params": net._core.params.copy(),
+        "optimizer_first": first.copy(),
+        "optimizer_second": second.copy(),
+        "optimizer_steps": net._core.optimizer_steps,
+        "workspace": (capacity, list(addresses)),
+        "optimizer": net.optimizer,
+        "loss_curve": list(net.loss_curve_),
+    }
+
+
+def assert_unchanged(net, before):
+    """Everything ``snapshot`` took is as it was (only the keys in ``before``)."""
+    after = snapshot(net)
+    for key, value in before.items():
+        if isinstance(value, np.ndarray):
+            assert after[key].tobytes() == value.tobytes(), key
+        else:
+            assert after[key] == value, key

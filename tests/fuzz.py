@@ -113,8 +113,11 @@ def array(shape: tuple[int, ...], dtype: str, layout: str, fill: str,
 
 def strategy() -> Any:
     """Hypothesis strategy of recipes: (target, seed, argument specs, options)."""
+    import denseprop
     from hypothesis import strategies as st
 
+    activations = [a["name"] for a in denseprop.activations()]  # the table's, and one unknown
+    optimizers = [o["name"] for o in denseprop.optimizers()]
     dim = st.sampled_from(SMALL) | st.sampled_from([0, *HUGE])
     dims = st.lists(st.sampled_from([*SMALL, 0, *HUGE]), min_size=0, max_size=3).map(tuple)
     dtype = st.sampled_from(["float32", "float64"]) | st.sampled_from(DTYPES)
@@ -146,13 +149,12 @@ def strategy() -> Any:
             if draw(st.integers(0, 9)) == 0:
                 specs[i] = draw(wild)
         options = {
-            "activation": draw(st.sampled_from(["identity", "sigmoid", "tanh", "relu",
-                                                "leaky_relu", "softmax", "bogus"])),
+            "activation": draw(st.sampled_from([*activations, "bogus"])),
             "reduction": draw(st.sampled_from(["mean", "sum", "none", "bogus"])),
             "slope": draw(st.sampled_from([0.01, 0.0, 2.0, -1.0, float("nan")])),
             "out": draw(st.sampled_from(["none", "fresh", "alias x", "alias w", "wrong"])),
             "loss": draw(st.sampled_from(["cross_entropy", "binary_cross_entropy", "mse"])),
-            "optimizer": draw(st.sampled_from(["sgd", "adam", "dpsgd", "bogus"])),
+            "optimizer": draw(st.sampled_from([*optimizers, "bogus"])),
             "lr": draw(st.sampled_from([1e-3, 0.1, 1e6, 0.0, -1.0, float("inf")])),
             "int": draw(st.sampled_from([1, 2, 7, 0, -3, 2**31, 2**64])),
             "hidden": draw(st.sampled_from([*SMALL, 0, 2 ** 31, 2 ** 33, 2 ** 64])),
@@ -299,7 +301,7 @@ def network_call(name: str, args: list[Any], o: dict[str, Any],
                  rng: np.random.Generator) -> Call:  # fmt: skip
     import denseprop
     import denseprop.reference as ref
-    from test_network_bad_input import assert_unchanged, snapshot
+    from conftest import assert_unchanged, snapshot
 
     x, _w, _, a, g, labels = args
     n_in = x.shape[1] if isinstance(x, np.ndarray) and x.ndim == 2 and 0 < x.shape[1] < 99 else 3

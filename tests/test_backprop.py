@@ -6,23 +6,21 @@ import denseprop
 import denseprop.reference as ref
 import numpy as np
 import pytest
-from conftest import assert_close, randn
-from test_network_gradients import HIDDEN, OUTPUTS, network, targets
-
-ELEMENTWISE = ["identity", "sigmoid", "tanh", "relu", "leaky_relu"]
+from conftest import ACTIVATIONS, HIDDEN, OUTPUTS, assert_close, network, randn, targets
 
 
-@pytest.mark.parametrize("activation", [*ELEMENTWISE, "softmax"])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("batch", [1, 7])
 def test_activation_jacobian_times_gradient_is_the_fused_backward(rng, dtype, activation, batch):
-    a = denseprop.activation_forward(randn(rng, dtype, batch, 6), activation, negative_slope=0.2)
+    z = randn(rng, dtype, batch, 6)
+    a = denseprop.activation_forward(z, activation, negative_slope=0.2)
     g = randn(rng, dtype, batch, 6)
-    jac = denseprop.activation_jacobian(a, activation, negative_slope=0.2)
+    jac = denseprop.activation_jacobian(a, activation, z=z, negative_slope=0.2)
     assert jac.shape == (batch, 6, 6) and jac.dtype == dtype
-    assert_close(jac, ref.activation_jacobian(a, activation, 0.2), dtype)
-    fused = denseprop.activation_backward(a, g, activation, negative_slope=0.2)
+    assert_close(jac, ref.activation_jacobian(a, activation, 0.2, z=z), dtype)
+    fused = denseprop.activation_backward(a, g, activation, z=z, negative_slope=0.2)
     assert_close(np.einsum("bij,bj->bi", jac, g), fused, dtype)
-    assert_close(fused, ref.activation_backward(a, g, activation, 0.2), dtype)
+    assert_close(fused, ref.activation_backward(a, g, activation, 0.2, z=z), dtype)
     if activation != "softmax":  # elementwise: a diagonal Jacobian
         assert not np.any(jac - jac * np.eye(6, dtype=dtype))
 
@@ -57,13 +55,14 @@ def reference_jacobian(net, x):
     """The chain rule with every Jacobian explicit: J = ∏ J_g(A[l]) W[l]."""
     a = ref.network_forward(net.weights, net.biases, x, net.activations)
     jac = np.broadcast_to(np.eye(x.shape[1]), (x.shape[0], x.shape[1], x.shape[1]))
-    for l, (w, act) in enumerate(zip(net.weights, net.activations), 1):
-        jac = ref.activation_jacobian(a[l], act) @ w @ jac
+    for l, (w, b, act) in enumerate(zip(net.weights, net.biases, net.activations), 1):
+        z = a[l - 1] @ w.T + b
+        jac = ref.activation_jacobian(a[l], act, z=z) @ w @ jac
     return jac
 
 
 @pytest.mark.parametrize("loss, output", OUTPUTS)
-@pytest.mark.parametrize("hidden", ["sigmoid", "tanh", "leaky_relu"])
+@pytest.mark.parametrize("hidden", ["sigmoid", "tanh", "leaky_relu", "gelu", "silu"])
 def test_network_jacobian_matches_finite_differences_and_the_reference(rng, loss, output, hidden):
     net = network([5, 6, 4, 3], hidden, loss, output, np.float64)
     x = rng.standard_normal((3, 5))
@@ -200,7 +199,7 @@ jac, backward = denseprop.activation_jacobian, denseprop.activation_backward
          "grad_a: expected shape"),
         (lambda: backward(np.zeros((2, 3)), np.zeros((2, 3), np.float32), "relu"), TypeError,
          "grad_a: dtype float32"),
-        (lambda: denseprop.activation_forward(np.zeros((2, 3)), "softplus"), ValueError,
+        (lambda: denseprop.activation_forward(np.zeros((2, 3)), "swish"), ValueError,
          "activation"),
     ],
 )  # fmt: skip

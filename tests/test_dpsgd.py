@@ -8,8 +8,7 @@ import denseprop
 import denseprop.reference as ref
 import numpy as np
 import pytest
-from conftest import assert_close
-from test_network_gradients import OUTPUTS, network, targets
+from conftest import OUTPUTS, assert_close, network, targets
 
 
 def copies(net):

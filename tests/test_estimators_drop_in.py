@@ -107,14 +107,13 @@ def test_integer_weights_equal_repeated_samples(rng):
     assert (net.params == params).all()  # evaluated at params, the network left as it was
 
 
-@pytest.mark.parametrize("loss", ["cross_entropy", "binary_cross_entropy", "mse", "poisson"])
+@pytest.mark.parametrize("loss", ["cross_entropy", "binary_cross_entropy", "mse"])
 def test_loss_and_gradient_matches_finite_differences(rng, loss):
     x = rng.standard_normal((7, 3))
     y = {
         "cross_entropy": rng.integers(0, 2, 7),
         "binary_cross_entropy": rng.integers(0, 2, (7, 2)).astype(float),
         "mse": rng.standard_normal((7, 2)),
-        "poisson": rng.poisson(2.0, (7, 2)).astype(float),
     }[loss]
     net = Network([3, 5, 2], "tanh", loss, dtype="float64", seed=1)
     weights = rng.uniform(0.5, 2.0, 7)
@@ -125,20 +124,6 @@ def test_loss_and_gradient_matches_finite_differences(rng, loss):
     numeric = np.array([(f(params + h * e) - f(params - h * e)) / (2 * h)
                         for e in np.eye(len(params))])  # fmt: skip
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
-
-
-def test_poisson_loss_is_scikit_learns(rng):
-    x = rng.standard_normal((40, 3))
-    y = rng.poisson(np.exp(x[:, 0]))
-    settings = dict(loss="poisson", hidden_layer_sizes=(5,), solver="sgd", momentum=0.0,
-                    learning_rate_init=0.01, batch_size=40, shuffle=False, max_iter=5,
-                    random_state=0)  # fmt: skip
-    ours, theirs = both("MLPRegressor", **settings)
-    ours.fit(x, y)
-    theirs.fit(x, y)
-    assert ours.out_activation_ == theirs.out_activation_ == "exp"
-    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-10)
-    np.testing.assert_allclose(ours.predict(x), theirs.predict(x), rtol=1e-10)
 
 
 def test_lbfgs_follows_scikit_learns_path():
@@ -233,7 +218,7 @@ def test_network_learning_rate_changes_without_resetting_the_optimizer(rng):
     assert net.optimizer["lr"] == 0.01
     assert net._core.optimizer_steps == 1
     assert all((a == b).all() for a, b in zip(net._core.optimizer_state, moments))
-    with pytest.raises(ValueError, match="lr: must be a finite number"):
+    with pytest.raises(ValueError, match="lr: must be > 0"):
         net.set_learning_rate(0)
 
 
@@ -260,18 +245,3 @@ def test_float32_trains_in_float32_to_float32_accuracy():
             warnings.simplefilter("ignore", ConvergenceWarning)
             curves.append(model.fit(x[:300].astype(dtype), y[:300]).loss_curve_)
     np.testing.assert_allclose(curves[1], curves[0], rtol=2e-5)
-
-
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_network_fit_takes_sparse_rows_as_dense(rng, optimizer):
-    """Network.fit runs the estimators' C++ loop: sparse X trains as its dense copy."""
-    x = rng.standard_normal((50, 40)) * (rng.random((50, 40)) < 0.2)
-    y = rng.integers(0, 3, 50)
-    nets = [Network([40, 6, 3], "tanh", dtype="float64", seed=0) for _ in range(2)]
-    for net, data in zip(nets, (x, scipy.sparse.csr_matrix(x))):
-        net.fit(data, y, epochs=7, batch_size=16, optimizer=optimizer, lr=0.05, seed=3,
-                validation_data=(data, y))  # fmt: skip
-    assert_close(nets[1].params, nets[0].params, np.float64)
-    np.testing.assert_allclose(nets[1].loss_curve_, nets[0].loss_curve_, rtol=1e-12)
-    assert nets[1].validation_scores_ == nets[0].validation_scores_
-    assert len(nets[0].loss_curve_) == 7

@@ -3,7 +3,7 @@
 import denseprop.reference as ref
 import numpy as np
 import pytest
-from conftest import LOSS_TARGETS, loss_target
+from conftest import ACTIVATIONS, LOSS_TARGETS, loss_target
 
 STEP = 1e-6
 # Central differences in float64 are good to about 1e-9 at this step.
@@ -37,7 +37,7 @@ def layer_away_from_kinks(rng):
 
 @pytest.mark.parametrize(
     ("activation", "negative_slope"),
-    [(name, 0.01) for name in ref.ACTIVATIONS] + [("leaky_relu", 0.3)],
+    [(name, 0.01) for name in ACTIVATIONS] + [("leaky_relu", 0.3)],
 )
 def test_dense_backward(impl, rng, activation, negative_slope):
     x, w, b = layer_away_from_kinks(rng)
@@ -50,8 +50,9 @@ def test_dense_backward(impl, rng, activation, negative_slope):
         )
 
     a = impl.dense_forward(x, w, b, activation, negative_slope=negative_slope)
+    z = impl.dense_forward(x, w, b)
     grad_x, grad_w, grad_b = impl.dense_backward(
-        x, w, a, r, activation, negative_slope=negative_slope
+        x, w, a, r, activation, z=z, negative_slope=negative_slope
     )
     assert_gradient(grad_x, lambda v: loss(v, w, b), x)
     assert_gradient(grad_w, lambda v: loss(x, v, b), w)

@@ -7,34 +7,10 @@ import re
 
 import numpy as np
 import pytest
-from conftest import randn
+from conftest import assert_unchanged, randn, snapshot
 from denseprop import Network
 
 SIZES = [64, 32, 10]
-
-
-def snapshot(net):
-    """Copies of everything a failed call must leave as it was."""
-    first, second = net._core.optimizer_state
-    capacity, addresses = net._core.workspace()
-    return {
-        "params": net._core.params.copy(),
-        "optimizer_first": first.copy(),
-        "optimizer_second": second.copy(),
-        "optimizer_steps": net._core.optimizer_steps,
-        "workspace": (capacity, list(addresses)),
-        "optimizer": net.optimizer,
-        "loss_curve": list(net.loss_curve_),
-    }
-
-
-def assert_unchanged(net, before):
-    after = snapshot(net)
-    for key, value in before.items():  # only the keys in ``before``
-        if isinstance(value, np.ndarray):
-            assert after[key].tobytes() == value.tobytes(), key
-        else:
-            assert after[key] == value, key
 
 
 def trained(dtype, loss="cross_entropy"):
@@ -226,7 +202,7 @@ def test_lists_are_accepted_as_x(net_xy):
         ({"sizes": [64, 32, -3]}, ValueError, r"^sizes\[2\]: must be >= 1, got -3$"),
         ({"sizes": [64, 32.0, 10]}, TypeError, r"^sizes\[1\]: expected an integer, got float$"),
         ({"sizes": 64}, TypeError, r"^sizes: expected a sequence of ints, got int$"),
-        ({"activation": "softplus"}, ValueError, r"^activation: unknown 'softplus'"),
+        ({"activation": "swish"}, ValueError, r"^activation: unknown 'swish'"),
         ({"loss": "hinge"}, ValueError, r"^loss: unknown 'hinge'"),
         ({"init": "xavier"}, ValueError, r"^init: unknown 'xavier'"),
         ({"dtype": "float16"}, TypeError, r"^dtype: expected float32 or float64, got float16$"),

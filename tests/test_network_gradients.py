@@ -1,39 +1,12 @@
 """Network.gradients equals a NumPy network built from the reference kernels and central
 finite differences, for 1-4 layers and every activation/loss pair."""
 
-import denseprop
 import denseprop.reference as ref
 import numpy as np
 import pytest
-from conftest import assert_close
+from conftest import HIDDEN, OUTPUTS, assert_close, network, targets
 
-HIDDEN = ["identity", "sigmoid", "tanh", "relu", "leaky_relu"]
-# (loss, output activation): the fused pairs, and softmax meeting mse through its JVP.
-OUTPUTS = [
-    ("cross_entropy", "softmax"),
-    ("binary_cross_entropy", "sigmoid"),
-    ("mse", "identity"),
-    ("mse", "softmax"),
-    ("mse", "tanh"),
-]
 SHAPES = {1: [5, 3], 2: [5, 7, 3], 3: [6, 9, 4, 3], 4: [4, 5, 7, 5, 3]}
-
-
-def targets(rng, loss, batch, n, dtype, labels=True):
-    if loss == "cross_entropy" and labels:
-        return rng.integers(0, n, batch)
-    if loss == "cross_entropy":
-        return rng.dirichlet(np.ones(n), batch).astype(dtype)
-    return rng.random((batch, n)).astype(dtype)
-
-
-def network(sizes, hidden, loss, output, dtype, seed=1):
-    net = denseprop.Network(
-        sizes, hidden, loss, output_activation=output, dtype=dtype, seed=seed
-    )
-    for b in net.biases:  # non-zero biases, so their gradients are tested through the forward
-        b[...] = np.random.default_rng(seed).standard_normal(b.shape) * 0.3
-    return net
 
 
 def reference_gradients(net, x, y, reduction="mean"):

@@ -13,6 +13,7 @@ OPTIMIZERS = {
     "nesterov": dict(optimizer="sgd", lr=0.3, momentum=0.9, nesterov=True, weight_decay=0.001),
     "adam": dict(optimizer="adam", lr=0.01),
     "adam+decay": dict(optimizer="adam", lr=0.01, beta1=0.8, beta2=0.99, weight_decay=0.01),
+    "adamw": dict(optimizer="adamw", lr=0.01, beta1=0.8, beta2=0.99, weight_decay=0.1),
 }
 
 
@@ -30,10 +31,10 @@ def numpy_steps(net, settings, batches):
             [w for w, _ in params], [b for _, b in params], x, y, net.activations, net.loss
         )
         losses.append(loss)
-        if kind == "sgd":
+        if kind == "sgd":  # state: the velocity
             ref.sgd_step(params, grads, first, **opt)
-        else:
-            ref.adam_step(params, grads, first, second, t, **opt)
+        else:  # adam, adamw: both moments and the step count
+            getattr(ref, f"{kind}_step")(params, grads, first, second, t, **opt)
     return losses, params
 
 
@@ -122,3 +123,28 @@ def test_fit_epoch_equals_train_steps_over_the_shuffled_batches(rng, dtype):
     ulps = 8 * np.finfo(dtype).eps
     for w0, w1 in zip(nets[0].weights, nets[1].weights):
         np.testing.assert_allclose(w0, w1, rtol=ulps, atol=ulps)
+
+
+def test_adamw_matches_pytorch(rng):
+    torch = pytest.importorskip("torch")
+    net = denseprop.Network([5, 4, 3], "tanh", "mse", dtype=np.float64, seed=0)
+    settings = dict(lr=0.05, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)
+    net.set_optimizer("adamw", 0.05, beta1=0.8, beta2=0.99, eps=1e-6, weight_decay=0.1)
+    layers = [torch.nn.Linear(5, 4).double(), torch.nn.Linear(4, 3).double()]
+    with torch.no_grad():
+        for layer, w, b in zip(layers, net.weights, net.biases):
+            layer.weight.copy_(torch.from_numpy(w)), layer.bias.copy_(torch.from_numpy(b))
+    weights = [layer.weight for layer in layers]
+    biases = [layer.bias for layer in layers]  # not decayed, as in Network
+    opt = torch.optim.AdamW([{"params": weights}, {"params": biases, "weight_decay": 0.0}],
+                            **settings)  # fmt: skip
+    for batch in (6, 1, 9, 4):
+        x, y = rng.standard_normal((batch, 5)), rng.standard_normal((batch, 3))
+        net.train_step(x, y)
+        opt.zero_grad()
+        out = layers[1](torch.tanh(layers[0](torch.from_numpy(x))))
+        (0.5 * ((out - torch.from_numpy(y)) ** 2).sum() / batch).backward()
+        opt.step()
+    for layer, w, b in zip(layers, net.weights, net.biases):
+        np.testing.assert_allclose(w, layer.weight.detach().numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(b, layer.bias.detach().numpy(), rtol=1e-10, atol=1e-12)

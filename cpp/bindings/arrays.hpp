@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -186,11 +187,49 @@ inline Array<std::int64_t> labels(py::handle obj, const char* name, py::ssize_t 
   return l;
 }
 
-inline ActivationSpec activation_spec(const std::string& name, double negative_slope) {
-  if (!(negative_slope >= 0) || !std::isfinite(negative_slope))
-    throw py::value_error(
-        cat("negative_slope: must be a finite number >= 0, got ", negative_slope));
-  return {parse_activation(name), negative_slope};
+inline std::string type_name(py::handle obj) {
+  return py::str(py::type::handle_of(obj).attr("__name__"));
+}
+
+// Python's and NumPy's integers and floats, not bool (a flag passed for a number is a mistake).
+inline bool is_bool(py::handle obj) {
+  return PyBool_Check(obj.ptr()) || py::isinstance(obj, py::module_::import("numpy").attr("bool_"));
+}
+inline bool is_integer(py::handle obj) {
+  return !is_bool(obj) && (PyLong_Check(obj.ptr()) ||
+                           py::isinstance(obj, py::module_::import("numpy").attr("integer")));
+}
+
+// A number argument as a double, refused with a TypeError naming it when it is not a number.
+inline double real(py::handle obj, const char* name) {
+  if (is_bool(obj) || !(PyLong_Check(obj.ptr()) || PyFloat_Check(obj.ptr()) ||
+                        py::isinstance(obj, py::module_::import("numpy").attr("number"))))
+    throw py::type_error(cat(name, ": expected a number, got ", type_name(obj)));
+  return py::float_(py::reinterpret_borrow<py::object>(obj));
+}
+
+// A name argument (an activation's, a loss's ...) as a string; what is not a str becomes its
+// repr, which no table holds, so that it is refused as an unknown name.
+inline std::string name_argument(py::handle obj) {
+  return py::isinstance<py::str>(obj) ? obj.cast<std::string>() : std::string(py::repr(obj));
+}
+
+// z, the input of an activation whose output is `a`, for the backward kernels: required (same
+// shape and dtype as a) when the activation's derivative reads it, checked when given, else
+// unused. Returns its data, or null when the activation does not read it.
+template <class T>
+const T* activation_input(py::handle z_obj, const Array<T>& a, const char* a_name,
+                          ActivationSpec act, std::optional<Array<T>>& keep) {
+  const ActivationInfo& info = act.info();
+  if (z_obj.is_none()) {
+    if (info.needs_z)
+      throw py::value_error(cat("z: ", info.name, "'s derivative is read from its input; pass z, ",
+                                "the ", shape_str(a), " array the activation was applied to"));
+    return nullptr;
+  }
+  keep = input<T>(z_obj, "z", 2, "(batch, n)", a_name);
+  expect_same_shape(*keep, "z", a, a_name);
+  return info.needs_z ? keep->data() : nullptr;
 }
 
 }  // namespace denseprop::bindings

@@ -82,6 +82,7 @@ PYBIND11_MODULE(DENSEPROP_MODULE, m) {
   denseprop::bindings::register_activations(m);
   denseprop::bindings::register_dense(m);
   denseprop::bindings::register_losses(m);
+  denseprop::bindings::register_optimizers(m);  // before the Network, whose methods take its type
   denseprop::bindings::register_network(m);
   denseprop::bindings::register_training(m);
   m.def("build_info", &build_info,

@@ -15,16 +15,6 @@
 
 namespace denseprop::bindings {
 
-inline LossKind parse_loss(const std::string& name) {
-  if (name == "cross_entropy") return LossKind::cross_entropy;
-  if (name == "binary_cross_entropy") return LossKind::binary_cross_entropy;
-  if (name == "mse") return LossKind::mse;
-  if (name == "poisson") return LossKind::poisson;
-  throw py::value_error(
-      cat("loss: unknown '", name,
-          "', expected one of cross_entropy, binary_cross_entropy, mse, poisson"));
-}
-
 // A Network and the lock that makes calls from several Python threads take turns: they share
 // the workspace. The GIL is released before the lock is taken, so a waiting thread never holds it.
 template <class T> struct Model {
@@ -41,23 +31,6 @@ template <class T> struct Model {
   }
 };
 
-inline std::vector<Index> checked_sizes(const std::vector<std::int64_t>& sizes) {
-  if (sizes.size() < 2)
-    throw py::value_error(
-        cat("sizes: need at least 2 entries (inputs and outputs), got ", sizes.size()));
-  constexpr std::int64_t largest = std::numeric_limits<std::int32_t>::max();
-  Index total = 0;
-  for (size_t l = 0; l < sizes.size(); ++l) {
-    if (sizes[l] < 1 || sizes[l] > largest)
-      throw py::value_error(
-          cat("sizes: entry ", l, " must be in [1, ", largest, "], got ", sizes[l]));
-    if (l > 0) total += sizes[l] * (sizes[l - 1] + 1);  // < 2^63 by the bound above
-  }
-  if (total > (Index(1) << 40))
-    throw py::value_error(cat("sizes: ", total, " parameters are more than this library supports"));
-  return {sizes.begin(), sizes.end()};
-}
-
 // NaN or inf in what the network learns from would spread into every weight: refuse it.
 template <class T> void expect_finite(const Array<T>& a, const char* name) {
   const T* p = a.data();
@@ -68,12 +41,15 @@ template <class T> void expect_finite(const Array<T>& a, const char* name) {
                             i % a.shape(1), "; NaN and inf are not allowed"));
 }
 
-template <class T> Array<T> features(const Network<T>& net, py::handle obj) {
+// `finite_checked`: the caller has had these very arrays checked (by `check`) and not changed
+// them since; the scan for NaN and inf is then not repeated (an epoch of fit).
+template <class T>
+Array<T> features(const Network<T>& net, py::handle obj, bool finite_checked = false) {
   auto x = input<T>(obj, "x", 2, "(batch, features)", "the network");
   if (x.shape(1) != net.inputs())
     throw py::value_error(
         cat("x has ", x.shape(1), " features, but the network expects ", net.inputs()));
-  expect_finite(x, "x");
+  if (!finite_checked) expect_finite(x, "x");
   return x;
 }
 
@@ -90,10 +66,11 @@ template <class T> struct ParsedTargets {
 };
 
 template <class T>
-ParsedTargets<T> targets(const Network<T>& net, py::handle obj, py::ssize_t batch) {
+ParsedTargets<T> targets(const Network<T>& net, py::handle obj, py::ssize_t batch,
+                         bool finite_checked = false) {
   ParsedTargets<T> t;
   const py::array y = ndarray(obj, "y");
-  if (net.loss() == LossKind::cross_entropy && y.ndim() == 1) {
+  if (loss_table[net.loss()].labels && y.ndim() == 1) {
     t.labels = labels(y, "y", batch, net.outputs(), "x");
     return t;
   }
@@ -102,7 +79,7 @@ ParsedTargets<T> targets(const Network<T>& net, py::handle obj, py::ssize_t batc
   if (dense.shape(1) != net.outputs())
     throw py::value_error(
         cat("y has ", dense.shape(1), " columns, but the network has ", net.outputs(), " outputs"));
-  expect_finite(dense, "y");
+  if (!finite_checked) expect_finite(dense, "y");
   t.dense = dense;
   return t;
 }

@@ -1,5 +1,7 @@
 #include "denseprop/dense.hpp"
 
+#include <optional>
+
 #include "arrays.hpp"
 #include "register.hpp"
 
@@ -32,7 +34,8 @@ py::object forward(py::handle x_obj, py::handle w_obj, py::handle b_obj,
 }
 
 py::tuple backward(py::handle x_obj, py::handle w_obj, py::handle a_obj, py::handle grad_a_obj,
-                   const std::string& activation, bool need_grad_x, double negative_slope) {
+                   const std::string& activation, bool need_grad_x, py::handle z_obj,
+                   double negative_slope) {
   const ActivationSpec act = activation_spec(activation, negative_slope);
   return dispatch(float_dtype(x_obj, "x"), [&](auto tag) -> py::tuple {
     using T = decltype(tag);
@@ -48,6 +51,8 @@ py::tuple backward(py::handle x_obj, py::handle w_obj, py::handle a_obj, py::han
       throw py::value_error(cat("a: expected shape (", batch, ", ", out,
                                 ") from x's batch and w's outputs, got ", shape_str(a)));
     expect_same_shape(grad_a, "grad_a", a, "a");
+    std::optional<Array<T>> z_array;
+    const T* z = activation_input<T>(z_obj, a, "a", act, z_array);
     auto grad_w = new_array<T>({out, in}), grad_b = new_array<T>({out});
     py::object grad_x = py::none();
     T* dx = nullptr;
@@ -61,8 +66,8 @@ py::tuple backward(py::handle x_obj, py::handle w_obj, py::handle a_obj, py::han
     {
       py::gil_scoped_release nogil;  // only the buffers held above are touched
       Matrix<T> dz(out, batch);
-      dense_backward<T>(cols(x), weights(w), cols(a), cols(grad_a), Mat<T>(dz.data(), out, batch),
-                        dw, db, dx, act);
+      dense_backward<T>(cols(x), weights(w), cols(a), z, cols(grad_a),
+                        Mat<T>(dz.data(), out, batch), dw, db, dx, act);
     }
     return py::make_tuple(grad_x, grad_w, grad_b);
   });
@@ -78,20 +83,22 @@ void register_dense(py::module_& m) {
 
 x: (batch, in), w: (out, in), b: (out,) -> a: (batch, out); all float32 or all float64.
 One matrix product, then the bias add and the activation in one pass over a.
-activation: identity, sigmoid, tanh, relu, leaky_relu (slope `negative_slope`) or softmax
-(over the features of each sample). `out`, if given, must be a C-contiguous, writeable
+activation: any name of activations() (leaky_relu's slope is `negative_slope`; softmax acts
+over the features of each sample). `out`, if given, must be a C-contiguous, writeable
 (batch, out) array of the same dtype that shares no memory with the inputs; it is
 filled and returned.)");
   m.def("dense_backward", &backward, py::arg("x"), py::arg("w"), py::arg("a"), py::arg("grad_a"),
         py::arg("activation") = "identity", py::arg("need_grad_x") = true, py::kw_only(),
-        py::arg("negative_slope") = 0.01,
-        R"(Backward pass of a dense layer, from its stored output a (z is not needed).
+        py::arg("z") = py::none(), py::arg("negative_slope") = 0.01,
+        R"(Backward pass of a dense layer, from its stored output a.
 
 x: (batch, in), w: (out, in), a and grad_a: (batch, out) -> (grad_x, grad_w, grad_b) with
 grad_x: (batch, in) or None when need_grad_x is False, grad_w: (out, in), grad_b: (out,).
     grad_z = grad_a * activation'(z)   (softmax: s * (grad_a - sum(s * grad_a, axis=1)))
     grad_w = grad_z.T @ x    grad_b = grad_z.sum(axis=0)    grad_x = grad_z @ w
-grad_b sums over the batch (a loss with reduction="mean" has already divided by it).)");
+grad_b sums over the batch (a loss with reduction="mean" has already divided by it).
+z = x @ w.T + b is needed only by the activations whose derivative reads it (needs_z in
+activations()), as in activation_backward.)");
 }
 
 }  // namespace denseprop::bindings

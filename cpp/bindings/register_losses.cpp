@@ -77,9 +77,32 @@ reduction: "mean" (default) divides the summed loss and the gradient by the batc
 "sum" does not; "none" returns the per-sample losses l_i, shape (batch,), with the
 gradient of each sample's own loss. Scalar losses are Python floats.)";
 
+// The Network's losses, for Python: one dict each, in the table's order.
+py::list losses() {
+  py::list out;
+  for (const LossInfo& e : loss_table) {
+    py::dict d;
+    d["name"] = std::string(e.name);
+    d["fused_output"] = e.fused_output.empty() ? py::object(py::none())
+                                               : py::object(py::str(std::string(e.fused_output)));
+    d["default_output"] = std::string(e.default_output);
+    d["labels"] = e.labels;
+    d["classifier"] = e.classifier;
+    d["gradient_equation"] = std::string(e.gradient_equation);
+    d["kernel"] = std::string(e.kernel);
+    out.append(d);
+  }
+  return out;
+}
+
 }  // namespace
 
 void register_losses(py::module_& m) {
+  m.def("losses", &losses,
+        "The Network's losses, one dict each: name, fused_output (the output activation the "
+        "loss is fused with, or None: any), default_output, labels (y may be class labels), "
+        "classifier, gradient_equation (the trace's, '{L}' the output layer), kernel (the function "
+        "of this module that computes it).");
   m.def("softmax_cross_entropy", &softmax_ce, py::arg("logits"), py::arg("y"),
         py::arg("reduction") = "mean",
         (std::string(R"(Softmax cross-entropy and its gradient in one pass: (loss, grad_logits).

@@ -15,6 +15,29 @@
 namespace denseprop::bindings {
 namespace {
 
+// Sizes as the Network checks them: each entry an integer, refused with a TypeError naming it
+// when it is not one; values are the Network's to check, but for one past the int64 range.
+std::vector<Index> sizes_of(py::handle obj) {
+  if (py::isinstance<py::str>(obj) || py::isinstance<py::bytes>(obj) ||
+      !py::isinstance<py::sequence>(obj))
+    throw py::type_error(cat("sizes: expected a sequence of ints, got ", type_name(obj)));
+  std::vector<Index> sizes;
+  const auto seq = py::reinterpret_borrow<py::sequence>(obj);
+  for (size_t l = 0; l < seq.size(); ++l) {
+    const py::object s = seq[l];
+    if (!is_integer(s))
+      throw py::type_error(cat("sizes[", l, "]: expected an integer, got ", type_name(s)));
+    int overflow = 0;
+    const long long v = PyLong_AsLongLongAndOverflow(py::int_(s).ptr(), &overflow);
+    if (overflow)
+      throw py::value_error(cat("sizes[", l, "]: must be ", overflow > 0 ? "at most " : ">= ",
+                                overflow > 0 ? max_layer_size : 1, ", got ",
+                                std::string(py::str(s))));
+    sizes.push_back(Index(v));
+  }
+  return sizes;
+}
+
 // Per-sample gradients take batch × parameters values: refuse a count that overflows memory's
 // address range before anything is allocated.
 template <class T> void expect_fits(const Network<T>& net, py::ssize_t batch) {
@@ -34,21 +57,24 @@ template <class T> py::array view(py::handle owner, T* data, Index n, bool write
 
 template <class T> void bind(py::module_& m, const char* name) {
   using M = Model<T>;
-  // module_local: Model<T> is one type in every compiled variant, and two variants may be loaded
+  // module_local: Model<T> is one type in every compiled variant, and two variants are loaded
   py::class_<M>(m, name, py::module_local(),
                 "A multilayer perceptron in C++; use denseprop.Network.")
-      .def(py::init([](const std::vector<std::int64_t>& sizes,
-                       const std::vector<std::string>& activations, double negative_slope,
-                       const std::string& loss) {
-             std::vector<Index> s = checked_sizes(sizes);
-             if (activations.size() != s.size() - 1)
-               throw py::value_error(cat("activations: expected one per layer (", s.size() - 1,
-                                         "), got ", activations.size()));
+      .def(py::init([](py::handle sizes, const std::vector<py::object>& activation,
+                       py::handle output_activation, py::handle negative_slope, py::handle loss) {
+             const LossKind kind = parse_loss(name_argument(loss));
+             const double slope = real(negative_slope, "negative_slope");
              std::vector<ActivationSpec> acts;
-             for (const auto& a : activations) acts.push_back(activation_spec(a, negative_slope));
-             return std::make_unique<M>(std::move(s), std::move(acts), parse_loss(loss));
+             for (const auto& a : activation)
+               acts.push_back(activation_spec(name_argument(a), slope));
+             acts.push_back(
+                 activation_spec(name_argument(output_activation), slope, "output_activation"));
+             return std::make_unique<M>(sizes_of(sizes), std::move(acts), kind);
            }),
-           py::arg("sizes"), py::arg("activations"), py::arg("negative_slope"), py::arg("loss"))
+           py::arg("sizes"), py::arg("activation"), py::arg("output_activation"),
+           py::arg("negative_slope"), py::arg("loss"),
+           "sizes: inputs, then each layer's outputs; activation: one name per hidden layer. "
+           "Every argument is checked here, with the message denseprop.Network raises.")
       .def_property_readonly(
           "params",
           [](py::object self) {
@@ -65,6 +91,26 @@ template <class T> void bind(py::module_& m, const char* name) {
           "The gradients of the last loss_and_gradients, laid out as params. Read-only. (A "
           "train_step with plain SGD updates the weights in its backward pass and stores only "
           "the biases' gradients.)")
+      .def(
+          "layers",
+          [](M& self, const py::array& buffer) {
+            const auto& net = self.net;
+            if (buffer.ndim() != 1 || buffer.shape(0) != net.parameter_count())
+              throw py::value_error(cat("buffer: expected shape (", net.parameter_count(),
+                                        ",), laid out as params, got ", shape_str(buffer)));
+            py::list layers;
+            for (Index l = 0; l < net.layers(); ++l) {
+              const py::ssize_t in = net.size(l), out = net.size(l + 1), start = net.offset(l);
+              const py::object w = buffer[py::slice(start, start + out * in, 1)];
+              layers.append(
+                  py::make_tuple(w.attr("reshape")(out, in),
+                                 buffer[py::slice(start + out * in, start + out * in + out, 1)]));
+            }
+            return layers;
+          },
+          py::arg("buffer"),
+          "[(W (out, in), b (out,)), ...]: views of each layer's slices of a buffer laid out as "
+          "params (params, grads, an optimizer state, or a copy of one).")
       .def_property_readonly(
           "optimizer_state",
           [](py::object self) {
@@ -82,28 +128,13 @@ template <class T> void bind(py::module_& m, const char* name) {
           })
       .def(
           "set_optimizer",
-          [](M& self, const std::string& kind, double lr, double momentum, bool nesterov,
-             double beta1, double beta2, double eps, double weight_decay, double clip_norm,
-             double noise_multiplier, std::uint64_t seed) {
-            OptimizerConfig c;
-            if (kind == "sgd")
-              c.kind = OptimizerKind::sgd;
-            else if (kind == "adam")
-              c.kind = OptimizerKind::adam;
-            else if (kind == "dpsgd")
-              c.kind = OptimizerKind::dpsgd;
-            else
-              throw py::value_error(
-                  cat("optimizer: unknown '", kind, "', expected sgd, adam or dpsgd"));
-            c.lr = lr, c.momentum = momentum, c.nesterov = nesterov, c.beta1 = beta1,
-            c.beta2 = beta2, c.eps = eps, c.weight_decay = weight_decay, c.clip_norm = clip_norm,
-            c.noise_multiplier = noise_multiplier, c.seed = seed;
-            self.locked([&] { self.net.optimizer().configure(c); });
+          [](M& self, const OptimizerSettings& settings) {
+            self.locked([&] { self.net.optimizer().configure(settings); });
           },
-          py::arg("kind"), py::arg("lr"), py::arg("momentum"), py::arg("nesterov"),
-          py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
-          py::arg("clip_norm"), py::arg("noise_multiplier"), py::arg("seed"),
-          "Choose the optimizer and clear its state. Arguments are checked by denseprop.Network.")
+          py::arg("settings"), "Choose the optimizer (an OptimizerSettings) and clear its state.")
+      .def_property_readonly(
+          "optimizer", [](M& self) { return self.net.optimizer().settings(); },
+          "The optimizer's settings, a copy.")
       .def(
           "forward",
           [](M& self, py::handle x_obj) {
@@ -176,10 +207,11 @@ template <class T> void bind(py::module_& m, const char* name) {
           "check",
           [](M& self, py::handle x_obj, py::handle y_obj) {
             const auto x = features(self.net, x_obj);
-            targets(self.net, y_obj, x.shape(0));
+            if (!y_obj.is_none()) targets(self.net, y_obj, x.shape(0));
           },
-          py::arg("x"), py::arg("y"),
-          "Raise the error train_step would raise for (x, y), without touching the model.")
+          py::arg("x"), py::arg("y") = py::none(),
+          "Raise the error train_step would raise for (x, y) (forward for x alone), without "
+          "touching the model.")
       .def(
           "train_step",
           [](M& self, py::handle x_obj, py::handle y_obj) {
@@ -193,10 +225,10 @@ template <class T> void bind(py::module_& m, const char* name) {
       .def(
           "fit_epoch",
           [](M& self, py::handle x_obj, py::handle y_obj, py::handle order_obj,
-             std::int64_t batch_size) {
-            const auto x = features(self.net, x_obj);
+             std::int64_t batch_size, bool checked) {
+            const auto x = features(self.net, x_obj, checked);
             const py::ssize_t n = x.shape(0);
-            const auto y = targets(self.net, y_obj, n);
+            const auto y = targets(self.net, y_obj, n, checked);
             const auto order = labels(order_obj, "order", n, n, "x");
             if (batch_size < 1)
               throw py::value_error(cat("batch_size: must be >= 1, got ", batch_size));
@@ -204,9 +236,11 @@ template <class T> void bind(py::module_& m, const char* name) {
               return self.net.fit_epoch(x.data(), y.view(), order.data(), n, batch_size);
             });
           },
-          py::arg("x"), py::arg("y"), py::arg("order"), py::arg("batch_size"),
+          py::arg("x"), py::arg("y"), py::arg("order"), py::arg("batch_size"), py::kw_only(),
+          py::arg("checked") = false,
           "One epoch of train_step over x[order] in batches; returns the mean per-sample loss, "
-          "or the first non-finite batch loss, where it stops.")
+          "or the first non-finite batch loss, where it stops. `checked`: x and y are the "
+          "arrays `check` accepted, unchanged since, so they are not scanned for NaN again.")
       .def(
           "workspace",
           [](M& self) {

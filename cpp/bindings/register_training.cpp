@@ -53,7 +53,7 @@ template <class T> struct Data {
 
 // DP-SGD needs every sample's own input; the sparse layer does not keep them.
 template <class T> void expect_dense_for_dpsgd(Network<T>& net, const Inputs<T>& x) {
-  if (!x.dense && net.optimizer().config().kind == OptimizerKind::dpsgd)
+  if (!x.dense && net.optimizer().info().name == std::string_view("dpsgd"))
     throw py::value_error("x: dpsgd needs dense inputs, got a sparse matrix");
 }
 

@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 __version__ = _version("denseprop")
 
 build_info = _core.build_info
+activations = _core.activations
+losses = _core.losses
+optimizers = _core.optimizers
 set_num_threads = _core.set_num_threads
 get_num_threads = _core.get_num_threads
 
@@ -40,11 +43,14 @@ __all__ = [
     "activation_backward",
     "activation_forward",
     "activation_jacobian",
+    "activations",
     "build_info",
     "dense_backward",
     "dense_forward",
     "get_num_threads",
+    "losses",
     "mse",
+    "optimizers",
     "set_num_threads",
     "sigmoid",
     "sigmoid_backward",

@@ -2,42 +2,23 @@
 
 Layers are numbered from 1 as in the textbook, ``A[0] = X``; arrays are batch-first, so the
 equations read ``Z[l] = A[l-1] W[l]ᵀ + b[l]`` with ``Z[l]: (batch, out)``. Both functions are
-built from the public compiled kernels, the ones the fused training step is made of.
+built from the public compiled kernels, the ones the fused training step is made of, and take
+the model as arrays and names (`Network.trace` and `Network.jacobian` check the data and hold
+the network's lock); the equations come from the activations' and losses' tables.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
 from . import _core
-
-if TYPE_CHECKING:
-    from .network import Network
+from ._tables import ACTIVATIONS, LOSSES
 
 __all__ = ["Trace", "TraceEntry", "jacobian", "trace"]
-
-# A[l] = g(Z[l]), and dZ[l] from dA[l] through g, each read from the stored output A[l].
-_FORWARD = {
-    "identity": "Z[{l}]",
-    "sigmoid": "σ(Z[{l}]) = 1 / (1 + exp(−Z[{l}]))",
-    "tanh": "tanh(Z[{l}])",
-    "relu": "max(Z[{l}], 0)",
-    "leaky_relu": "Z[{l}] if Z[{l}] > 0 else α Z[{l}]",
-    "softmax": "softmax(Z[{l}]) per row",
-}
-_BACKWARD = {
-    "identity": "dA[{l}]",
-    "sigmoid": "dA[{l}] ⊙ A[{l}] ⊙ (1 − A[{l}])",
-    "tanh": "dA[{l}] ⊙ (1 − A[{l}]²)",
-    "relu": "dA[{l}] ⊙ [A[{l}] > 0]",
-    "leaky_relu": "dA[{l}] ⊙ (1 if A[{l}] > 0 else α)",
-    "softmax": "A[{l}] ⊙ (dA[{l}] − rowsum(A[{l}] ⊙ dA[{l}]))",
-}
 
 
 @dataclass(frozen=True)
@@ -90,76 +71,95 @@ class Trace:
         return f"<Trace of {len(self.entries)} terms, loss {self.loss:.6g}>"
 
 
-def trace(net: Network, x: NDArray[np.floating], y: NDArray[np.generic], reduction: str) -> Trace:
-    """One forward and backward pass of ``net`` on ``(x, y)``, keeping every term.
+def trace(
+    weights: Sequence[NDArray[np.floating]],
+    biases: Sequence[NDArray[np.floating]],
+    activations: Sequence[str],
+    loss: str,
+    x: NDArray[np.floating],
+    y: NDArray[np.generic],
+    reduction: str,
+    *,
+    negative_slope: float = 0.01,
+) -> Trace:
+    """One forward and backward pass of a network on ``(x, y)``, keeping every term.
 
-    ``x: (batch, inputs)``; ``y`` as `Network.gradients` takes it. The ``dW[l]``, ``db[l]``
-    equal ``net.gradients(x, y, reduction)``; the network is unchanged.
+    ``weights[l]: (out, in)``, ``biases[l]: (out,)``, one activation name per layer and the
+    loss's name, as a `Network` holds them; ``x: (batch, inputs)``; ``y`` as the loss's kernel
+    takes it. The ``dW[l]``, ``db[l]`` equal `Network.gradients`; nothing is written.
     """
-    x, y = net._x(x), net._y(y)
-    net._core.check(x, y)
-    slope = net._config["negative_slope"]
-    acts = net.activations
-    layers = len(acts)
+    layers = len(activations)
+    info = LOSSES[loss]
+    fused = info["fused_output"] is not None
+    kernel = getattr(_core, info["kernel"])
     scale = " / batch" if reduction == "mean" else ""
     entries: list[TraceEntry] = []
 
     def add(name: str, equation: str, value: NDArray[np.floating]) -> None:
         entries.append(TraceEntry(name, value.shape, f"{name} = {equation}", value))
 
-    a = [x]
+    def equation(act: str, which: str, l: int) -> str:
+        return str(ACTIVATIONS[act][which]).replace("{l}", str(l))
+
+    a, z = [x], [x]  # z[l] = Z[l]; z[0] is a placeholder
     add("A[0]", "X", x)
     for l in range(1, layers + 1):
-        w, b = net.weights[l - 1], net.biases[l - 1]
-        z = _core.dense_forward(a[-1], w, b, "identity")
-        add(f"Z[{l}]", f"A[{l - 1}] W[{l}]ᵀ + b[{l}]", z)
-        a.append(_core.activation_forward(z, acts[l - 1], negative_slope=slope))
-        add(f"A[{l}]", _FORWARD[acts[l - 1]].format(l=l), a[-1])
+        z.append(_core.dense_forward(a[-1], weights[l - 1], biases[l - 1], "identity"))
+        add(f"Z[{l}]", f"A[{l - 1}] W[{l}]ᵀ + b[{l}]", z[-1])
+        act = activations[l - 1]
+        a.append(_core.activation_forward(z[-1], act, negative_slope=negative_slope))
+        add(f"A[{l}]", equation(act, "forward_equation", l), a[-1])
 
-    # The fused losses give dZ[L] = (P − Y) / batch straight from the logits Z[L].
-    if net.loss == "mse":
-        loss, da = _core.mse(a[-1], y, reduction)
-        add(f"dA[{layers}]", f"(A[{layers}] − Y){scale}", da)
+    gradient = str(info["gradient_equation"]).replace("{L}", str(layers)) + scale
+    if fused:  # dZ[L] = (P − Y) / batch straight from the logits Z[L]
+        value, dz = kernel(z[-1], y, reduction)
+        add(f"dZ[{layers}]", gradient, dz)
     else:
-        if net.loss == "cross_entropy":
-            loss, dz = _core.softmax_cross_entropy(z, y, reduction)
-        else:
-            loss, dz = _core.sigmoid_cross_entropy(z, y, reduction)
-        add(f"dZ[{layers}]", f"(A[{layers}] − Y){scale}", dz)
+        value, da = kernel(a[-1], y, reduction)
+        add(f"dA[{layers}]", gradient, da)
     for l in range(layers, 0, -1):
-        if l < layers or net.loss == "mse":
-            dz = _core.activation_backward(a[l], da, acts[l - 1], negative_slope=slope)
-            add(f"dZ[{l}]", _BACKWARD[acts[l - 1]].format(l=l), dz)
-        w = net.weights[l - 1]
-        grad_x, dw, db = _core.dense_backward(a[l - 1], w, dz, dz, "identity", need_grad_x=l > 1)
+        if l < layers or not fused:
+            act = activations[l - 1]
+            dz = _core.activation_backward(a[l], da, act, z=z[l], negative_slope=negative_slope)
+            add(f"dZ[{l}]", equation(act, "backward_equation", l), dz)
+        grad_x, dw, db = _core.dense_backward(
+            a[l - 1], weights[l - 1], dz, dz, "identity", need_grad_x=l > 1
+        )
         add(f"dW[{l}]", f"dZ[{l}]ᵀ A[{l - 1}]", dw)
         add(f"db[{l}]", f"1ᵀ dZ[{l}]   (the sum over the batch)", db)
         if grad_x is not None:
             da = grad_x
             add(f"dA[{l - 1}]", f"dZ[{l}] W[{l}]", da)
-    return Trace(entries, float(loss), reduction)
+    return Trace(entries, float(value), reduction)
 
 
-def jacobian(net: Network, x: NDArray[np.floating]) -> NDArray[np.floating]:
-    """The Jacobian of the network's outputs with respect to its inputs, per sample.
+def jacobian(
+    weights: Sequence[NDArray[np.floating]],
+    biases: Sequence[NDArray[np.floating]],
+    activations: Sequence[str],
+    x: NDArray[np.floating],
+    *,
+    negative_slope: float = 0.01,
+) -> NDArray[np.floating]:
+    """The Jacobian of a network's outputs with respect to its inputs, per sample.
 
-    ``x: (batch, inputs)`` -> ``J: (batch, outputs, inputs)``, ``J[i, k, j] = ∂out[i, k] /
-    ∂x[i, j]`` with the outputs of `Network.forward` (probabilities for the classifiers). By the
-    chain rule ``J = J_g(A[L]) W[L] diag(g'(Z[L-1])) W[L-1] ··· diag(g'(Z[1])) W[1]``; the
-    output's Jacobian comes from `activation_jacobian`, the hidden layers' diagonals from
-    `activation_backward` of ones.
+    The model as in `trace`; ``x: (batch, inputs)`` -> ``J: (batch, outputs, inputs)``,
+    ``J[i, k, j] = ∂out[i, k] / ∂x[i, j]`` with the outputs of `Network.forward`
+    (probabilities for the classifiers). By the chain rule ``J = J_g(A[L]) W[L]
+    diag(g'(Z[L-1])) W[L-1] ··· diag(g'(Z[1])) W[1]``; the output's Jacobian comes from
+    `activation_jacobian`, the hidden layers' diagonals from `activation_backward` of ones.
     """
-    x = net._x(x)
-    net._core.forward(x)  # checks x as every Network method does
-    slope = net._config["negative_slope"]
-    acts = net.activations
-    a = [x]
-    for w, b, act in zip(net.weights, net.biases, acts):
-        a.append(_core.dense_forward(a[-1], w, b, act, negative_slope=slope))
-    output = _core.activation_jacobian(a[-1], acts[-1], negative_slope=slope)
-    jac: NDArray[np.floating] = output @ net.weights[-1]
-    for l in range(len(acts) - 1, 0, -1):
+    slope = negative_slope
+    a, z = [x], [x]
+    for w, b, act in zip(weights, biases, activations):
+        z.append(_core.dense_forward(a[-1], w, b, "identity"))
+        a.append(_core.activation_forward(z[-1], act, negative_slope=slope))
+    output = _core.activation_jacobian(a[-1], activations[-1], z=z[-1], negative_slope=slope)
+    jac: NDArray[np.floating] = output @ weights[-1]
+    for l in range(len(activations) - 1, 0, -1):
         ones = np.ones_like(a[l])
-        slopes = _core.activation_backward(a[l], ones, acts[l - 1], negative_slope=slope)
-        jac = (jac * slopes[:, None, :]) @ net.weights[l - 1]
+        slopes = _core.activation_backward(
+            a[l], ones, activations[l - 1], z=z[l], negative_slope=slope
+        )
+        jac = (jac * slopes[:, None, :]) @ weights[l - 1]
     return jac

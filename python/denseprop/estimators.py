@@ -29,6 +29,7 @@ from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_targ
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from . import _core
+from ._tables import HIDDEN
 from .network import Network
 from .sparse import is_sparse
 
@@ -42,15 +43,8 @@ except ImportError:  # scikit-learn < 1.6 has it as a method
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
-# scikit-learn's activation names, and denseprop's own
-_ACTIVATIONS = {
-    "identity": "identity",
-    "logistic": "sigmoid",
-    "tanh": "tanh",
-    "relu": "relu",
-    "sigmoid": "sigmoid",
-    "leaky_relu": "leaky_relu",
-}
+# scikit-learn's activation names ("logistic"), and every hidden activation of denseprop's table
+_ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", **{n: n for n in HIDDEN}}
 _STOCHASTIC = ("sgd", "adam")
 _SPARSE_FORMATS = ["csr", "csc"]
 
@@ -228,7 +222,6 @@ class _BaseMLP(BaseEstimator):
             "cross_entropy": "softmax",
             "binary_cross_entropy": "logistic",
             "mse": "identity",
-            "poisson": "exp",
         }[loss]
         activation = _ACTIVATIONS[self.activation]
         self.network_ = Network(layer_units, activation, loss, dtype=dtype, seed=0)
@@ -500,7 +493,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     """A multilayer perceptron classifier on denseprop's `Network`, as scikit-learn's.
 
     Parameters, their defaults and their checks are scikit-learn's ``MLPClassifier``'s, plus
-    ``activation`` "sigmoid" (= "logistic") and "leaky_relu", and ``dtype``: None trains
+    ``activation``: every hidden activation of ``denseprop.activations()`` ("sigmoid",
+    "leaky_relu", "gelu", ...), and ``dtype``: None trains
     float32 data in float32 and anything else in float64. The output layer is softmax with
     cross-entropy for more than two classes, one sigmoid with binary cross-entropy for two,
     one sigmoid per label for a multilabel indicator ``y``. ``alpha`` is the L2 penalty
@@ -616,8 +610,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     Parameters are scikit-learn's ``MLPRegressor``'s (see `MLPClassifier` for denseprop's
     extras). ``loss="squared_error"``: a linear output layer and half the squared error,
-    averaged over outputs in ``loss_curve_`` as scikit-learn reports it; ``loss="poisson"``:
-    the Poisson deviance with a log link (predictions ``e^z``). ``y`` is ``(samples,)`` or
+    averaged over outputs in ``loss_curve_`` as scikit-learn reports it (scikit-learn's
+    ``loss="poisson"`` is not available yet). ``y`` is ``(samples,)`` or
     ``(samples, outputs)``; `predict` returns the same shape. With ``early_stopping`` the
     validation score is R².
 
@@ -626,7 +620,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **_BaseMLP._parameter_constraints,
-        "loss": [StrOptions({"squared_error", "poisson"})],
+        "loss": [StrOptions({"squared_error"})],
     }
 
     def __init__(
@@ -684,13 +678,10 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        if self.loss == "poisson" and np.any(y < 0):
-            msg = "y: the poisson loss needs targets >= 0"
-            raise ValueError(msg)
         return X, y
 
     def _network_loss(self) -> str:
-        return "poisson" if self.loss == "poisson" else "mse"
+        return "mse"
 
     @available_if(lambda est: est._check_solver())  # type: ignore[untyped-decorator]
     def partial_fit(

@@ -11,6 +11,7 @@ that dtype.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,12 +20,14 @@ from numpy.typing import NDArray
 
 __all__ = [
     "ACTIVATIONS",
+    "FROM_INPUT",
     "LOSSES",
     "REDUCTIONS",
     "activation_backward",
     "activation_forward",
     "activation_jacobian",
     "adam_step",
+    "adamw_step",
     "dense_backward",
     "dense_forward",
     "dpsgd_step",
@@ -42,7 +45,12 @@ __all__ = [
     "softmax_jacobian",
 ]
 
-ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "softmax")
+ACTIVATIONS = (
+    "identity", "sigmoid", "tanh", "relu", "leaky_relu", "softmax",
+    "gelu", "gelu_tanh", "silu", "softplus",
+)  # fmt: skip
+# Those whose derivative is written here in their input z rather than their output.
+FROM_INPUT = ("gelu", "gelu_tanh", "silu", "softplus")
 REDUCTIONS = ("mean", "sum", "none")
 LOSSES = ("cross_entropy", "binary_cross_entropy", "mse")
 
@@ -65,6 +73,52 @@ def sigmoid(z: NDArray[Any]) -> NDArray[Any]:
     """
     e = np.exp(-np.abs(z))
     return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+_erfc = np.vectorize(math.erfc, otypes=[np.float64])
+_SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
+
+
+def _in_float64(f: Any, z: NDArray[Any]) -> NDArray[Any]:
+    """``f`` of ``z`` computed in float64, returned in ``z``'s dtype."""
+    return np.asarray(f(np.asarray(z, np.float64)), dtype=z.dtype)
+
+
+def _gelu(z: NDArray[Any]) -> NDArray[Any]:
+    # z Φ(z), Φ(z) = erfc(−z/√2) / 2: accurate in the negative tail, where 1 + erf cancels
+    return 0.5 * z * _erfc(-z / math.sqrt(2))
+
+
+def _gelu_slope(z: NDArray[Any]) -> NDArray[Any]:
+    # Φ(z) + z φ(z); φ at the clipped z is 0 past |z| = 40 as it is at z, without overflow
+    zc = np.clip(z, -40, 40)
+    return 0.5 * _erfc(-z / math.sqrt(2)) + zc * np.exp(-0.5 * zc * zc) / math.sqrt(2 * math.pi)
+
+
+def _tanh_inner(z: NDArray[Any]) -> NDArray[Any]:
+    # u = √(2/π) (z + 0.044715 z³); tanh(u) is ±1 past |z| = 100, where z³ could overflow
+    zc = np.clip(z, -100, 100)
+    return _SQRT_2_OVER_PI * (zc + 0.044715 * zc**3)
+
+
+def _gelu_tanh(z: NDArray[Any]) -> NDArray[Any]:
+    return 0.5 * z * (1 + np.tanh(_tanh_inner(z)))
+
+
+def _gelu_tanh_slope(z: NDArray[Any]) -> NDArray[Any]:
+    # ½ (1 + t) + ½ z (1 − t²) u′, t = tanh u, u′ = √(2/π) (1 + 3 · 0.044715 z²)
+    t = np.tanh(_tanh_inner(z))
+    zc = np.clip(z, -100, 100)
+    return 0.5 * (1 + t) + 0.5 * zc * (1 - t * t) * _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * zc**2)
+
+
+def _silu_slope(z: NDArray[Any]) -> NDArray[Any]:
+    s = sigmoid(z)
+    return s * (1 + z * (1 - s))
+
+
+def _softplus(z: NDArray[Any]) -> NDArray[Any]:
+    return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
 
 
 def sigmoid_backward(a: NDArray[Any], grad_a: NDArray[Any]) -> NDArray[Any]:
@@ -111,9 +165,20 @@ def activation_forward(
     """Apply a named activation. ``z: (batch, n)`` -> ``a: (batch, n)``.
 
     ``leaky_relu`` is ``z if z > 0 else negative_slope * z``; ``softmax`` acts
-    per sample.
+    per sample; ``gelu`` is ``z Φ(z)`` (exact, with erf), ``gelu_tanh`` its tanh
+    approximation ``½ z (1 + tanh(√(2/π) (z + 0.044715 z³)))``, ``silu`` is
+    ``z σ(z)`` and ``softplus`` ``log(1 + exp(z))``. The last four are computed in
+    float64 and returned in ``z``'s dtype.
     """
     _check_activation(activation, negative_slope)
+    if activation == "gelu":
+        return _in_float64(_gelu, z)
+    if activation == "gelu_tanh":
+        return _in_float64(_gelu_tanh, z)
+    if activation == "silu":
+        return _in_float64(lambda v: v * sigmoid(v), z)
+    if activation == "softplus":
+        return _in_float64(_softplus, z)
     if activation == "sigmoid":
         return sigmoid(z)
     if activation == "tanh":
@@ -128,15 +193,30 @@ def activation_forward(
 
 
 def activation_backward(
-    a: NDArray[Any], grad_a: NDArray[Any], activation: str, negative_slope: float = 0.01
+    a: NDArray[Any],
+    grad_a: NDArray[Any],
+    activation: str,
+    negative_slope: float = 0.01,
+    *,
+    z: NDArray[Any] | None = None,
 ) -> NDArray[Any]:
-    """Gradient through a named activation, from its output.
+    """Gradient through a named activation, from its output or its input.
 
-    ``a, grad_a: (batch, n)`` -> ``grad_z: (batch, n)``. Every activation here
-    has a derivative expressible in its output: sigmoid ``a (1 - a)``, tanh
+    ``a, grad_a: (batch, n)`` -> ``grad_z: (batch, n)``. The derivative is read
+    from the output where that is cheapest: sigmoid ``a (1 - a)``, tanh
     ``1 - a^2``, relu ``a > 0``, leaky_relu ``1 if a > 0 else negative_slope``.
+    Those in `FROM_INPUT` read it from their input ``z: (batch, n)``, required:
+    gelu ``Φ(z) + z φ(z)``, gelu_tanh ``½ (1 + t) + ½ z (1 − t²) u′``, silu
+    ``σ(z) (1 + z (1 − σ(z)))``, softplus ``σ(z)``.
     """
     _check_activation(activation, negative_slope)
+    if activation in FROM_INPUT:
+        if z is None:
+            msg = f"z: {activation}'s derivative is read from its input; pass z"
+            raise ValueError(msg)
+        slope = {"gelu": _gelu_slope, "gelu_tanh": _gelu_tanh_slope, "silu": _silu_slope,
+                 "softplus": sigmoid}[activation]  # fmt: skip
+        return grad_a * _in_float64(slope, z)
     if activation == "sigmoid":
         return sigmoid_backward(a, grad_a)
     if activation == "tanh":
@@ -151,17 +231,21 @@ def activation_backward(
 
 
 def activation_jacobian(
-    a: NDArray[Any], activation: str, negative_slope: float = 0.01
+    a: NDArray[Any],
+    activation: str,
+    negative_slope: float = 0.01,
+    *,
+    z: NDArray[Any] | None = None,
 ) -> NDArray[Any]:
     """The Jacobian ``da/dz`` of a named activation per sample, from its output.
 
     ``a: (batch, n)`` -> ``J: (batch, n, n)``: ``diag(g'(z_i))`` for the elementwise
     activations (``g'`` as `activation_backward` reads it from ``a``), and
-    ``diag(s_i) - s_i s_iᵀ`` for softmax.
+    ``diag(s_i) - s_i s_iᵀ`` for softmax; ``z`` as `activation_backward` takes it.
     """
     if activation == "softmax":
         return softmax_jacobian(a)
-    slopes = activation_backward(a, np.ones_like(a), activation, negative_slope)
+    slopes = activation_backward(a, np.ones_like(a), activation, negative_slope, z=z)
     jac = np.zeros(a.shape + a.shape[1:], dtype=a.dtype)
     diagonal = np.arange(a.shape[1])
     jac[:, diagonal, diagonal] = slopes
@@ -197,6 +281,7 @@ def dense_backward(
     activation: str = "identity",
     need_grad_x: bool = True,
     *,
+    z: NDArray[Any] | None = None,
     negative_slope: float = 0.01,
 ) -> tuple[NDArray[Any] | None, NDArray[Any], NDArray[Any]]:
     """Gradients of a dense layer from its input, weights and output.
@@ -205,9 +290,9 @@ def dense_backward(
     ``(grad_x: (batch, in) or None, grad_w: (out, in), grad_b: (out,))`` with
     ``grad_z = act_backward(a, grad_a)``, ``grad_w = grad_z.T @ x``,
     ``grad_b = grad_z.sum(0)`` and ``grad_x = grad_z @ w``, or None when
-    ``need_grad_x`` is false.
+    ``need_grad_x`` is false. ``z = x @ w.T + b`` as `activation_backward` takes it.
     """
-    grad_z = activation_backward(a, grad_a, activation, negative_slope)
+    grad_z = activation_backward(a, grad_a, activation, negative_slope, z=z)
     grad_x = grad_z @ w if need_grad_x else None
     return grad_x, grad_z.T @ x, grad_z.sum(axis=0)
 
@@ -335,7 +420,10 @@ def network_loss_and_gradients(
     acts = list(activations)
     if fused:  # the last layer stops at its logits; the loss applies its activation
         acts[-1] = "identity"
-    a = network_forward(weights, biases, x, acts, negative_slope)
+    a, z = [x], [x]  # z[0] is a placeholder
+    for w, b, act in zip(weights, biases, acts):
+        z.append(a[-1] @ w.T + b)
+        a.append(activation_forward(z[-1], act, negative_slope))
     grad: Any  # becomes None past the first layer, where no gradient is asked for
     if loss == "cross_entropy":
         value, grad = softmax_cross_entropy(a[-1], y, reduction)
@@ -346,7 +434,7 @@ def network_loss_and_gradients(
     grads = []
     for l in range(len(weights) - 1, -1, -1):
         grad, gw, gb = dense_backward(
-            a[l], weights[l], a[l + 1], grad, acts[l], need_grad_x=l > 0,
+            a[l], weights[l], a[l + 1], grad, acts[l], need_grad_x=l > 0, z=z[l + 1],
             negative_slope=negative_slope,
         )
         grads.append((gw, gb))
@@ -451,6 +539,33 @@ def adam_step(
             c1 = f(1 - beta1**t)
             c2 = f(1 - beta2**t)
             p -= f(lr) * (mp / c1) / (np.sqrt(sp / c2) + f(eps))
+
+
+def adamw_step(
+    params: list[tuple[NDArray[Any], NDArray[Any]]],
+    grads: list[tuple[NDArray[Any], NDArray[Any]]],
+    m: list[tuple[NDArray[Any], NDArray[Any]]],
+    s: list[tuple[NDArray[Any], NDArray[Any]]],
+    t: int,
+    lr: float,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+) -> None:
+    """One AdamW step in place (decoupled weight decay, weights only); ``t`` counts from 1.
+
+    ``m = b1 m + (1 - b1) g``, ``s = b2 s + (1 - b2) g^2``,
+    ``p = p (1 - lr weight_decay) - lr (m / (1 - b1^t)) / (sqrt(s / (1 - b2^t)) + eps)``.
+    """
+    for (w, b), (gw, gb), (mw, mb), (sw, sb) in zip(params, grads, m, s):
+        for p, g, mp, sp, decay in ((w, gw, mw, sw, weight_decay), (b, gb, mb, sb, 0.0)):
+            f = p.dtype.type
+            mp[...] = f(beta1) * mp + f(1 - beta1) * g  # in float64, as adam_step
+            sp[...] = f(beta2) * sp + f(1 - beta2) * g * g
+            c1 = f(1 - beta1**t)
+            c2 = f(1 - beta2**t)
+            p[...] = p * (f(1) - f(lr) * f(decay)) - f(lr) * (mp / c1) / (np.sqrt(sp / c2) + f(eps))
 
 
 def fit_epoch(

@@ -1,48 +1,33 @@
-// Activations as forward/backward pairs. Every backward takes the forward's output a = g(z),
-// never z: the network keeps one buffer per layer, and each derivative below is cheapest in a.
+// Activations, declared once: each is one entry below (a struct holding what the rest of the
+// library reads about it, its forward kernel and its backward kernel) and one name in the
+// `Activations` list at the end. The bindings, the Network, the trace and the Python package read
+// the table built from that list; see docs/design.md for how to add an entry.
 #pragma once
 
 #include <algorithm>
-#include <stdexcept>
+#include <cmath>
 #include <string>
 #include <string_view>
-#include <type_traits>
+#include <tuple>
 
+#include "table.hpp"
 #include "types.hpp"
 
 namespace denseprop {
 
-enum class Activation { identity, sigmoid, tanh, relu, leaky_relu, softmax };
+// How the weights of a layer with this activation start (see python/denseprop/_init.py).
+enum class Init { glorot, he };
 
-inline constexpr std::string_view activation_names =
-    "identity, sigmoid, tanh, relu, leaky_relu, softmax";
-
-inline Activation parse_activation(std::string_view name) {
-  if (name == "identity") return Activation::identity;
-  if (name == "sigmoid") return Activation::sigmoid;
-  if (name == "tanh") return Activation::tanh;
-  if (name == "relu") return Activation::relu;
-  if (name == "leaky_relu") return Activation::leaky_relu;
-  if (name == "softmax") return Activation::softmax;
-  throw std::invalid_argument("activation: unknown '" + std::string(name) + "', expected one of " +
-                              std::string(activation_names));
-}
-
-inline const char* activation_name(Activation a) {
-  switch (a) {
-    case Activation::identity: return "identity";
-    case Activation::sigmoid: return "sigmoid";
-    case Activation::tanh: return "tanh";
-    case Activation::relu: return "relu";
-    case Activation::leaky_relu: return "leaky_relu";
-    case Activation::softmax: return "softmax";
-  }
-  return "?";
-}
-
-struct ActivationSpec {
-  Activation kind = Activation::identity;
-  double negative_slope = 0.01;  // leaky_relu only; >= 0 so the sign of a tells the branch
+// What the rest of the library needs to know about an activation.
+struct ActivationInfo {
+  std::string_view name;
+  // The backward reads z, the activation's input, instead of its output a: the network keeps
+  // Z[l] only for the layers whose activation says so.
+  bool needs_z;
+  bool hidden;  // may be a hidden layer's activation (softmax normalises a whole layer: no)
+  Init init;
+  // The trace's equations, "{l}" standing for the layer: A[l] = forward, dZ[l] = backward.
+  std::string_view forward_equation, backward_equation;
 };
 
 // Elementwise passes run over blocks of whole columns of about 8 KiB: a block stays in L1
@@ -58,72 +43,248 @@ inline Index block_columns(Index rows) {
 template <class T> using FlatArray = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
 template <class T> FlatArray<T> flat(T* data, Index size) { return FlatArray<T>(data, size); }
 
-// softmax(z) = e^{z - max z} / Σ e^{z - max z}, per column (per sample); the shift keeps exp ≤ 1.
-template <class T> void softmax_block(Mat<T> z) {
-  for (Index j = 0; j < z.cols(); ++j) z.col(j).array() -= z.col(j).maxCoeff();
-  auto e = flat(z.data(), z.size());
-  e = e.exp();
-  for (Index j = 0; j < z.cols(); ++j) z.col(j) /= z.col(j).sum();
+// An activation that acts on each element alone: Entry::apply(c, slope) maps a flat array in
+// place, so a block of columns is one pass.
+template <class Entry> struct Elementwise {
+  template <class T> static void forward(Mat<T> z, T slope) {
+    auto c = flat(z.data(), z.size());
+    Entry::apply(c, slope);
+  }
+};
+
+// The entries. forward(z, slope) turns a block of whole columns of z into a = g(z) in place;
+// backward(x, g, d, slope) writes one column d = g ⊙ g'(z), x being a = g(z) or, when
+// info.needs_z, z itself. d may alias g, never x. slope is leaky_relu's, ignored by the others.
+
+struct Identity : Elementwise<Identity> {
+  static constexpr ActivationInfo info{"identity", false, true, Init::glorot, "Z[{l}]", "dA[{l}]"};
+  template <class C, class T> static void apply(C&, T) {}
+  template <class X, class G, class D, class T> static void backward(const X&, const G& g, D&& d,
+                                                                     T) {
+    if (d.data() != g.data()) d = g;
+  }
+};
+
+// σ(z) = 1 / (1 + e^{-z}): for z → -∞, e^{-z} saturates (inf, or Eigen's clamp) and σ → 0
+// without NaN, so the plain form is safe and costs one exp per element.   g' = a (1 - a)
+struct Sigmoid : Elementwise<Sigmoid> {
+  static constexpr ActivationInfo info{"sigmoid",
+                                       false,
+                                       true,
+                                       Init::glorot,
+                                       "σ(Z[{l}]) = 1 / (1 + exp(−Z[{l}]))",
+                                       "dA[{l}] ⊙ A[{l}] ⊙ (1 − A[{l}])"};
+  template <class C, class T> static void apply(C& c, T) { c = (T(1) + (-c).exp()).inverse(); }
+  template <class X, class G, class D, class T>
+  static void backward(const X& a, const G& g, D&& d, T) {
+    d.array() = g.array() * a.array() * (T(1) - a.array());
+  }
+};
+
+// g' = 1 - a²
+struct Tanh : Elementwise<Tanh> {
+  static constexpr ActivationInfo info{"tanh",       false,          true,
+                                       Init::glorot, "tanh(Z[{l}])", "dA[{l}] ⊙ (1 − A[{l}]²)"};
+  template <class C, class T> static void apply(C& c, T) { c = c.tanh(); }
+  template <class X, class G, class D, class T>
+  static void backward(const X& a, const G& g, D&& d, T) {
+    d.array() = g.array() * (T(1) - a.array().square());
+  }
+};
+
+// g' = [a > 0]
+struct Relu : Elementwise<Relu> {
+  static constexpr ActivationInfo info{
+      "relu", false, true, Init::he, "max(Z[{l}], 0)", "dA[{l}] ⊙ [A[{l}] > 0]"};
+  template <class C, class T> static void apply(C& c, T) { c = c.max(T(0)); }
+  template <class X, class G, class D, class T>
+  static void backward(const X& a, const G& g, D&& d, T) {
+    d.array() = (a.array() > T(0)).select(g.array(), T(0));
+  }
+};
+
+// g' = 1 if a > 0 else slope; the slope is >= 0, so the sign of a tells the branch.
+struct LeakyRelu : Elementwise<LeakyRelu> {
+  static constexpr ActivationInfo info{"leaky_relu",
+                                       false,
+                                       true,
+                                       Init::he,
+                                       "Z[{l}] if Z[{l}] > 0 else α Z[{l}]",
+                                       "dA[{l}] ⊙ (1 if A[{l}] > 0 else α)"};
+  template <class C, class T> static void apply(C& c, T slope) {
+    c = (c > T(0)).select(c, slope * c);
+  }
+  template <class X, class G, class D, class T>
+  static void backward(const X& a, const G& g, D&& d, T slope) {
+    d.array() = (a.array() > T(0)).select(g.array(), slope * g.array());
+  }
+};
+
+// softmax(z) = e^{z - max z} / Σ e^{z - max z}, per column (per sample); the shift keeps
+// exp ≤ 1. Backward: J g for J = diag(s) - s sᵀ, that is s ⊙ (g - ⟨s, g⟩).
+struct Softmax {
+  static constexpr ActivationInfo info{"softmax",
+                                       false,
+                                       false,
+                                       Init::glorot,
+                                       "softmax(Z[{l}]) per row",
+                                       "A[{l}] ⊙ (dA[{l}] − rowsum(A[{l}] ⊙ dA[{l}]))"};
+  template <class T> static void forward(Mat<T> z, T) {
+    for (Index j = 0; j < z.cols(); ++j) z.col(j).array() -= z.col(j).maxCoeff();
+    auto e = flat(z.data(), z.size());
+    e = e.exp();
+    for (Index j = 0; j < z.cols(); ++j) z.col(j) /= z.col(j).sum();
+  }
+  template <class X, class G, class D, class T>
+  static void backward(const X& s, const G& g, D&& d, T) {
+    const auto dot = s.dot(g);
+    d.array() = s.array() * (g.array() - dot);
+  }
+};
+
+// The activations below read their derivative from z. Each is a pair of scalar functions (std::
+// exp, erfc and log1p underflow to exactly 0 and saturate without NaN at any finite |z|, where
+// Eigen's vectorised exp clamps its argument), applied by ScalarOfZ.
+template <class Entry> struct ScalarOfZ : Elementwise<Entry> {
+  template <class C, class T> static void apply(C& c, T) {
+    c = c.unaryExpr([](T z) { return Entry::value(z); });
+  }
+  template <class X, class G, class D, class T>
+  static void backward(const X& z, const G& g, D&& d, T) {
+    d.array() = g.array().binaryExpr(z.array(), [](T gi, T zi) { return gi * Entry::slope(zi); });
+  }
+};
+
+// σ(z) without overflow: e^{-|z|} ≤ 1, σ = 1/(1+e) for z ≥ 0 and e/(1+e) below.
+template <class T> T logistic(T z) {
+  const T e = std::exp(-std::abs(z));
+  return z >= 0 ? T(1) / (T(1) + e) : e / (T(1) + e);
+}
+
+// gelu(z) = z Φ(z) = ½ z erfc(−z/√2)   g' = Φ(z) + z φ(z),  φ(z) = e^{−z²/2} / √(2π)
+// (erfc keeps Φ accurate far into the negative tail, where 1 + erf(z/√2) cancels.)
+struct Gelu : ScalarOfZ<Gelu> {
+  static constexpr ActivationInfo info{"gelu",
+                                       true,
+                                       true,
+                                       Init::he,
+                                       "Z[{l}] Φ(Z[{l}]) = ½ Z[{l}] erfc(−Z[{l}] / √2)",
+                                       "dA[{l}] ⊙ (Φ(Z[{l}]) + Z[{l}] φ(Z[{l}]))"};
+  template <class T> static T value(T z) {
+    return T(0.5) * z * std::erfc(-z * T(0.70710678118654752440));
+  }
+  template <class T> static T slope(T z) {
+    return T(0.5) * std::erfc(-z * T(0.70710678118654752440)) +
+           z * std::exp(T(-0.5) * z * z) * T(0.39894228040143267794);
+  }
+};
+
+// gelu_tanh(z) = ½ z (1 + tanh u),  u = √(2/π) (z + 0.044715 z³), PyTorch's approximate="tanh".
+// ½ (1 + tanh u) = σ(2u), so g(z) = z σ(2u) and g' = σ(2u) + 2 z u' σ(2u) (1 − σ(2u)) with
+// u' = √(2/π) (1 + 3 · 0.044715 z²). Past |z| = 32, σ(2u)(1 − σ(2u)) is 0 in double: the
+// factor 2 z u' is taken at the clamped z, so that 0 · inf cannot occur.
+struct GeluTanh : ScalarOfZ<GeluTanh> {
+  static constexpr ActivationInfo info{
+      "gelu_tanh",
+      true,
+      true,
+      Init::he,
+      "½ Z[{l}] (1 + tanh(√(2/π) (Z[{l}] + 0.044715 Z[{l}]³)))",
+      "dA[{l}] ⊙ (σ(2U) + 2 Z[{l}] U′ σ(2U) (1 − σ(2U))), U = √(2/π) (Z[{l}] + 0.044715 Z[{l}]³)"};
+  static constexpr double k = 0.79788456080286535588, c = 0.044715;
+  template <class T> static T u(T z) { return T(k) * z * (T(1) + T(c) * z * z); }
+  template <class T> static T value(T z) { return z * logistic(T(2) * u(z)); }
+  template <class T> static T slope(T z) {
+    const T s = logistic(T(2) * u(z));
+    const T zc = std::clamp(z, T(-32), T(32));
+    return s + T(2) * zc * T(k) * (T(1) + T(3 * c) * zc * zc) * s * (T(1) - s);
+  }
+};
+
+// silu(z) = z σ(z)   g' = σ(z) (1 + z (1 − σ(z)))
+struct Silu : ScalarOfZ<Silu> {
+  static constexpr ActivationInfo info{"silu",
+                                       true,
+                                       true,
+                                       Init::he,
+                                       "Z[{l}] σ(Z[{l}])",
+                                       "dA[{l}] ⊙ σ(Z[{l}]) (1 + Z[{l}] (1 − σ(Z[{l}])))"};
+  template <class T> static T value(T z) { return z * logistic(z); }
+  template <class T> static T slope(T z) {
+    const T s = logistic(z);
+    return s * (T(1) + z * (T(1) - s));
+  }
+};
+
+// softplus(z) = log(1 + e^z) = max(z, 0) + log1p(e^{−|z|})   g' = σ(z)
+// (PyTorch's softplus returns z itself past z = 20; this form is exact there too.)
+struct Softplus : ScalarOfZ<Softplus> {
+  static constexpr ActivationInfo info{
+      "softplus", true, true, Init::he, "log(1 + exp(Z[{l}]))", "dA[{l}] ⊙ σ(Z[{l}])"};
+  template <class T> static T value(T z) {
+    return std::max(z, T(0)) + std::log1p(std::exp(-std::abs(z)));
+  }
+  template <class T> static T slope(T z) { return logistic(z); }
+};
+
+// The table: every activation, in the order the names are listed to users.
+using Activations =
+    std::tuple<Identity, Sigmoid, Tanh, Relu, LeakyRelu, Softmax, Gelu, GeluTanh, Silu, Softplus>;
+
+// An activation is its index in the list.
+using Activation = std::size_t;
+template <class Entry> inline constexpr Activation activation_id =
+    index_of<Entry, Activations>::value;
+inline constexpr auto activation_table =
+    infos_of<ActivationInfo>(static_cast<Activations*>(nullptr));
+
+struct ActivationSpec {
+  Activation kind = activation_id<Identity>;
+  double negative_slope = 0.01;  // leaky_relu only; >= 0 so the sign of a tells the branch
+  const ActivationInfo& info() const { return activation_table[kind]; }
+};
+
+// The checked spec: a finite slope >= 0 and a known name (`what` names the argument).
+inline ActivationSpec activation_spec(std::string_view name, double negative_slope,
+                                      const char* what = "activation") {
+  if (!(negative_slope >= 0) || !std::isfinite(negative_slope))
+    throw std::invalid_argument("negative_slope: must be a finite number >= 0, got " +
+                                format_number(negative_slope));
+  return {find_entry(activation_table, name, what), negative_slope};
 }
 
 // a = g(z) in place on a block of whole columns.
-// σ(z) = 1 / (1 + e^{-z}): for z → -∞, e^{-z} saturates (inf, or Eigen's clamp) and σ → 0
-// without NaN, so the plain form is safe and costs one exp per element.
 template <class T> void activate_block(Mat<T> z, ActivationSpec act) {
-  auto c = flat(z.data(), z.size());
-  switch (act.kind) {
-    case Activation::identity: break;
-    case Activation::sigmoid: c = (T(1) + (-c).exp()).inverse(); break;
-    case Activation::tanh: c = c.tanh(); break;
-    case Activation::relu: c = c.max(T(0)); break;
-    case Activation::leaky_relu: c = (c > T(0)).select(c, T(act.negative_slope) * c); break;
-    case Activation::softmax: softmax_block(z); break;
-  }
+  visit<Activations>(act.kind, [&](auto entry) { entry.forward(z, T(act.negative_slope)); });
 }
 
 // a = g(z + b 1ᵀ) in place, b optional: per block, the bias add and then the activation, two
 // vectorised passes while the block sits in L1 (one expression with exp inside a colwise
-// broadcast does not vectorise).
-template <class T> void bias_activate(Mat<T> z, const T* b, ActivationSpec act) {
+// broadcast does not vectorise). When z_out is given, it receives z (same layout) on the way.
+template <class T>
+void bias_activate(Mat<T> z, const T* b, ActivationSpec act, T* z_out = nullptr) {
   const Index rows = z.rows(), step = block_columns(rows);
   for (Index j = 0; j < z.cols(); j += step) {
     Mat<T> block(z.data() + j * rows, rows, std::min(step, z.cols() - j));
     if (b) block.colwise() += CVec<T>(b, rows);
+    if (z_out) std::copy_n(block.data(), block.size(), z_out + j * rows);
     activate_block(block, act);
   }
 }
 
-// J f for the Jacobian J = diag(s) - s sᵀ of one softmax column: s ⊙ (f - ⟨s, f⟩).
-template <class S, class G, class D>
-void softmax_backward_column(const S& s, const G& g, D&& dz) {
-  const auto dot = s.dot(g);
-  dz.array() = s.array() * (g.array() - dot);
-}
-
-// dz = da ⊙ g'(z), written from a = g(z), column by column; when db is given, each column of dz
-// is added into it in the same loop, so the bias gradient costs no extra pass over memory.
-//   sigmoid: g' = a (1 - a)   tanh: g' = 1 - a²   relu: g' = [a > 0]
-//   leaky_relu: g' = 1 if a > 0 else slope        softmax: the Jacobian-vector product above
-// dz may alias da (in-place backward), never a.
+// dz = da ⊙ g'(z), column by column, from a = g(z) or, for the activations that need it, from z
+// (else z may be null); when db is given, each column of dz is added into it in the same loop,
+// so the bias gradient costs no extra pass over memory. dz may alias da, never a or z.
 template <class T>
-void activation_backward(CMat<T> a, CMat<T> da, Mat<T> dz, ActivationSpec act, T* db) {
+void activation_backward(CMat<T> a, const T* z, CMat<T> da, Mat<T> dz, ActivationSpec act, T* db) {
   const T slope = T(act.negative_slope);
-  for (Index j = 0; j < a.cols(); ++j) {
-    auto ac = a.col(j).array();
-    auto gc = da.col(j).array();
-    auto dc = dz.col(j).array();
-    switch (act.kind) {
-      case Activation::identity:
-        if (dz.data() != da.data()) dc = gc;
-        break;
-      case Activation::sigmoid: dc = gc * ac * (T(1) - ac); break;
-      case Activation::tanh: dc = gc * (T(1) - ac.square()); break;
-      case Activation::relu: dc = (ac > T(0)).select(gc, T(0)); break;
-      case Activation::leaky_relu: dc = (ac > T(0)).select(gc, slope * gc); break;
-      case Activation::softmax: softmax_backward_column(a.col(j), da.col(j), dz.col(j)); break;
+  const CMat<T> x = act.info().needs_z ? CMat<T>(z, a.rows(), a.cols()) : a;
+  visit<Activations>(act.kind, [&](auto entry) {
+    for (Index j = 0; j < a.cols(); ++j) {
+      entry.backward(x.col(j), da.col(j), dz.col(j), slope);
+      if (db) Vec<T>(db, dz.rows()) += dz.col(j);
     }
-    if (db) Vec<T>(db, dz.rows()) += dz.col(j);
-  }
+  });
 }
 
 // The explicit softmax Jacobians, for inspection only: the hot path never forms them.
@@ -137,17 +298,18 @@ template <class T> void softmax_jacobian(CMat<T> s, T* jac) {
   }
 }
 
-// The Jacobian dA/dZ of each sample, from a = g(z), for inspection: diag(g'(z)) for the
-// elementwise activations (the diagonal is activation_backward of a vector of ones) and
-// diag(s) - s sᵀ for softmax. jac holds one n × n block per sample, zero off the diagonal.
-template <class T> void activation_jacobian(CMat<T> a, T* jac, ActivationSpec act) {
-  if (act.kind == Activation::softmax) return softmax_jacobian<T>(a, jac);
+// The Jacobian dA/dZ of each sample, for inspection: diag(g'(z)) for the elementwise
+// activations (the diagonal is activation_backward of a vector of ones, from a or z as the
+// entry reads it) and diag(s) - s sᵀ for softmax. jac holds one n × n block per sample, zero off
+// the diagonal.
+template <class T> void activation_jacobian(CMat<T> a, const T* z, T* jac, ActivationSpec act) {
+  if (act.kind == activation_id<Softmax>) return softmax_jacobian<T>(a, jac);
   const Index n = a.rows();
   const Vector<T> ones = Vector<T>::Ones(n);
   Vector<T> slope(n);
   for (Index j = 0; j < a.cols(); ++j) {
-    activation_backward<T>(CMat<T>(a.col(j).data(), n, 1), CMat<T>(ones.data(), n, 1),
-                           Mat<T>(slope.data(), n, 1), act, nullptr);
+    activation_backward<T>(CMat<T>(a.col(j).data(), n, 1), z ? z + j * n : nullptr,
+                           CMat<T>(ones.data(), n, 1), Mat<T>(slope.data(), n, 1), act, nullptr);
     Mat<T> J(jac + j * n * n, n, n);
     J.setZero();
     J.diagonal() = slope;

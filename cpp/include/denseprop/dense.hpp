@@ -37,18 +37,20 @@ template <class Dst, class Lhs, class Rhs> void product(Dst dst, const Lhs& lhs,
 // A = g(W X + b 1ᵀ): one GEMM, then the bias add and activation in one pass over A. Split by
 // samples (a large batch), each thread activates its own columns right after its product, while
 // they are in cache; split by units, the activation (softmax needs whole columns) follows.
+// z, when given (out × batch), receives Z = W X + b 1ᵀ on the way, for a backward that reads it.
 template <class T>
-void dense_forward(CMat<T> x, CRowMat<T> w, const T* b, Mat<T> a, ActivationSpec act) {
+void dense_forward(CMat<T> x, CRowMat<T> w, const T* b, Mat<T> a, ActivationSpec act,
+                   T* z = nullptr) {
   const Index m = a.rows(), n = a.cols();
   if (split_rows(m, n)) {
     product(a, w, x);
-    bias_activate(a, b, act);
+    bias_activate(a, b, act, z);
     return;
   }
   parallel_ranges(n, 8, multiply_adds(m, n, w), [&](Index c, Index count) {
     Mat<T> part(a.data() + c * m, m, count);
     part.noalias() = w * x.middleCols(c, count);
-    bias_activate(part, b, act);
+    bias_activate(part, b, act, z ? z + c * m : nullptr);
   });
 }
 
@@ -71,23 +73,24 @@ template <class T> void weight_sgd_update(CMat<T> x, CMat<T> dz, RowMat<T> w, T 
                   [lr](auto d, const auto& l, const auto& r) { d.noalias() -= lr * l * r; });
 }
 
-// From the stored output a (z is never kept): dZ = dA ⊙ g'(Z), db = dZ 1 (summed in the pass
-// that forms dZ) and dX = Wᵀ dZ, all but dW; dense_backward and the Network's fused SGD step
-// share it. dz is scratch of a's shape and may alias da; db may be null (per-sample gradients
-// sum dZ their own way) and dx too (the first layer needs no dX).
+// From the stored output a, or Z for the activations that read it (z is null for the others):
+// dZ = dA ⊙ g'(Z), db = dZ 1 (summed in the pass that forms dZ) and dX = Wᵀ dZ, all but dW;
+// dense_backward and the Network's fused SGD step share it. dz is scratch of a's shape and may
+// alias da; db may be null (per-sample gradients sum dZ their own way) and dx too (the first
+// layer needs no dX).
 template <class T>
-void delta_backward(CRowMat<T> w, CMat<T> a, CMat<T> da, Mat<T> dz, T* db, T* dx,
+void delta_backward(CRowMat<T> w, CMat<T> a, const T* z, CMat<T> da, Mat<T> dz, T* db, T* dx,
                     ActivationSpec act) {
   if (db) Vec<T>(db, dz.rows()).setZero();
-  activation_backward<T>(a, da, dz, act, db);
+  activation_backward<T>(a, z, da, dz, act, db);
   if (dx) product(Mat<T>(dx, w.cols(), dz.cols()), w.transpose(), dz);
 }
 
 // The whole backward of a dense layer: delta_backward, then dW = dZ Xᵀ.
 template <class T>
-void dense_backward(CMat<T> x, CRowMat<T> w, CMat<T> a, CMat<T> da, Mat<T> dz, RowMat<T> dw, T* db,
-                    T* dx, ActivationSpec act) {
-  delta_backward<T>(w, a, da, dz, db, dx, act);
+void dense_backward(CMat<T> x, CRowMat<T> w, CMat<T> a, const T* z, CMat<T> da, Mat<T> dz,
+                    RowMat<T> dw, T* db, T* dx, ActivationSpec act) {
+  delta_backward<T>(w, a, z, da, dz, db, dx, act);
   weight_gradient<T>(x, as_const(dz), dw);
 }
 

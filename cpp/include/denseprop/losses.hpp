@@ -1,10 +1,12 @@
 // Losses over a batch, each with its gradient in the same pass. Logits and targets are
-// n × batch, samples as columns. Each kernel returns Σ_i ℓ_i (accumulated in double), writes
-// grad = scale · ∂ℓ_i/∂z per column (scale is 1/batch for a mean), and, when per_sample is
-// given, each ℓ_i. grad must not alias the inputs.
+// n × batch, samples as columns. The Network's losses are declared once, in the table at the end.
+// Each kernel returns Σ_i ℓ_i (accumulated in double), writes grad = scale · ∂ℓ_i/∂z per column
+// (scale is 1/batch for a mean), and, when per_sample is given, each ℓ_i. grad must not alias the
+// inputs.
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -15,12 +17,12 @@ namespace denseprop {
 
 enum class Reduction { mean, sum, none };
 
+struct ReductionInfo {
+  std::string_view name;
+};
+inline constexpr std::array<ReductionInfo, 3> reduction_table{{{"mean"}, {"sum"}, {"none"}}};
 inline Reduction parse_reduction(std::string_view name) {
-  if (name == "mean") return Reduction::mean;
-  if (name == "sum") return Reduction::sum;
-  if (name == "none") return Reduction::none;
-  throw std::invalid_argument("reduction: unknown '" + std::string(name) +
-                              "', expected one of mean, sum, none");
+  return Reduction(find_entry(reduction_table, name, "reduction"));
 }
 
 // Softmax cross-entropy, by log-sum-exp so that no log(0) is ever taken:
@@ -106,5 +108,65 @@ double mse(CMat<T> pred, CMat<T> target, Mat<T> grad, T scale, T* per_sample) {
   }
   return total;
 }
+
+// -- the Network's losses ------------------------------------------------------------------
+
+// Targets of a batch, samples as columns: class labels (batch), or dense targets
+// (outputs × batch) for one-hot/probabilities, binary targets and regression.
+// Optionally a weight per sample (see sample_weights.hpp).
+template <class T> struct Targets {
+  const std::int64_t* labels = nullptr;
+  const T* dense = nullptr;
+  const T* weights = nullptr;
+};
+
+struct LossInfo {
+  std::string_view name;
+  // The output activation the loss is fused with: the network stops at the logits Z[L] and the
+  // loss gives dZ[L] = (P − Y) / batch. Empty: any output activation, dA[L] from the loss.
+  std::string_view fused_output;
+  std::string_view default_output;     // Network's output activation when none is given
+  bool labels;                         // y may be class labels (batch,)
+  bool classifier;                     // predictions are classes (else values: regression)
+  std::string_view gradient_equation;  // the trace's dZ[L] (fused) or dA[L], "{L}" the layer
+  std::string_view kernel;  // the compiled function of the loss on (logits or outputs, y)
+};
+
+// Each entry: its info and loss(a, y, grad, scale, per_sample), which returns Σ_i ℓ_i, writes
+// the gradient, and, when fused, turns a (the logits) into the probabilities in place.
+struct CrossEntropy {
+  static constexpr LossInfo info{
+      "cross_entropy", "softmax", "softmax", true, true, "(A[{L}] − Y)", "softmax_cross_entropy"};
+  template <class T>
+  static double loss(Mat<T> a, Targets<T> y, Mat<T> grad, T scale, T* per_sample) {
+    return softmax_cross_entropy<T>(as_const(a), y.labels, y.dense, grad, scale, a.data(),
+                                    per_sample);
+  }
+};
+
+struct BinaryCrossEntropy {
+  static constexpr LossInfo info{
+      "binary_cross_entropy", "sigmoid", "sigmoid", false, true, "(A[{L}] − Y)",
+      "sigmoid_cross_entropy"};
+  template <class T>
+  static double loss(Mat<T> a, Targets<T> y, Mat<T> grad, T scale, T* per_sample) {
+    return sigmoid_cross_entropy<T>(as_const(a), CMat<T>(y.dense, a.rows(), a.cols()), grad, scale,
+                                    a.data(), per_sample);
+  }
+};
+
+struct SquaredError {
+  static constexpr LossInfo info{"mse", "", "identity", false, false, "(A[{L}] − Y)", "mse"};
+  template <class T>
+  static double loss(Mat<T> a, Targets<T> y, Mat<T> grad, T scale, T* per_sample) {
+    return mse<T>(as_const(a), CMat<T>(y.dense, a.rows(), a.cols()), grad, scale, per_sample);
+  }
+};
+
+using Losses = std::tuple<CrossEntropy, BinaryCrossEntropy, SquaredError>;
+using LossKind = std::size_t;  // an index into Losses
+inline constexpr auto loss_table = infos_of<LossInfo>(static_cast<Losses*>(nullptr));
+
+inline LossKind parse_loss(std::string_view name) { return find_entry(loss_table, name, "loss"); }
 
 }  // namespace denseprop

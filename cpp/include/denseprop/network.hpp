@@ -1,8 +1,9 @@
 // A multilayer perceptron whose training step is forward, fused loss, backward and update in
 // one call. Parameters live in one contiguous buffer and gradients in another, layer after
 // layer (W as out × in row-major, then b), so a whole model is one array to save, copy or
-// reduce. The workspace holds each layer's activations A[l] and deltas for a batch; it grows
-// only when a larger batch arrives, so steps of a seen batch size allocate nothing.
+// reduce. The workspace holds each layer's activations A[l] and deltas for a batch, and Z[l]
+// for the layers whose activation's derivative needs it; it grows only when a larger batch
+// arrives, so steps of a seen batch size allocate nothing.
 #pragma once
 
 #include <algorithm>
@@ -10,28 +11,63 @@
 #include <cstring>
 #include <limits>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "dense.hpp"
 #include "losses.hpp"
 #include "optimizers.hpp"
 #include "per_sample.hpp"
-#include "poisson.hpp"
 #include "sample_weights.hpp"
 #include "sparse.hpp"
 
 namespace denseprop {
 
-enum class LossKind { cross_entropy, binary_cross_entropy, mse, poisson };
+// The parameters a layout of `sizes` holds: W[l] (out × in) then b[l], layer after layer.
+inline std::vector<Index> layer_offsets(const std::vector<Index>& sizes) {
+  std::vector<Index> offsets{0};
+  for (size_t l = 0; l + 1 < sizes.size(); ++l)
+    offsets.push_back(offsets.back() + sizes[l + 1] * (sizes[l] + 1));
+  return offsets;
+}
 
-// Targets of a batch, samples as columns: class labels (batch), or dense targets
-// (outputs × batch) for one-hot/probabilities, binary targets and regression; optionally a
-// weight per sample (see sample_weights.hpp).
-template <class T> struct Targets {
-  const std::int64_t* labels = nullptr;
-  const T* dense = nullptr;
-  const T* weights = nullptr;
-};
+// The most units a layer may have: sizes are int32 in the saved files and the bindings.
+inline constexpr Index max_layer_size = std::numeric_limits<std::int32_t>::max();
+
+// Refuses what no Network can be, with the message users see: fewer than two sizes, a size
+// outside [1, 2³¹ − 1], more than 2⁴⁰ parameters, an activation count that is not one per hidden
+// layer plus the output's, softmax in a hidden layer, a loss without its fused output.
+inline void check_network(const std::vector<Index>& sizes, const std::vector<ActivationSpec>& acts,
+                          LossKind loss) {
+  const auto fail = [](const std::string& what) { throw std::invalid_argument(what); };
+  if (sizes.size() < 2)
+    fail("sizes: need at least inputs and outputs, got " + std::to_string(sizes.size()) +
+         " entries");
+  constexpr Index largest = max_layer_size;
+  Index total = 0;
+  for (size_t l = 0; l < sizes.size(); ++l) {
+    const std::string at = "sizes[" + std::to_string(l) + "]: must be ";
+    if (sizes[l] < 1) fail(at + ">= 1, got " + std::to_string(sizes[l]));
+    if (sizes[l] > largest)
+      fail(at + "at most " + std::to_string(largest) + ", got " + std::to_string(sizes[l]));
+    if (l > 0) total += sizes[l] * (sizes[l - 1] + 1);  // < 2^63 by the bound above
+  }
+  if (total > (Index(1) << 40))
+    fail("sizes: " + std::to_string(total) + " parameters are more than this library supports");
+  const size_t hidden = sizes.size() - 2;
+  if (acts.size() != hidden + 1)
+    fail("activation: expected one name or " + std::to_string(hidden) +
+         " (one per hidden layer), got " + std::to_string(int(acts.size()) - 1));
+  for (size_t l = 0; l < hidden; ++l)
+    if (!acts[l].info().hidden)
+      fail("activation: " + std::string(acts[l].info().name) +
+           " normalises a whole layer and can only be output_activation");
+  const LossInfo& info = loss_table[loss];
+  const std::string_view out = acts.back().info().name;
+  if (!info.fused_output.empty() && out != info.fused_output)
+    fail("output_activation: " + std::string(info.name) + " is computed from " +
+         std::string(info.fused_output) + " outputs, got '" + std::string(out) + "'");
+}
 
 // How fit_epoch reports each batch's loss and sets its L2 penalty, as scikit-learn's MLPs do:
 // the reported loss is data_scale × the loss the step minimises + α/(2 Σw) ‖W‖² (Σw the batch's
@@ -46,19 +82,9 @@ template <class T> class Network {
   // sizes: inputs, then each layer's outputs; one activation per layer. Cross-entropy needs a
   // softmax output and binary cross-entropy a sigmoid one: the pair is fused into (P − Y)/batch.
   Network(std::vector<Index> sizes, std::vector<ActivationSpec> activations, LossKind loss)
-      : sizes_(std::move(sizes)), acts_(std::move(activations)), loss_(loss),
-        offsets_(layer_offsets(sizes_)), params_(offsets_.back(), T(0)),
-        grads_(offsets_.back(), T(0)), optimizer_(offsets_.back()) {
-    if (sizes_.size() < 2) throw std::invalid_argument("sizes: need at least inputs and outputs");
-    if (acts_.size() != sizes_.size() - 1)
-      throw std::invalid_argument("activations: need one per layer");
-    const Activation out = acts_.back().kind;
-    if (loss_ == LossKind::cross_entropy && out != Activation::softmax)
-      throw std::invalid_argument("cross_entropy needs a softmax output layer");
-    if (loss_ == LossKind::binary_cross_entropy && out != Activation::sigmoid)
-      throw std::invalid_argument("binary_cross_entropy needs a sigmoid output layer");
-    if (loss_ == LossKind::poisson && out != Activation::identity)
-      throw std::invalid_argument("poisson takes the logits of an identity output layer");
+      : sizes_((check_network(sizes, activations, loss), std::move(sizes))),
+        acts_(std::move(activations)), loss_(loss), offsets_(layer_offsets(sizes_)),
+        params_(offsets_.back(), T(0)), grads_(offsets_.back(), T(0)), optimizer_(offsets_.back()) {
   }
 
   Index layers() const { return Index(acts_.size()); }
@@ -66,7 +92,7 @@ template <class T> class Network {
   Index outputs() const { return sizes_.back(); }
   Index size(Index l) const { return sizes_[l]; }  // inputs (0), then each layer's outputs
   Index parameter_count() const { return Index(params_.size()); }
-  Index offset(Index l) const { return offsets_[l]; }  // where layer l's W starts in params()
+  Index offset(Index l) const { return offsets_[l]; }  // where W[l] starts; b[l] follows it
   T* params() { return params_.data(); }
   T* grads() { return grads_.data(); }
   Optimizer<T>& optimizer() { return optimizer_; }
@@ -74,28 +100,29 @@ template <class T> class Network {
   Index capacity() const { return capacity_; }
   // The start of each workspace buffer, to show that steps do not reallocate them.
   std::vector<const void*> workspace() const {
-    return {acts_buf_.data(), deltas_buf_.data(), norms_.data(),
-            xb_.data(),       yb_.data(),         lb_.data()};
+    return {acts_buf_.data(), deltas_buf_.data(), norms_.data(), xb_.data(),
+            yb_.data(),       lb_.data(),         zs_buf_.data()};
   }
 
   // Grows the workspace to hold a batch of `batch` samples; never shrinks it.
   void reserve(Index batch) {
     if (batch <= capacity_) return;
-    Index units = 0;
-    for (Index l = 0; l < layers(); ++l) units += sizes_[l + 1];
+    Index units = 0, z_units = 0;
+    for (Index l = 0; l < layers(); ++l) {
+      units += sizes_[l + 1];
+      if (keeps_z(l)) z_units += sizes_[l + 1];
+    }
     acts_buf_.assign(units * batch, T(0));
     deltas_buf_.assign(units * batch, T(0));
+    zs_buf_.assign(z_units * batch, T(0));
     norms_.assign(batch, T(0));
     capacity_ = batch;
   }
 
   // The network's output for x (inputs × batch); the result stays valid until the next call.
-  // Poisson's output is e^z, the inverse of its log link.
   CMat<T> forward(const T* x, Index batch) {
-    forward_pass(x, batch, false);
-    Mat<T> a(act(layers() - 1), outputs(), batch);
-    if (loss_ == LossKind::poisson) a = a.array().exp().matrix();
-    return as_const(a);
+    forward_pass(x, batch, false, false);
+    return CMat<T>(act(layers() - 1), outputs(), batch);
   }
 
   // forward and loss_and_gradients on CSR rows (see sparse.hpp).
@@ -156,8 +183,8 @@ template <class T> class Network {
   // dZ and takes W -= η dZ Aᵀ as the product itself (dW is never stored); other optimizers form
   // dW, then one fused pass over the buffers; DP-SGD forms its gradient from the per-sample ones.
   double step(const T* x, Targets<T> y, Index batch, bool undoable) {
-    const bool dp = optimizer_.config().kind == OptimizerKind::dpsgd;
-    const bool sgd = optimizer_.plain_sgd();
+    const bool dp = optimizer_.info().per_sample;
+    const bool sgd = optimizer_.fusable();
     const double loss = dp ? per_sample_deltas(x, y, batch) / double(batch)
                            : forward_loss(x, y, batch, Reduction::mean, nullptr);
     if (!std::isfinite(loss)) return loss;
@@ -275,23 +302,25 @@ template <class T> class Network {
     return total / double(n);
   }
 
-  static std::vector<Index> layer_offsets(const std::vector<Index>& sizes) {
-    std::vector<Index> offsets{0};
-    for (size_t l = 0; l + 1 < sizes.size(); ++l)
-      offsets.push_back(offsets.back() + sizes[l + 1] * (sizes[l] + 1));
-    return offsets;
-  }
-
-  // Layer l's slice of a workspace buffer, laid out for the current capacity.
-  T* slice(Buffer<T>& buf, Index l) {
+  // Layer l's slice of a workspace buffer, laid out for the current capacity; the Z buffer
+  // holds only the layers that keep it.
+  T* slice(Buffer<T>& buf, Index l, bool z_only = false) {
     Index units = 0;
-    for (Index k = 0; k < l; ++k) units += sizes_[k + 1];
+    for (Index k = 0; k < l; ++k)
+      if (!z_only || keeps_z(k)) units += sizes_[k + 1];
     return buf.data() + units * capacity_;
   }
   T* act(Index l) { return slice(acts_buf_, l); }
   T* delta(Index l) { return slice(deltas_buf_, l); }
+  T* z(Index l) { return keeps_z(l) ? slice(zs_buf_, l, true) : nullptr; }
 
-  bool fused_output() const { return loss_ != LossKind::mse; }
+  bool fused_output() const { return !loss_table[loss_].fused_output.empty(); }
+  // The activation layer l applies in training: the fused output layer stops at its logits.
+  ActivationSpec trained_activation(Index l) const {
+    return (l == layers() - 1 && fused_output()) ? ActivationSpec{} : acts_[l];
+  }
+  // Whether layer l keeps Z[l] for its backward (gelu, silu, ...; not sigmoid, relu, ...).
+  bool keeps_z(Index l) const { return trained_activation(l).info().needs_z; }
 
   // A[l-1], the input of layer l, and dZ[l] as the backward pass left it.
   CMat<T> layer_input(const T* x, Index l, Index batch) {
@@ -329,7 +358,7 @@ template <class T> class Network {
   void dpsgd_update(const T* x, Index batch) {
     T* c = norms_.data();
     squared_norms(x, batch, c);
-    clip_factors<T>(c, batch, T(optimizer_.config().clip_norm));
+    clip_factors<T>(c, batch, T(optimizer_.settings().clip_norm));
     for (Index l = 0; l < layers(); ++l) {
       const Index in = sizes_[l], out = sizes_[l + 1];
       Mat<T> d(delta(l), out, batch);
@@ -345,7 +374,7 @@ template <class T> class Network {
   // Plain SGD from what backward(Pass::sgd) left: W ← (1 − ηλ) W − η dZ Aᵀ, accumulated by the
   // product itself, and b ← b − η db.
   void sgd_update(const T* x, Index batch) {
-    const T lr = T(optimizer_.config().lr), decay = T(optimizer_.config().weight_decay);
+    const T lr = T(optimizer_.settings().lr), decay = T(optimizer_.settings().weight_decay);
     for (Index l = 0; l < layers(); ++l) {
       const Index in = sizes_[l], out = sizes_[l + 1];
       RowMat<T> w(params_.data() + offsets_[l], out, in);
@@ -368,11 +397,11 @@ template <class T> class Network {
   bool sgd_cannot_overflow(const T* x, Index batch) {
     Index reads = 0;
     for (Index l = 0; l < layers(); ++l) reads += (sizes_[l] + sizes_[l + 1]) * batch;
-    const double decay_factor = 1 - optimizer_.config().lr * optimizer_.config().weight_decay;
+    const double decay_factor = 1 - optimizer_.settings().lr * optimizer_.settings().weight_decay;
     if (sparse_input_ || reads >= parameter_count() || std::abs(decay_factor) > 1) return false;
     constexpr int unsafe =
         std::numeric_limits<T>::max_exponent - std::numeric_limits<T>::digits - 2;
-    const double limit = std::ldexp(1.0, unsafe) / optimizer_.config().lr;
+    const double limit = std::ldexp(1.0, unsafe) / optimizer_.settings().lr;
     for (Index l = 0; l < layers(); ++l) {
       const CMat<T> a = layer_input(x, l, batch), dz = layer_dz(l, batch);
       double bound = 0;
@@ -393,28 +422,15 @@ template <class T> class Network {
   // The forward pass and the loss; leaves dZ[L] (fused output) or dA[L] in delta(L).
   double forward_loss(const T* x, Targets<T> y, Index batch, Reduction reduction, T* per_sample) {
     const Index L = layers() - 1;
-    forward_pass(x, batch, fused_output());
+    forward_pass(x, batch, fused_output(), true);
     const T scale = reduction == Reduction::mean ? T(1) / T(batch) : T(1);
     Mat<T> a(act(L), outputs(), batch), d(delta(L), outputs(), batch);
-    const CMat<T> targets(y.dense, outputs(), y.dense ? batch : 0);
     if (y.weights && !per_sample) {  // weighing needs each sample's loss
       if (Index(sample_losses_.size()) < batch) sample_losses_.assign(batch, T(0));
       per_sample = sample_losses_.data();
     }
-    double total = 0;
-    switch (loss_) {  // a receives the probabilities (Poisson: e^z) when the output is fused
-      case LossKind::cross_entropy:
-        total = softmax_cross_entropy<T>(as_const(a), y.labels, y.dense, d, scale, a.data(),
-                                         per_sample);
-        break;
-      case LossKind::binary_cross_entropy:
-        total = sigmoid_cross_entropy<T>(as_const(a), targets, d, scale, a.data(), per_sample);
-        break;
-      case LossKind::mse: total = mse<T>(as_const(a), targets, d, scale, per_sample); break;
-      case LossKind::poisson:
-        total = poisson_log_link<T>(as_const(a), targets, d, scale, a.data(), per_sample);
-        break;
-    }
+    double total = 0;  // a receives the probabilities when the output is fused
+    visit<Losses>(loss_, [&](auto entry) { total = entry.loss(a, y, d, scale, per_sample); });
     if (y.weights) return weigh_samples<T>(d, per_sample, y.weights, reduction == Reduction::mean);
     return reduction == Reduction::mean ? total / double(batch) : total;
   }
@@ -430,12 +446,11 @@ template <class T> class Network {
     const Index L = layers() - 1;
     for (Index l = L; l >= 0; --l) {
       const Index in = sizes_[l], out = sizes_[l + 1];
-      const ActivationSpec g = (l == L && fused_output()) ? ActivationSpec{} : acts_[l];
       T* gw = grads_.data() + offsets_[l];
       Mat<T> dz(delta(l), out, batch);
-      delta_backward<T>(weight(l), CMat<T>(act(l), out, batch), as_const(dz), dz,
+      delta_backward<T>(weight(l), CMat<T>(act(l), out, batch), z(l), as_const(dz), dz,
                         pass == Pass::deltas ? nullptr : gw + out * in,
-                        l == 0 ? nullptr : delta(l - 1), g);
+                        l == 0 ? nullptr : delta(l - 1), trained_activation(l));
       if (pass == Pass::gradients && l == 0 && sparse_input_)
         sparse_weight_gradient<T>(sparse_batch_, as_const(dz), RowMat<T>(gw, out, in));
       else if (pass == Pass::gradients)
@@ -444,18 +459,20 @@ template <class T> class Network {
   }
 
   // A[l] = g(W[l] A[l-1] + b[l]); with `logits_out` the last layer stops at its logits Z[L],
-  // which the fused loss turns into probabilities.
-  void forward_pass(const T* x, Index batch, bool logits_out) {
+  // which the fused loss turns into probabilities. With `keep_z`, the layers whose backward
+  // reads Z[l] keep it.
+  void forward_pass(const T* x, Index batch, bool logits_out, bool keep_z) {
     reserve(batch);
     const T* in = x;
     for (Index l = 0; l < layers(); ++l) {
-      const ActivationSpec g = (logits_out && l == layers() - 1) ? ActivationSpec{} : acts_[l];
+      const ActivationSpec g = logits_out ? trained_activation(l) : acts_[l];
       Mat<T> a(act(l), sizes_[l + 1], batch);
       if (l == 0 && sparse_input_) {
         sparse_product<T>(sparse_batch_, weight(0), a);
-        bias_activate(a, bias(0), g);
+        bias_activate(a, bias(0), g, keep_z ? z(0) : nullptr);
       } else {
-        dense_forward<T>(CMat<T>(in, sizes_[l], batch), weight(l), bias(l), a, g);
+        dense_forward<T>(CMat<T>(in, sizes_[l], batch), weight(l), bias(l), a, g,
+                         keep_z ? z(l) : nullptr);
       }
       in = a.data();
     }
@@ -468,7 +485,7 @@ template <class T> class Network {
   Buffer<T> params_, grads_;
   Optimizer<T> optimizer_;
   Index capacity_ = 0;
-  Buffer<T> acts_buf_, deltas_buf_;
+  Buffer<T> acts_buf_, deltas_buf_, zs_buf_;
   Buffer<T> norms_;           // DP-SGD's per-sample norms, then clip factors
   Buffer<T> saved_params_;    // train_step's undo
   Buffer<T> xb_, yb_, wb_;    // a shuffled batch, gathered

@@ -1,69 +1,229 @@
-// Parameter updates, each one fused pass over a segment of the parameter buffer. Their state
-// (velocity, Adam's moments) lives here, beside the parameters, one entry per parameter.
+// Parameter updates, each one fused pass over a segment of the parameter buffer. Optimizers are
+// declared once: an entry below (its info, its checks, the state buffers it uses and its update)
+// and a name in the `Optimizers` list. Their state (velocity, Adam's moments) lives in
+// `Optimizer`, beside the parameters, one entry per parameter in each buffer.
 #pragma once
 
 #include <cmath>
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <tuple>
 #include <vector>
 
 #include "noise.hpp"
+#include "table.hpp"
 #include "types.hpp"
 
 namespace denseprop {
 
-enum class OptimizerKind { sgd, adam, dpsgd };
-
-struct OptimizerConfig {
-  OptimizerKind kind = OptimizerKind::sgd;
+// Every setting of every optimizer, by name; `kind` is the index of an entry of Optimizers.
+struct OptimizerSettings {
+  std::size_t kind = 0;
   double lr = 0.01;
   double momentum = 0;  // sgd
   bool nesterov = false;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // adam
   double weight_decay = 0;  // L2: λ p is added to the gradient of each decayed parameter
-  double clip_norm = 1, noise_multiplier = 0;  // dpsgd: C and σ
+  double clip_norm = 1, noise_multiplier = 1;  // dpsgd: C and σ
   std::uint64_t seed = 0;                      // dpsgd: the noise stream (see noise.hpp)
 };
+
+struct OptimizerInfo {
+  std::string_view name;
+  // The step is formed from each sample's gradient (DP-SGD's clipping), not the batch's.
+  bool per_sample;
+  std::string_view equation;  // the step, for the docs and `optimizers()`
+};
+
+// A segment of the buffers an update works on: parameters, gradients and the two state buffers
+// at the same offset; `decay` is λ for weights, 0 for biases; `step` counts from 1.
+template <class T> struct Segment {
+  Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>> p;
+  Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>> g;
+  T* first;
+  T* second;
+  T decay;
+  std::int64_t step;
+};
+
+namespace detail {
+inline void refuse(const std::string& what) { throw std::invalid_argument(what); }
+inline std::string str(double v) { return format_number(v); }
+// value in [low, high] (or (low, high] when low_open), finite.
+inline void check_range(const char* name, double value, double low, double high, bool low_open) {
+  const bool above = low_open ? value > low : value >= low;
+  if (!(above && value <= high && std::isfinite(value)))
+    refuse(std::string(name) + ": must be a finite number in " + (low_open ? "(" : "[") + str(low) +
+           ", " + str(high) + "], got " + str(value));
+}
+}  // namespace detail
+
+// sgd (PyTorch's):  d = g + λp;  v = μv + d;  p -= η (nesterov ? d + μv : v)   (v = d if μ = 0)
+struct Sgd {
+  static constexpr OptimizerInfo info{"sgd", false,
+                                      "d = g + λp; v = μv + d; p -= η (nesterov ? d + μv : v)"};
+  static int state_buffers(const OptimizerSettings& s) { return s.momentum != 0 ? 1 : 0; }
+  // Without momentum the step can be fused into the weight gradient's product.
+  static bool fusable(const OptimizerSettings& s) { return s.momentum == 0; }
+  static void check(const OptimizerSettings&) {}
+  template <class T> static void update(const OptimizerSettings& c, Segment<T> s) {
+    const T lr = T(c.lr), mu = T(c.momentum);
+    auto d = s.g + s.decay * s.p;
+    if (mu == T(0)) {
+      s.p -= lr * d;
+      return;
+    }
+    auto v = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(s.first, s.p.size());
+    v = mu * v + d;
+    if (c.nesterov)
+      s.p -= lr * (d + mu * v);
+    else
+      s.p -= lr * v;
+  }
+};
+
+// adam (bias-corrected):  m = β₁m + (1-β₁)d;  s = β₂s + (1-β₂)d²;
+//                         p -= η (m / (1-β₁ᵗ)) / (√(s / (1-β₂ᵗ)) + ε)
+struct Adam {
+  static constexpr OptimizerInfo info{
+      "adam", false, "d = g + λp; m = β₁m + (1−β₁)d; s = β₂s + (1−β₂)d²; p -= η m̂ / (√ŝ + ε)"};
+  static int state_buffers(const OptimizerSettings&) { return 2; }
+  static bool fusable(const OptimizerSettings&) { return false; }
+  static void check(const OptimizerSettings& s) {
+    if (s.beta1 >= 1 || s.beta2 >= 1)
+      detail::refuse("beta1, beta2: must be < 1 for adam's bias correction");
+  }
+  template <class T> static void update(const OptimizerSettings& c, Segment<T> s) {
+    const Index n = s.p.size();
+    auto d = s.g + s.decay * s.p;
+    auto m = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(s.first, n);
+    auto v = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(s.second, n);
+    const T b1 = T(c.beta1), b2 = T(c.beta2);
+    // 1 − β and 1 − βᵗ in double: in float, 1 − 0.999 keeps only 3 of its 7 digits (β₂ rounds
+    // to 0.99900001), which skews the moments and their bias correction by 1e-5
+    const T c1 = T(1.0 - std::pow(c.beta1, double(s.step)));
+    const T c2 = T(1.0 - std::pow(c.beta2, double(s.step)));
+    m = b1 * m + T(1.0 - c.beta1) * d;
+    v = b2 * v + T(1.0 - c.beta2) * d.square();
+    s.p -= T(c.lr) * (m / c1) / ((v / c2).sqrt() + T(c.eps));
+  }
+};
+
+// adamw (Adam with decoupled weight decay, Loshchilov & Hutter 2019; PyTorch's AdamW):
+//   m = β₁m + (1-β₁)g;  s = β₂s + (1-β₂)g²;  p ← p (1 − ηλ) − η (m / (1-β₁ᵗ)) / (√(s / (1-β₂ᵗ)) +
+//   ε)
+struct AdamW {
+  static constexpr OptimizerInfo info{
+      "adamw", false, "m = β₁m + (1−β₁)g; s = β₂s + (1−β₂)g²; p ← p (1 − ηλ) − η m̂ / (√ŝ + ε)"};
+  static int state_buffers(const OptimizerSettings&) { return 2; }
+  static bool fusable(const OptimizerSettings&) { return false; }
+  static void check(const OptimizerSettings& s) { Adam::check(s); }
+  template <class T> static void update(const OptimizerSettings& c, Segment<T> s) {
+    const Index n = s.p.size();
+    auto m = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(s.first, n);
+    auto v = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(s.second, n);
+    const T b1 = T(c.beta1), b2 = T(c.beta2), lr = T(c.lr);
+    const T c1 = T(1.0 - std::pow(c.beta1, double(s.step)));  // in double, as adam's
+    const T c2 = T(1.0 - std::pow(c.beta2, double(s.step)));
+    m = b1 * m + T(1.0 - c.beta1) * s.g;
+    v = b2 * v + T(1.0 - c.beta2) * s.g.square();
+    s.p = s.p * (T(1) - lr * s.decay) - lr * (m / c1) / ((v / c2).sqrt() + T(c.eps));
+  }
+};
+
+// DP-SGD (Abadi et al. 2016): SGD's plain step on the privatised gradient (see Network and
+// Optimizer::privatise): each sample's gradient clipped to C, summed, N(0, σ²C²) noise added.
+struct DpSgd {
+  static constexpr OptimizerInfo info{
+      "dpsgd", true, "g = (Σ_i clip_C(g_i) + N(0, σ²C²)) / batch; p -= η (g + λp)"};
+  static int state_buffers(const OptimizerSettings&) { return 0; }
+  static bool fusable(const OptimizerSettings&) { return false; }
+  static void check(const OptimizerSettings& s) {
+    if (s.momentum != 0)
+      detail::refuse("momentum: dpsgd takes plain SGD steps, got momentum=" +
+                     detail::str(s.momentum));
+  }
+  template <class T> static void update(const OptimizerSettings& c, Segment<T> s) {
+    s.p -= T(c.lr) * (s.g + s.decay * s.p);
+  }
+};
+
+using Optimizers = std::tuple<Sgd, Adam, DpSgd, AdamW>;
+inline constexpr auto optimizer_table = infos_of<OptimizerInfo>(static_cast<Optimizers*>(nullptr));
+
+inline std::size_t parse_optimizer(std::string_view name) {
+  return find_entry(optimizer_table, name, "optimizer");
+}
+
+// Refuses settings no optimizer can take, then those the chosen one cannot, with the message
+// users see.
+inline void check(const OptimizerSettings& s) {
+  using detail::check_range;
+  constexpr double inf = std::numeric_limits<double>::infinity();
+  if (s.kind >= optimizer_table.size()) detail::refuse("optimizer: unknown kind");
+  check_range("lr", s.lr, 0, inf, true);
+  check_range("momentum", s.momentum, 0, 1, false);
+  check_range("beta1", s.beta1, 0, 1, false);
+  check_range("beta2", s.beta2, 0, 1, false);
+  check_range("eps", s.eps, 0, inf, true);
+  check_range("weight_decay", s.weight_decay, 0, inf, false);
+  check_range("clip_norm", s.clip_norm, 0, inf, true);
+  check_range("noise_multiplier", s.noise_multiplier, 0, inf, false);
+  if (s.nesterov && s.momentum == 0) detail::refuse("nesterov: needs momentum > 0");
+  visit<Optimizers>(s.kind, [&](auto entry) { entry.check(s); });
+}
 
 template <class T> class Optimizer {
  public:
   explicit Optimizer(Index n) : first_(n, T(0)), second_(n, T(0)) {}
 
-  const OptimizerConfig& config() const { return config_; }
-  void configure(const OptimizerConfig& c) {
-    config_ = c;
+  const OptimizerSettings& settings() const { return settings_; }
+  const OptimizerInfo& info() const { return optimizer_table[settings_.kind]; }
+  void configure(const OptimizerSettings& s) {
+    check(s);
+    settings_ = s;
     reset();
   }
   // A learning-rate schedule or a per-batch L2 strength changes these between steps; the
   // state (velocity, moments, step count) is kept.
-  void set_learning_rate(double lr) { config_.lr = lr; }
-  void set_weight_decay(double weight_decay) { config_.weight_decay = weight_decay; }
+  void set_learning_rate(double lr) { settings_.lr = lr; }
+  void set_weight_decay(double weight_decay) { settings_.weight_decay = weight_decay; }
   void reset() {
     std::fill(first_.begin(), first_.end(), T(0));
     std::fill(second_.begin(), second_.end(), T(0));
     steps_ = 0;
   }
 
-  // Momentum velocity (sgd) or first moment (adam); second moment (adam); steps taken.
+  // The state buffers (momentum velocity, or Adam's first and second moments), as the entry
+  // uses them, and the steps taken.
   T* first() { return first_.data(); }
   T* second() { return second_.data(); }
   std::int64_t steps() const { return steps_; }
   void set_steps(std::int64_t t) { steps_ = t; }
 
-  // Plain SGD (no momentum) needs no state: its step can be fused into the weight gradient's
-  // product (see weight_sgd_update).
-  bool plain_sgd() const { return config_.kind == OptimizerKind::sgd && config_.momentum == 0; }
+  // Whether the step is p -= η (g + λp) with no state: then it can be fused into the weight
+  // gradient's product (see weight_sgd_update).
+  bool fusable() const {
+    bool f = false;
+    visit<Optimizers>(settings_.kind, [&](auto entry) { f = entry.fusable(settings_); });
+    return f;
+  }
 
   // Counts one step; the segments of that step follow through update().
   void begin_step() { ++steps_; }
 
   // Keeps what the next step changes, so that a failed step can be undone: the step count and
-  // the state buffers this optimizer uses (plain SGD and DP-SGD have none).
+  // the state buffers this optimizer declares.
   void save() {
+    int used = 0;
+    visit<Optimizers>(settings_.kind, [&](auto entry) { used = entry.state_buffers(settings_); });
     saved_steps_ = steps_;
-    const bool adam = config_.kind == OptimizerKind::adam;
     saved_first_.clear();  // keeps the capacity: no allocation after the first save
     saved_second_.clear();
-    if (adam || config_.momentum != 0) saved_first_.assign(first_.begin(), first_.end());
-    if (adam) saved_second_.assign(second_.begin(), second_.end());
+    if (used >= 1) saved_first_.assign(first_.begin(), first_.end());
+    if (used >= 2) saved_second_.assign(second_.begin(), second_.end());
   }
   void restore() {
     steps_ = saved_steps_;
@@ -74,7 +234,7 @@ template <class T> class Optimizer {
   // DP-SGD's gradient from the sum of the clipped per-sample gradients, in place:
   // g = (Σ_i c_i g_i + N(0, σ²C²)) / batch, the noise drawn from (seed, step) for every parameter.
   void privatise(T* grads, Index n, Index batch) const {
-    const OptimizerConfig& c = config_;
+    const OptimizerSettings& c = settings_;
     if (c.noise_multiplier > 0)
       add_gaussian_noise<T>(grads, n, T(c.noise_multiplier * c.clip_norm), c.seed,
                             std::uint64_t(steps_));
@@ -82,44 +242,18 @@ template <class T> class Optimizer {
   }
 
   // Updates params[i] for i in [offset, offset + n) from grads, λ applied when `decay`.
-  // dpsgd takes sgd's step on its privatised gradient (no momentum).
-  // sgd  (PyTorch's):  d = g + λp;  v = μv + d;  p -= η (nesterov ? d + μv : v)   (v = d if μ = 0)
-  // adam (bias-corrected):  m = β₁m + (1-β₁)d;  s = β₂s + (1-β₂)d²;
-  //                         p -= η (m / (1-β₁ᵗ)) / (√(s / (1-β₂ᵗ)) + ε)
   void update(T* params, const T* grads, Index offset, Index n, bool decay) {
-    const OptimizerConfig& c = config_;
-    auto p = Vec<T>(params + offset, n).array();
-    const auto g = CVec<T>(grads + offset, n).array();
-    const T lr = T(c.lr), wd = decay ? T(c.weight_decay) : T(0);
-    auto d = g + wd * p;
-    if (c.kind != OptimizerKind::adam) {
-      const T mu = T(c.momentum);
-      if (mu == T(0)) {
-        p -= lr * d;
-        return;
-      }
-      auto v = Vec<T>(first_.data() + offset, n).array();
-      v = mu * v + d;
-      if (c.nesterov)
-        p -= lr * (d + mu * v);
-      else
-        p -= lr * v;
-      return;
-    }
-    auto m = Vec<T>(first_.data() + offset, n).array();
-    auto s = Vec<T>(second_.data() + offset, n).array();
-    const T b1 = T(c.beta1), b2 = T(c.beta2);
-    // 1 − β and 1 − βᵗ in double: in float, 1 − 0.999 keeps only 3 of its 7 digits (β₂ rounds
-    // to 0.99900001), which skews the moments and their bias correction by 1e-5
-    const T c1 = T(1.0 - std::pow(c.beta1, double(steps_)));
-    const T c2 = T(1.0 - std::pow(c.beta2, double(steps_)));
-    m = b1 * m + T(1.0 - c.beta1) * d;
-    s = b2 * s + T(1.0 - c.beta2) * d.square();
-    p -= lr * (m / c1) / ((s / c2).sqrt() + T(c.eps));
+    Segment<T> s{{params + offset, n},
+                 {grads + offset, n},
+                 first_.data() + offset,
+                 second_.data() + offset,
+                 decay ? T(settings_.weight_decay) : T(0),
+                 steps_};
+    visit<Optimizers>(settings_.kind, [&](auto entry) { entry.update(settings_, s); });
   }
 
  private:
-  OptimizerConfig config_;
+  OptimizerSettings settings_;
   Buffer<T> first_, second_;
   std::int64_t steps_ = 0;
   Buffer<T> saved_first_, saved_second_;  // see save(); sized once, then reused

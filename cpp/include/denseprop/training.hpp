@@ -75,11 +75,12 @@ double validation_score(Network<T>& net, const Validation<T, X>& v, bool exact_m
   if (!std::isfinite((out.array() * T(0)).sum())) return std::numeric_limits<double>::quiet_NaN();
   auto weight = [&](Index i) { return v.y.weights ? double(v.y.weights[i]) : 1.0; };
   const CMat<T> y(v.y.dense, k, v.y.dense ? n : 0);
-  if (net.loss() == LossKind::cross_entropy || net.loss() == LossKind::binary_cross_entropy) {
+  const std::string_view loss = loss_table[net.loss()].name;
+  if (loss_table[net.loss()].classifier) {
     double right = 0, total = 0;
     for (Index i = 0; i < n; ++i) {
       double ok;
-      if (net.loss() == LossKind::binary_cross_entropy) {
+      if (loss == "binary_cross_entropy") {
         const auto right = (out.col(i).array() > T(0.5)) == (y.col(i).array() > T(0.5));
         ok = exact_match ? double(right.all()) : double(right.count()) / double(k);
       } else {
