@@ -1,29 +1,37 @@
 """build_info describes the loaded module; the thread count can be set and read back."""
 
-import os
 import re
-import subprocess
-import sys
 
 import denseprop
 import pytest
+from denseprop._native import VARIANTS
 
 
 def test_build_info_keys_and_types():
     info = denseprop.build_info()
-    assert set(info) == {"module", "eigen_version", "simd", "num_threads"}
-    assert info["module"] in {"x86-64-v3", "portable"}
+    assert set(info) == {
+        "module", "chosen_by", "cpu_features", "eigen_version", "simd", "num_threads"
+    }  # fmt: skip
+    assert info["module"] in VARIANTS
+    assert VARIANTS[info["module"]] <= set(info["cpu_features"].split())
     assert re.fullmatch(r"\d+\.\d+\.\d+", info["eigen_version"])
     assert isinstance(info["simd"], str) and info["simd"]
     assert type(info["num_threads"]) is int and info["num_threads"] >= 1
     assert info["num_threads"] == denseprop.get_num_threads()
 
 
-def test_x86_64_v3_module_uses_avx2_and_fma():
+# What each x86-64 variant's compiler flags must have switched on.
+SIMD = {
+    "x86-64-v3": {"AVX2", "FMA"},
+    "x86-64-v4": {"AVX2", "FMA", "AVX512F", "AVX512BW", "AVX512CD", "AVX512DQ", "AVX512VL"},
+}
+
+
+def test_the_loaded_module_uses_its_instruction_sets():
     info = denseprop.build_info()
-    if info["module"] != "x86-64-v3":
-        pytest.skip("the portable module is loaded")
-    assert {"AVX2", "FMA"} <= set(info["simd"].split(", "))
+    if info["module"] not in SIMD:
+        pytest.skip(f"the {info['module']} module is loaded")
+    assert SIMD[info["module"]] <= set(info["simd"].split(", "))
 
 
 def test_set_num_threads_round_trips(restore_threads):
@@ -37,19 +45,3 @@ def test_set_num_threads_round_trips(restore_threads):
 def test_set_num_threads_refuses_non_positive(restore_threads, n):
     with pytest.raises(ValueError, match=rf"\bn\b.*{n}"):
         denseprop.set_num_threads(n)
-
-
-def test_environment_variable_forces_the_portable_module():
-    env = {**os.environ, "DENSEPROP_PORTABLE": "1"}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import denseprop; print(denseprop.build_info()['module'])",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert result.stdout.strip() == "portable"

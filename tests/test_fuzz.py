@@ -8,9 +8,8 @@ import re
 
 import fuzz
 
-# The portable module's rerun of the suite (test_portable_module.py) takes a slice, for CI time.
-PORTABLE_RERUN = os.environ.get("DENSEPROP_PORTABLE", "") not in ("", "0")
-CASES = int(os.environ.get("DENSEPROP_FUZZ_CASES", "2000" if PORTABLE_RERUN else "10000"))
+# The other variants' reruns (test_variants.py) take a slice, for CI time.
+CASES = int(os.environ.get("DENSEPROP_FUZZ_CASES", "10000"))
 
 
 def test_generated_arguments_give_correct_results_or_clear_errors():

@@ -1,4 +1,4 @@
-"""The stub _core.pyi names exactly what both compiled modules hold, member by member."""
+"""The stub _core.pyi names exactly what every compiled variant holds, member by member."""
 
 import ast
 import importlib
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import denseprop
 import pytest
+from denseprop._native import VARIANTS, cpu_features, module_name
 
 STUB = Path(denseprop.__file__).with_name("_core.pyi")
-MODULES = ["denseprop._core_portable", "denseprop._core_x86_64_v3"]
 # The class the stub types NetworkF32 and NetworkF64 with; not in the modules.
 STUB_ONLY = {"_Network"}
 
@@ -25,24 +25,26 @@ def stub_definitions():
     return names
 
 
-def module(name):
+def module(variant):
+    if not VARIANTS[variant] <= cpu_features:  # importing it could raise SIGILL
+        pytest.skip(f"this CPU cannot run the {variant} module")
     try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError:  # the x86-64-v3 module exists only on x86-64 builds
-        pytest.skip(f"{name} was not built on this machine")
+        return importlib.import_module(module_name(variant))
+    except ModuleNotFoundError:  # the x86-64 variants exist only on x86-64 builds
+        pytest.skip(f"the {variant} module was not built on this machine")
 
 
-@pytest.mark.parametrize("name", MODULES)
-def test_stub_names_equal_the_module(name):
-    compiled = module(name)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_stub_names_equal_the_module(variant):
+    compiled = module(variant)
     stub = stub_definitions()
     assert set(stub) - STUB_ONLY == {n for n in dir(compiled) if not n.startswith("__")}
 
 
-@pytest.mark.parametrize("name", MODULES)
+@pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("cls", ["NetworkF32", "NetworkF64"])
-def test_stub_members_equal_the_class(name, cls):
-    compiled = getattr(module(name), cls)
+def test_stub_members_equal_the_class(variant, cls):
+    compiled = getattr(module(variant), cls)
     stub = stub_definitions()["_Network"]
     members = {n for n in vars(compiled) if not n.startswith("_") or n == "__init__"}
     assert stub == members

@@ -3,7 +3,7 @@
 # test suite on them. The build lives in build/sanitize and is unpacked into build/sanitize/site,
 # put first on PYTHONPATH: the normal build and install are never touched.
 #
-#   tools/sanitize.sh            both modules, the whole suite
+#   tools/sanitize.sh            every variant, the whole suite on the one import picks
 #   tools/sanitize.sh --quick    the portable module, the tests that reach every kernel and
 #                                Network method, and a slice of the fuzz harness (for CI)
 #   tools/sanitize.sh -- ARGS    ARGS go to pytest (after either form)
@@ -24,7 +24,7 @@ logs="$out/logs"
 mkdir -p "$out"
 
 defines=(-Ccmake.define.DENSEPROP_SANITIZE=ON)
-if ((quick)); then defines+=(-Ccmake.define.DENSEPROP_X86_64_V3=OFF); fi
+if ((quick)); then defines+=(-Ccmake.define.DENSEPROP_VARIANTS=); fi
 echo "sanitize: building into $out"
 rm -rf "$out/wheel" "$site" "$logs"
 # With the build requirements at hand (a development venv) the build folder is reused as is;

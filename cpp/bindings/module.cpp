@@ -1,16 +1,19 @@
-// The compiled module, built once per instruction set under the names _core_portable and
-// _core_x86_64_v3 (DENSEPROP_MODULE); denseprop/_native.py imports the one this CPU can run.
+// The compiled module, built once per variant of CMakeLists.txt's table under the name
+// _core_<variant> (DENSEPROP_MODULE); denseprop/_native.py imports the best one this CPU runs.
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <Eigen/Core>
 #include <string>
 
 #include "arrays.hpp"
+#include "cpu_features.hpp"
 #include "denseprop/parallel.hpp"
 #include "register.hpp"
 
 namespace py = pybind11;
 using denseprop::bindings::cat;
+using denseprop::bindings::cpu_features;
 
 namespace {
 
@@ -36,21 +39,22 @@ std::string simd_in_use() {
 #if defined(__AVX512F__)
   add("AVX512F");
 #endif
+#if defined(__AVX512BW__)
+  add("AVX512BW");
+#endif
+#if defined(__AVX512CD__)
+  add("AVX512CD");
+#endif
+#if defined(__AVX512DQ__)
+  add("AVX512DQ");
+#endif
+#if defined(__AVX512VL__)
+  add("AVX512VL");
+#endif
 #if defined(__ARM_NEON)
   add("NEON");
 #endif
   return s.empty() ? "none" : s;
-}
-
-bool cpu_supports_x86_64_v3() {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-         __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("f16c") &&
-         __builtin_cpu_supports("movbe");
-#else
-  return false;
-#endif
 }
 
 py::dict build_info() {
@@ -93,6 +97,7 @@ PYBIND11_MODULE(DENSEPROP_MODULE, m) {
         "default: DENSEPROP_NUM_THREADS, else OMP_NUM_THREADS, else the CPUs available).");
   m.def("get_num_threads", &get_num_threads,
         "The number of threads that share a large matrix product.");
-  m.def("_cpu_supports_x86_64_v3", &cpu_supports_x86_64_v3,
-        "Whether this CPU runs the x86-64-v3 module (AVX2, FMA, BMI2, F16C, MOVBE).");
+  m.def("_cpu_features", &cpu_features,
+        "The instruction-set features this CPU has and the OS enables, by the names "
+        "denseprop._native's table of variants uses.");
 }

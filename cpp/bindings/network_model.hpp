@@ -35,7 +35,7 @@ template <class T> struct Model {
 template <class T> void expect_finite(const Array<T>& a, const char* name) {
   const T* p = a.data();
   const py::ssize_t n = a.size();
-  if (CVec<T>(p, n).allFinite()) return;
+  if (all_finite(p, n)) return;
   const py::ssize_t i = std::find_if(p, p + n, [](T v) { return !std::isfinite(v); }) - p;
   throw py::value_error(cat(name, ": contains ", p[i], " at row ", i / a.shape(1), ", column ",
                             i % a.shape(1), "; NaN and inf are not allowed"));

@@ -19,7 +19,7 @@ py::object apply(py::handle z_obj, ActivationSpec act) {
     auto a_view = cols(a);
     {
       py::gil_scoped_release nogil;  // only the buffers held above are touched
-      bias_activate<T>(a_view, nullptr, act);
+      activate<T>(a_view, act);
     }
     return std::move(a);
   });

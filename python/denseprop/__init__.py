@@ -8,6 +8,7 @@ from importlib.metadata import version as _version
 from typing import TYPE_CHECKING, Any
 
 from . import _core
+from ._native import build_info
 from .network import Network
 
 if TYPE_CHECKING:
@@ -16,7 +17,6 @@ if TYPE_CHECKING:
 
 __version__ = _version("denseprop")
 
-build_info = _core.build_info
 activations = _core.activations
 losses = _core.losses
 optimizers = _core.optimizers

@@ -1,7 +1,7 @@
 """The compiled module this CPU runs (see `_native`), under the one name `_core.pyi` types.
 
 The package imports the kernels from here; tests/test_typing.py checks that the stub names
-exactly what both compiled modules hold.
+exactly what every compiled variant holds.
 """
 
 from ._native import core as _module

@@ -258,15 +258,13 @@ template <class T> void activate_block(Mat<T> z, ActivationSpec act) {
   visit<Activations>(act.kind, [&](auto entry) { entry.forward(z, T(act.negative_slope)); });
 }
 
-// a = g(z + b 1ᵀ) in place, b optional: per block, the bias add and then the activation, two
-// vectorised passes while the block sits in L1 (one expression with exp inside a colwise
-// broadcast does not vectorise). When z_out is given, it receives z (same layout) on the way.
-template <class T>
-void bias_activate(Mat<T> z, const T* b, ActivationSpec act, T* z_out = nullptr) {
+// a = g(z) in place, block by block: each block is one flat vectorised pass while it sits in L1
+// (the bias is already in z: dense_forward starts the product from it). When z_out is given, it
+// receives z (same layout) on the way.
+template <class T> void activate(Mat<T> z, ActivationSpec act, T* z_out = nullptr) {
   const Index rows = z.rows(), step = block_columns(rows);
   for (Index j = 0; j < z.cols(); j += step) {
     Mat<T> block(z.data() + j * rows, rows, std::min(step, z.cols() - j));
-    if (b) block.colwise() += CVec<T>(b, rows);
     if (z_out) std::copy_n(block.data(), block.size(), z_out + j * rows);
     activate_block(block, act);
   }

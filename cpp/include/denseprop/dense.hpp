@@ -34,23 +34,26 @@ template <class Dst, class Lhs, class Rhs> void product(Dst dst, const Lhs& lhs,
   split_product(dst, lhs, rhs, [](auto d, const auto& l, const auto& r) { d.noalias() = l * r; });
 }
 
-// A = g(W X + b 1ᵀ): one GEMM, then the bias add and activation in one pass over A. Split by
-// samples (a large batch), each thread activates its own columns right after its product, while
-// they are in cache; split by units, the activation (softmax needs whole columns) follows.
+// A = b 1ᵀ, then A += W X, then A = g(A). Eigen's `A = W X` zeroes A before the GEMM adds into
+// it: starting from the bias instead saves that pass and the bias add. Split by samples (unless
+// the units far outnumber them), each thread activates its own columns right after its product,
+// while they are in cache; split by units, the activation (softmax needs whole columns) follows.
 // z, when given (out × batch), receives Z = W X + b 1ᵀ on the way, for a backward that reads it.
 template <class T>
 void dense_forward(CMat<T> x, CRowMat<T> w, const T* b, Mat<T> a, ActivationSpec act,
                    T* z = nullptr) {
   const Index m = a.rows(), n = a.cols();
-  if (split_rows(m, n)) {
-    product(a, w, x);
-    bias_activate(a, b, act, z);
+  if (m > 2 * n) {
+    a.colwise() = CVec<T>(b, m);
+    split_product(a, w, x, [](auto d, const auto& l, const auto& r) { d.noalias() += l * r; });
+    activate<T>(a, act, z);
     return;
   }
   parallel_ranges(n, 8, multiply_adds(m, n, w), [&](Index c, Index count) {
     Mat<T> part(a.data() + c * m, m, count);
-    part.noalias() = w * x.middleCols(c, count);
-    bias_activate(part, b, act, z ? z + c * m : nullptr);
+    part.colwise() = CVec<T>(b, m);
+    part.noalias() += w * x.middleCols(c, count);
+    activate<T>(part, act, z ? z + c * m : nullptr);
   });
 }
 

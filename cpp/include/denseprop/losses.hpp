@@ -30,7 +30,7 @@ inline Reduction parse_reduction(std::string_view name) {
 // where p = softmax(z). With integer labels y is one-hot: ℓ = lse − z_label, ∂ℓ/∂z = p − e_label.
 // Exactly one of labels (batch) and targets (n × batch) is given. probs, if given, receives p
 // and may alias z (each column of z is read before its p is written). Columns go in blocks, as
-// in bias_activate, so that exp and log vectorise across samples.
+// in activate, so that exp and log vectorise across samples.
 template <class T>
 double softmax_cross_entropy(CMat<T> z, const std::int64_t* labels, const T* targets, Mat<T> grad,
                              T scale, T* probs, T* per_sample) {

@@ -390,34 +390,31 @@ template <class T> class Network {
 
   // Whether plain SGD's step can overflow no parameter, from the dZ[l] backward left. A finite
   // loss means finite parameters (an infinite one would make some Z NaN); each entry of
-  // η dZ Aᵀ is at most η Σ_b max|dz_b| max|a_b| (the bias: η Σ_b max|dz_b|), and a finite value
-  // moved by less than a quarter of the largest value's ulp cannot round past it. The bound
-  // reads every dZ and A once: used only when that is less than the undo's copy of the
-  // parameters (small batches), else the copy is made.
+  // η dZ Aᵀ is at most η max_r Σ_b |dz_rb| · max|A| (the bias: η max_r Σ_b |dz_rb|), and a
+  // finite value moved by less than a quarter of the largest value's ulp cannot round past it.
+  // The bound reads every dZ and A once, in flat vectorised passes: used while that costs less
+  // than the undo's copy of the parameters and its check (three passes over them), else the
+  // copy is made.
   bool sgd_cannot_overflow(const T* x, Index batch) {
     Index reads = 0;
     for (Index l = 0; l < layers(); ++l) reads += (sizes_[l] + sizes_[l + 1]) * batch;
     const double decay_factor = 1 - optimizer_.settings().lr * optimizer_.settings().weight_decay;
-    if (sparse_input_ || reads >= parameter_count() || std::abs(decay_factor) > 1) return false;
+    if (sparse_input_ || reads >= 3 * parameter_count() || std::abs(decay_factor) > 1) return false;
     constexpr int unsafe =
         std::numeric_limits<T>::max_exponent - std::numeric_limits<T>::digits - 2;
     const double limit = std::ldexp(1.0, unsafe) / optimizer_.settings().lr;
     for (Index l = 0; l < layers(); ++l) {
       const CMat<T> a = layer_input(x, l, batch), dz = layer_dz(l, batch);
-      double bound = 0;
-      for (Index b = 0; b < batch; ++b)
-        bound += double(dz.col(b).cwiseAbs().template maxCoeff<Eigen::PropagateNaN>()) *
-                 (1 + double(a.col(b).cwiseAbs().template maxCoeff<Eigen::PropagateNaN>()));
-      if (!(bound < limit)) return false;  // NaN included
+      const double row_sums =
+          double(dz.cwiseAbs().rowwise().sum().template maxCoeff<Eigen::PropagateNaN>());
+      const double largest_a =
+          double(CVec<T>(a.data(), a.size()).cwiseAbs().template maxCoeff<Eigen::PropagateNaN>());
+      if (!(row_sums * (1 + largest_a) < limit)) return false;  // NaN included
     }
     return true;
   }
 
-  // p · 0 is 0 for every finite p and NaN otherwise: a vectorised sum, where Eigen's
-  // allFinite() stops to test element by element.
-  bool parameters_finite() const {
-    return std::isfinite((CVec<T>(params_.data(), parameter_count()).array() * T(0)).sum());
-  }
+  bool parameters_finite() const { return all_finite(params_.data(), parameter_count()); }
 
   // The forward pass and the loss; leaves dZ[L] (fused output) or dA[L] in delta(L).
   double forward_loss(const T* x, Targets<T> y, Index batch, Reduction reduction, T* per_sample) {
@@ -469,7 +466,8 @@ template <class T> class Network {
       Mat<T> a(act(l), sizes_[l + 1], batch);
       if (l == 0 && sparse_input_) {
         sparse_product<T>(sparse_batch_, weight(0), a);
-        bias_activate(a, bias(0), g, keep_z ? z(0) : nullptr);
+        a.colwise() += CVec<T>(bias(0), a.rows());
+        activate<T>(a, g, keep_z ? z(0) : nullptr);
       } else {
         dense_forward<T>(CMat<T>(in, sizes_[l], batch), weight(l), bias(l), a, g,
                          keep_z ? z(l) : nullptr);
