@@ -129,17 +129,29 @@ def machine():
             info[lib] = __import__(lib).__version__
         except ImportError:
             pass
+    try:  # which kernels NumPy's BLAS runs (OPENBLAS_CORETYPE can hold it to an older one)
+        from threadpoolctl import threadpool_info
+
+        keys = ("internal_api", "version", "architecture", "num_threads")
+        info["blas"] = [{k: lib.get(k) for k in keys} for lib in threadpool_info()]
+    except ImportError:
+        pass
     return info
 
 
 def _cpu_name():
+    """The model name, with family and model numbers (a virtual machine's name can be bare)."""
+    fields = {}
     try:
         for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
-        pass
-    return platform.processor()
+        return platform.processor()
+    name = fields.get("model name", platform.processor())
+    if "cpu family" in fields:
+        name += f" (family {fields['cpu family']}, model {fields.get('model', '?')})"
+    return name
 
 
 def markdown(report):

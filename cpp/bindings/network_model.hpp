@@ -1,5 +1,6 @@
 // The compiled Network as Python holds it (Model) and the checks of its arguments, shared by the
-// translation units that bind its methods (register_network.cpp, register_training.cpp).
+// translation units that bind its methods (register_network.cpp, register_training.cpp,
+// register_distributed.cpp).
 #pragma once
 
 #include <algorithm>

@@ -57,7 +57,7 @@ template <class T> py::array view(py::handle owner, T* data, Index n, bool write
 
 template <class T> void bind(py::module_& m, const char* name) {
   using M = Model<T>;
-  // module_local: Model<T> is one type in every compiled variant, and two variants are loaded
+  // Module-local: each compiled variant registers its own Model (the C++ types share a name).
   py::class_<M>(m, name, py::module_local(),
                 "A multilayer perceptron in C++; use denseprop.Network.")
       .def(py::init([](py::handle sizes, const std::vector<py::object>& activation,

@@ -32,8 +32,11 @@ def score(loss: str, out: NDArray[Any], y: NDArray[Any]) -> float:
     if loss == "binary_cross_entropy":
         return float(np.mean((out > 0.5) == (y.reshape(out.shape) > 0.5)))
     y = y.reshape(out.shape).astype(np.float64)
-    residual = ((y - out) ** 2).sum(axis=0)
-    total = ((y - y.mean(axis=0)) ** 2).sum(axis=0)
+    return r2(((y - out) ** 2).sum(axis=0), ((y - y.mean(axis=0)) ** 2).sum(axis=0))
+
+
+def r2(residual: NDArray[np.float64], total: NDArray[np.float64]) -> float:
+    """R² from each output's residual and total sums of squares ``(outputs,)``: their mean."""
     safe = np.where(total > 0, total, 1.0)
-    r2 = np.where(total > 0, 1.0 - residual / safe, (residual == 0).astype(np.float64))
-    return float(r2.mean())
+    per_output = np.where(total > 0, 1.0 - residual / safe, (residual == 0).astype(np.float64))
+    return float(per_output.mean())

@@ -80,6 +80,9 @@ def run_epochs(
     validation_score: Callable[[], float] | None,
     loss_curve: list[float],
     validation_scores: list[float],
+    *,
+    epoch: Callable[[NDArray[Any], int], float] | None = None,
+    leader: bool = True,
 ) -> None:
     """Train ``core`` on ``(x, y)`` as ``schedule`` says, appending to the two curves.
 
@@ -90,27 +93,33 @@ def run_epochs(
     training loss) has not improved by ``tol`` for ``patience`` epochs; with a validation score
     the best parameters are put back. A non-finite epoch raises FloatingPointError (the caller
     restores its snapshot).
+
+    ``epoch(order, batch_size)``, the epoch's mean loss, replaces the C++ call (data-parallel
+    training: `distributed.epoch`); only the ``leader`` prints.
     """
     s = schedule
     order = np.arange(len(x))
-    bar = ProgressBar(s.epochs, enabled=s.progress)
+    bar = ProgressBar(s.epochs, enabled=s.progress if leader else False)
     best, best_params, stale = -math.inf, None, 0
-    for epoch in range(1, s.epochs + 1):
+    for number in range(1, s.epochs + 1):
         start = time.perf_counter()
         if s.shuffle:
             rng.shuffle(order)
-        loss = core.fit_epoch(x, y, order, s.batch_size, checked=True)  # checked before
+        if epoch is None:
+            loss = core.fit_epoch(x, y, order, s.batch_size, checked=True)  # checked before
+        else:
+            loss = epoch(order, s.batch_size)
         if not finite(core, loss):
             bar.close()
-            where, state = f"epoch {epoch}: ", "restored to what it was before fit"
+            where, state = f"epoch {number}: ", "restored to what it was before fit"
             raise diverged(where, loss, core.optimizer.lr, state)
         loss_curve.append(loss)
-        line = f"epoch {epoch}/{s.epochs}  loss {loss:.6f}"
+        line = f"epoch {number}/{s.epochs}  loss {loss:.6f}"
         if validation_score is not None:
             validation_scores.append(validation_score())
             line += f"  validation {validation_scores[-1]:.4f}"
         bar.update(line)
-        if s.verbose:
+        if s.verbose and leader:
             bar.write(f"{line}  ({time.perf_counter() - start:.3f} s)")
         if not s.early_stopping:
             continue
@@ -122,7 +131,7 @@ def run_epochs(
         else:
             stale += 1
         if stale >= s.patience:
-            if s.verbose:
+            if s.verbose and leader:
                 bar.write(f"no improvement for {s.patience} epochs: stopping")
             break
     if best_params is not None:

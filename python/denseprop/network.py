@@ -10,11 +10,13 @@ checks), `_init` (initial weights), `_training` (the epochs), `_metrics`, `_plot
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import threading
+import types
 from collections.abc import Sequence
-from typing import Any, Callable, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Callable, TypeVar, cast
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -24,9 +26,35 @@ from ._init import INITS, initialise
 from ._tables import LOSSES
 from .sparse import is_sparse
 
+if TYPE_CHECKING:
+    from mpi4py import MPI
+
 __all__ = ["Network"]
 
 _Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _agreement(comm: MPI.Comm | None, undo: Callable[[], None]) -> Any:
+    """The block of a fit's argument checks: with ``comm`` a `distributed.Agreement` (an error on
+    any rank is raised on every rank), else one that only holds ``settings`` and ``seed``."""
+    if comm is None:
+        return contextlib.nullcontext(types.SimpleNamespace(settings={}, seed=None))
+    from . import distributed
+
+    return distributed.Agreement(comm, undo)
+
+
+def _batching(n: int, batch_size: Any, seed: Any, comm: MPI.Comm | None,
+              fresh_seed: int | None) -> tuple[int, np.random.Generator]:  # fmt: skip
+    """``batch_size`` checked (in one process any size past ``n`` is ``n``; with ``comm`` it is
+    per rank) and the generator of ``seed``; with ``comm`` that must be an int, the same on
+    every rank, or None for ``fresh_seed``, drawn once for all ranks."""
+    batch_size = _checks.count(batch_size, "batch_size")
+    if comm is None:
+        return min(batch_size, n), _checks.generator(seed)
+    if seed is None:
+        return batch_size, _checks.generator(fresh_seed)
+    return batch_size, _checks.generator(_checks.count(seed, "seed", low=0))
 
 
 def _one_at_a_time(method: _Method) -> _Method:
@@ -379,12 +407,20 @@ class Network:
         return self._core.optimizer.as_dict()
 
     @_one_at_a_time
-    def train_step(self, x: ArrayLike, y: ArrayLike) -> float:
+    def train_step(self, x: ArrayLike, y: ArrayLike, comm: MPI.Comm | None = None) -> float:
         """One optimizer step on the batch ``(x, y)``; returns its mean loss before the step.
 
         A non-finite loss, or a step that overflows the parameters, raises
         FloatingPointError and leaves the network as it was.
+
+        With an mpi4py communicator ``comm``, ``(x, y)`` is this rank's part of the batch (it
+        may be empty) and the step is taken on the union of every rank's part, the same on
+        every rank; the ranks must start from the same network (`denseprop.distributed`).
         """
+        if comm is not None:
+            from . import distributed
+
+            return distributed.train_step(self, x, y, comm)
         loss = self._core.train_step(self._x(x), self._y(y))
         if not np.isfinite(loss):
             msg = (
@@ -420,6 +456,7 @@ class Network:
         seed: Any = None,
         verbose: bool = False,
         progress: bool | None = None,
+        comm: MPI.Comm | None = None,
     ) -> Network:
         """Train for ``epochs`` passes over ``(x, y)`` in mini-batches; returns ``self``.
 
@@ -438,29 +475,50 @@ class Network:
         ``optimizer="dpsgd"`` trains with differentially private SGD (see
         `set_optimizer`), ``clip_norm`` and ``noise_multiplier`` its settings,
         its noise seeded from ``seed``.
+
+        With an mpi4py communicator ``comm``, ``(x, y)`` (and ``validation_data``) are this
+        rank's shard and training is data-parallel: ``batch_size`` per rank, each step on the
+        union of the ranks' batches, rank 0's initial parameters on every rank, shuffles per
+        rank from ``seed`` (an int, the same on every rank, or None), the loss and validation
+        scores of all shards, so every rank stops at the same epoch; only rank 0 prints. A bad
+        argument on any rank raises on every rank.
         """
-        epochs = _checks.count(epochs, "epochs")
-        patience = _checks.count(patience, "patience")
-        tol = _checks.number(tol, "tol")
-        x, y, validation = self._training_data(x, y, validation_data)
-        batch_size = min(_checks.count(batch_size, "batch_size"), len(x))  # past n is n
-        rng = _checks.generator(seed)
         saved = _training.Snapshot.take(self._core, self.loss_curve_, self.validation_scores_)
-        noise_seed = int(rng.integers(2**63)) if optimizer == "dpsgd" else None
-        self.set_optimizer(
-            optimizer, lr, momentum=momentum, nesterov=nesterov, beta1=beta1, beta2=beta2,
-            eps=eps, weight_decay=weight_decay, clip_norm=clip_norm,
-            noise_multiplier=noise_multiplier, seed=noise_seed,
-        )  # fmt: skip
-        schedule = _training.Schedule(
-            epochs, batch_size, bool(early_stopping), patience, tol, bool(shuffle),
-            bool(verbose), progress,
-        )  # fmt: skip
-        score = None if validation is None else functools.partial(self.score, *validation)
+        with _agreement(comm, lambda: self._restore(saved)) as agreed:
+            epochs = _checks.count(epochs, "epochs")
+            patience = _checks.count(patience, "patience")
+            tol = _checks.number(tol, "tol")
+            x, y, validation = self._training_data(x, y, validation_data)
+            batch_size, rng = _batching(len(x), batch_size, seed, comm, agreed.seed)
+            noise_seed = int(rng.integers(2**63)) if optimizer == "dpsgd" else None
+            self.set_optimizer(
+                optimizer, lr, momentum=momentum, nesterov=nesterov, beta1=beta1, beta2=beta2,
+                eps=eps, weight_decay=weight_decay, clip_norm=clip_norm,
+                noise_multiplier=noise_multiplier, seed=noise_seed,
+            )  # fmt: skip
+            schedule = _training.Schedule(
+                epochs, batch_size, bool(early_stopping), patience, tol, bool(shuffle),
+                bool(verbose), progress,
+            )  # fmt: skip
+            agreed.settings = {"network": self._config, "optimizer": self.optimizer,
+                               "epochs": epochs, "batch_size": batch_size, "patience": patience,
+                               "tol": tol, "early_stopping": early_stopping, "shuffle": shuffle,
+                               "validation_data": validation is not None}  # fmt: skip
         self.loss_curve_, self.validation_scores_ = [], []
         try:
-            _training.run_epochs(self._core, x, y, schedule, rng, score, self.loss_curve_,
-                                 self.validation_scores_)  # fmt: skip
+            epoch: Callable[[NDArray[Any], int], float] | None = None
+            score: Callable[..., float] = self.score
+            if comm is not None:
+                from . import distributed
+
+                distributed.broadcast_parameters(self, comm)
+                rng = distributed.rank_generator(rng, comm)
+                epoch = functools.partial(distributed.epoch, self, x, y, comm=comm)
+                score = functools.partial(distributed.score, self, comm=comm)
+            validation_score = None if validation is None else functools.partial(score, *validation)
+            _training.run_epochs(self._core, x, y, schedule, rng, validation_score,
+                                 self.loss_curve_, self.validation_scores_, epoch=epoch,
+                                 leader=comm is None or comm.rank == 0)  # fmt: skip
         except Exception:  # a diverging epoch, or an argument only the C++ side can judge
             self._restore(saved)
             raise
@@ -474,19 +532,30 @@ class Network:
         batch_size: int = 32,
         shuffle: bool = True,
         seed: Any = None,
+        comm: MPI.Comm | None = None,
     ) -> Network:
         """One more epoch over ``(x, y)`` with the current optimizer and its state.
 
         Appends the epoch's mean loss to ``loss_curve_``; returns ``self``. If the
         loss or the parameters become non-finite, raises FloatingPointError and
-        leaves the network as it was before the call.
+        leaves the network as it was before the call. ``comm``: as in `fit`, but the
+        parameters are not broadcast (the ranks must already hold the same ones).
         """
-        x, y, _ = self._training_data(x, y, None)
-        batch_size = min(_checks.count(batch_size, "batch_size"), len(x))  # past n is n
-        rng = _checks.generator(seed)
         saved = _training.Snapshot.take(self._core, self.loss_curve_, self.validation_scores_)
-        order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
-        loss = self._core.fit_epoch(x, y, order, batch_size, checked=True)
+        with _agreement(comm, lambda: self._restore(saved)) as agreed:
+            x, y, _ = self._training_data(x, y, None)
+            batch_size, rng = _batching(len(x), batch_size, seed, comm, agreed.seed)
+            agreed.settings = {"network": self._config, "optimizer": self.optimizer,
+                               "batch_size": batch_size, "shuffle": shuffle}  # fmt: skip
+        if comm is None:
+            order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
+            loss = self._core.fit_epoch(x, y, order, batch_size, checked=True)
+        else:
+            from . import distributed
+
+            rng = distributed.rank_generator(rng, comm)
+            order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
+            loss = distributed.epoch(self, x, y, order, batch_size, comm)
         if not _training.finite(self._core, loss):
             self._restore(saved)
             where, state = "partial_fit: ", "as before the call"

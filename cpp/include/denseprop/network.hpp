@@ -239,6 +239,38 @@ template <class T> class Network {
     });
   }
 
+  // The two halves of a step taken by several processes on their own batches, which add up
+  // grads() between the halves (see python/denseprop/distributed.py). First: the clipped sum
+  // Σ_i c_i g_i of DP-SGD into grads(), returning the summed loss (loss_and_gradients with
+  // Reduction::sum is the first half of every other optimizer's step).
+  double clipped_gradient_sum(const T* x, Targets<T> y, Index batch) {
+    const double loss = per_sample_deltas(x, y, batch);
+    if (std::isfinite(loss)) clipped_sum(x, batch);
+    return loss;
+  }
+
+  // Second: one optimizer step on the mean gradient, grads() holding the gradient of a loss
+  // summed over `count` samples (DP-SGD's clipped sum gets its noise first). Returns whether the
+  // parameters stayed finite; when not and `undoable`, they and the optimizer state are put back.
+  bool apply_gradient_sum(Index count, bool undoable) {
+    if (undoable) {
+      saved_params_.assign(params_.begin(), params_.end());
+      optimizer_.save();
+    }
+    optimizer_.begin_step();
+    if (optimizer_.info().per_sample)
+      optimizer_.privatise(grads_.data(), parameter_count(), count);
+    else
+      Vec<T>(grads_.data(), parameter_count()) /= T(count);
+    update();
+    if (parameters_finite()) return true;
+    if (undoable) {
+      std::copy(saved_params_.begin(), saved_params_.end(), params_.begin());
+      optimizer_.restore();
+    }
+    return false;
+  }
+
   CRowMat<T> weight(Index l) const {
     return CRowMat<T>(params_.data() + offsets_[l], sizes_[l + 1], sizes_[l]);
   }
@@ -356,6 +388,13 @@ template <class T> class Network {
   // N(0, σ²C²) added to every parameter, divided by the batch, then SGD's step. The clipped sum
   // Σ_i c_i dz_i a_iᵀ = (dZ diag(c)) Aᵀ is one GEMM per layer, as a plain gradient is.
   void dpsgd_update(const T* x, Index batch) {
+    clipped_sum(x, batch);
+    optimizer_.privatise(grads_.data(), parameter_count(), batch);
+    update();
+  }
+
+  // grads() = Σ_i c_i g_i, from the dZ[l] of per_sample_deltas.
+  void clipped_sum(const T* x, Index batch) {
     T* c = norms_.data();
     squared_norms(x, batch, c);
     clip_factors<T>(c, batch, T(optimizer_.settings().clip_norm));
@@ -367,8 +406,6 @@ template <class T> class Network {
       weight_gradient<T>(layer_input(x, l, batch), as_const(d), RowMat<T>(gw, out, in));
       Vec<T>(gw + out * in, out) = d.rowwise().sum();
     }
-    optimizer_.privatise(grads_.data(), parameter_count(), batch);
-    update();
   }
 
   // Plain SGD from what backward(Pass::sgd) left: W ← (1 − ηλ) W − η dZ Aᵀ, accumulated by the
