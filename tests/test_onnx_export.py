@@ -102,9 +102,9 @@ def test_regressor_exports_predict(data, outputs, dtype):
     x, _ = data
     y = x[:, :outputs] * 3 + 1
     x = x.astype(dtype)
-    model = denseprop.MLPRegressor((5,), max_iter=20, random_state=0, dtype=dtype.name).fit(
-        x, y.ravel() if outputs == 1 else y
-    )
+    model = denseprop.MLPRegressor(
+        hidden_layer_sizes=(5,), max_iter=20, random_state=0, dtype=dtype.name
+    ).fit(x, y.ravel() if outputs == 1 else y)
     got = run(model.to_onnx(), x[:1])
     assert got.shape == model.predict(x[:1]).shape
     assert_close(got, model.predict(x[:1]), dtype)

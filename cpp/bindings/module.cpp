@@ -88,6 +88,7 @@ PYBIND11_MODULE(DENSEPROP_MODULE, m) {
   denseprop::bindings::register_losses(m);
   denseprop::bindings::register_optimizers(m);  // before the Network, whose methods take its type
   denseprop::bindings::register_network(m);
+  denseprop::bindings::register_training(m);
   denseprop::bindings::register_distributed(m);
   m.def("build_info", &build_info,
         "Which compiled module is loaded, Eigen's version, the SIMD instruction sets in use "

@@ -1,11 +1,15 @@
-// The bound Network and the checks of what it is given, shared by the files that bind its
-// methods (register_network.cpp, register_distributed.cpp).
+// The compiled Network as Python holds it (Model) and the checks of its arguments, shared by the
+// translation units that bind its methods (register_network.cpp, register_training.cpp,
+// register_distributed.cpp).
 #pragma once
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <mutex>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "arrays.hpp"
 #include "denseprop/network.hpp"
@@ -19,6 +23,7 @@ template <class T> struct Model {
       : net(std::move(sizes), std::move(acts), loss) {}
   Network<T> net;
   std::mutex busy;
+  std::vector<T> saved;  // loss_and_gradient's copy of the parameters it puts back
 
   template <class F> auto locked(F&& f) {
     py::gil_scoped_release nogil;  // the work below touches only buffers the caller holds
@@ -54,8 +59,10 @@ Array<T> features(const Network<T>& net, py::handle obj, bool finite_checked = f
 template <class T> struct ParsedTargets {
   std::optional<Array<std::int64_t>> labels;
   std::optional<Array<T>> dense;
+  std::optional<Array<T>> weights;
   Targets<T> view() const {
-    return {labels ? labels->data() : nullptr, dense ? dense->data() : nullptr};
+    return {labels ? labels->data() : nullptr, dense ? dense->data() : nullptr,
+            weights ? weights->data() : nullptr};
   }
 };
 
@@ -77,5 +84,104 @@ ParsedTargets<T> targets(const Network<T>& net, py::handle obj, py::ssize_t batc
   t.dense = dense;
   return t;
 }
+
+// Per-sample weights (batch,) of the network's dtype, finite and >= 0; None gives none.
+template <class T>
+std::optional<Array<T>> sample_weights(py::handle obj, const char* name, py::ssize_t batch) {
+  if (obj.is_none()) return std::nullopt;
+  auto w = input<T>(obj, name, 1, "(batch,)", "the network");
+  expect_rows(w, name, batch, "x");
+  const T* p = w.data();
+  for (py::ssize_t i = 0; i < batch; ++i)
+    if (!(p[i] >= T(0)) || !std::isfinite(p[i]))
+      throw py::value_error(
+          cat(name, ": weight ", p[i], " at index ", i, " is not a finite number >= 0"));
+  return w;
+}
+
+// A 1-D C-contiguous array of `a`'s own dtype (copied only if strided), possibly empty.
+template <class A> A vector_of(py::handle obj, const char* name) {
+  auto a = A::ensure(obj);
+  if (!a) throw py::error_already_set();
+  if (a.ndim() != 1)
+    throw py::value_error(cat(name, ": expected a 1-D array, got ", a.ndim(), "-D"));
+  return a;
+}
+
+// x as the network takes it: a dense (batch, inputs) array, or a scipy.sparse CSR matrix read
+// through its data, indices and indptr arrays where they lie (int32 or int64 indices).
+template <class T> struct Inputs {
+  std::optional<Array<T>> dense;
+  std::optional<Array<T>> data;
+  py::array indptr, indices;
+  bool wide = false;  // int64 indices
+  Index rows = 0;
+
+  Inputs(const Network<T>& net, py::handle obj, const char* name) {
+    if (!py::hasattr(obj, "indptr")) {
+      dense = features(net, obj);
+      rows = dense->shape(0);
+      return;
+    }
+    if (py::str(obj.attr("format")).cast<std::string>() != "csr")
+      throw py::type_error(cat(name, ": sparse inputs must be CSR (convert with .tocsr())"));
+    const auto shape = obj.attr("shape").cast<std::pair<Index, Index>>();
+    rows = shape.first;
+    if (rows < 1) throw py::value_error(cat(name, ": empty batch"));
+    if (shape.second != net.inputs())
+      throw py::value_error(
+          cat(name, " has ", shape.second, " features, but the network expects ", net.inputs()));
+    py::array values = ndarray(obj.attr("data"), name);
+    if (!values.dtype().equal(py::dtype::of<T>()))
+      throw py::type_error(cat(name, ": dtype ", std::string(py::str(values.dtype())),
+                               " does not match the network's ", dtype_name<T>()));
+    data = vector_of<Array<T>>(values, name);
+    const py::array ip = ndarray(obj.attr("indptr"), name), ix = ndarray(obj.attr("indices"), name);
+    wide = ip.dtype().equal(py::dtype::of<std::int64_t>());
+    if (!(wide || ip.dtype().equal(py::dtype::of<std::int32_t>())) || !ix.dtype().equal(ip.dtype()))
+      throw py::type_error(cat(name, ": CSR indices and indptr must both be int32 or int64"));
+    if (wide)
+      check<std::int64_t>(ip, ix, name, shape.second);
+    else
+      check<std::int32_t>(ip, ix, name, shape.second);
+    expect_finite_values(name);
+  }
+
+  Index n() const { return rows; }
+
+  template <class F> decltype(auto) visit(F&& f) const {
+    if (dense) return f(static_cast<const T*>(dense->data()));
+    if (wide) return f(view<std::int64_t>());
+    return f(view<std::int32_t>());
+  }
+
+ private:
+  template <class I> CsrView<T, I> view() const {
+    return {static_cast<const I*>(indptr.data()), static_cast<const I*>(indices.data()),
+            data->data(), rows, cols_};
+  }
+  Index cols_ = 0;
+
+  template <class I>
+  void check(const py::array& ip, const py::array& ix, const char* name, Index cols) {
+    using V = py::array_t<I, py::array::c_style>;
+    indptr = vector_of<V>(ip, name), indices = vector_of<V>(ix, name), cols_ = cols;
+    const I* p = static_cast<const I*>(indptr.data());
+    const I* k = static_cast<const I*>(indices.data());
+    if (Index(indptr.size()) != rows + 1 || p[0] != 0)
+      throw py::value_error(cat(name, ": indptr must have ", rows + 1, " entries starting at 0"));
+    for (Index i = 0; i < rows; ++i)
+      if (p[i + 1] < p[i]) throw py::value_error(cat(name, ": indptr decreases at row ", i));
+    if (Index(p[rows]) > Index(indices.size()) || Index(p[rows]) > Index(data->size()))
+      throw py::value_error(cat(name, ": indptr's last entry exceeds the non-zeros"));
+    for (Index j = 0; j < Index(p[rows]); ++j)
+      if (k[j] < 0 || Index(k[j]) >= cols)
+        throw py::value_error(cat(name, ": column index ", k[j], " out of range [0, ", cols, ")"));
+  }
+  void expect_finite_values(const char* name) const {
+    if (!CVec<T>(data->data(), data->size()).allFinite())
+      throw py::value_error(cat(name, ": contains NaN or inf; they are not allowed"));
+  }
+};
 
 }  // namespace denseprop::bindings

@@ -108,6 +108,18 @@ class OptimizerSettings:
     def seed(self) -> int: ...
     def as_dict(self) -> dict[str, Any]: ...
 
+class TrainingState:
+    """What a run of train_epochs carries to the next (see training.hpp)."""
+
+    seed: int
+    shuffles: int
+    lr: float
+    t: int
+    no_improvement: int
+    best_loss: float
+    best_score: float
+    def __init__(self) -> None: ...
+
 class _Network(Generic[_F]):
     """NetworkF32 and NetworkF64: one C++ network each; denseprop.Network wraps them."""
 
@@ -151,6 +163,33 @@ class _Network(Generic[_F]):
         checked: bool = False,
     ) -> float: ...
     def workspace(self) -> tuple[int, list[int]]: ...
+    def forward_csr(self, x: Any) -> NDArray[_F]: ...
+    def set_learning_rate(self, lr: float) -> None: ...
+    def loss_and_gradient(
+        self, params: ArrayLike, x: Any, y: ArrayLike, sample_weight: ArrayLike | None, alpha: float
+    ) -> tuple[float, NDArray[_F]]: ...
+    def train_epochs(
+        self,
+        x: Any,
+        y: ArrayLike,
+        sample_weight: ArrayLike | None,
+        validation: tuple[Any, ArrayLike, ArrayLike | None] | None,
+        state: TrainingState,
+        max_epochs: int,
+        batch_size: int,
+        shuffle: bool,
+        alpha: float,
+        data_scale: float,
+        schedule: str,
+        lr_init: float,
+        power_t: float,
+        tol: float,
+        n_iter_no_change: float,
+        best_params: NDArray[_F] | None,
+        batch_penalty: bool = True,
+        stop_when_diverged: bool = False,
+        exact_match: bool = True,
+    ) -> tuple[list[float], list[float], str, list[tuple[int, float]]]: ...
     @property
     def gradient_buffer(self) -> NDArray[_F]: ...
     def clipped_gradient_sum(self, x: ArrayLike, y: ArrayLike) -> float: ...

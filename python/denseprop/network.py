@@ -25,6 +25,7 @@ from numpy.typing import ArrayLike, NDArray
 from . import _checks, _core, _metrics, _plot, _training, backprop, model_file
 from ._init import INITS, initialise
 from ._tables import LOSSES
+from .sparse import is_sparse
 
 if TYPE_CHECKING:
     from mpi4py import MPI
@@ -192,6 +193,12 @@ class Network:
         return a.astype(self._dtype)
 
     def _x(self, x: ArrayLike) -> NDArray[Any]:
+        if is_sparse(x):  # CSR of the network's dtype (CSC and other dtypes converted)
+            m: Any = x
+            if m.dtype != self._dtype and not np.can_cast(m.dtype, self._dtype, "same_kind"):
+                msg = f"x: dtype {m.dtype} cannot be cast safely to the network's {self._dtype}"
+                raise TypeError(msg)
+            return m.tocsr().astype(self._dtype, copy=False)  # type: ignore[no-any-return]
         x = self._cast(x, "x")
         if x.ndim == 1 and x.shape[0] == self.sizes[0]:
             msg = (
@@ -222,9 +229,39 @@ class Network:
     def forward(self, x: ArrayLike) -> NDArray[Any]:
         """The network's output: ``x: (batch, inputs)`` -> ``(batch, outputs)``.
 
-        Probabilities for the classification losses, values for "mse".
+        Probabilities for the classification losses, values for "mse". ``x`` may be a
+        scipy.sparse CSR or CSC matrix: the first layer then multiplies its non-zeros only.
         """
-        return self._core.forward(self._x(x))
+        x = self._x(x)
+        return self._core.forward_csr(x) if is_sparse(x) else self._core.forward(x)
+
+    @property
+    def params(self) -> NDArray[Any]:
+        """Every parameter in one flat view, layer after layer: ``W[l]`` ``(out, in)``
+        row-major, then ``b[l]``; writeable (`weights` and `biases` view the same memory)."""
+        return self._core.params
+
+    def loss_and_gradient(
+        self,
+        params: ArrayLike,
+        x: ArrayLike,
+        y: ArrayLike,
+        *,
+        sample_weight: ArrayLike | None = None,
+        alpha: float = 0.0,
+    ) -> tuple[float, NDArray[Any]]:
+        """The objective of full-batch optimisers (L-BFGS) at the flat ``params``: the mean loss
+        of ``(x, y)``, weighted by ``sample_weight (batch,)`` (``Σ w_i ℓ_i / Σ w_i``), plus the
+        L2 term ``alpha / (2 Σw) ||W||²``; and its gradient ``(parameters,)``, laid out as
+        `params`. ``x`` dense or scipy.sparse. One C++ call with the GIL released; the network
+        is unchanged.
+        """
+        params = self._cast(params, "params")
+        weights = None if sample_weight is None else self._cast(sample_weight, "sample_weight")
+        with self._lock:
+            loss, grad = self._core.loss_and_gradient(params, self._x(x), self._y(y), weights,
+                                                      float(alpha))  # fmt: skip
+        return float(loss), grad
 
     def predict_proba(self, x: ArrayLike) -> NDArray[Any]:
         """Class probabilities ``(batch, classes)``; for binary cross-entropy one
@@ -357,6 +394,13 @@ class Network:
             noise_multiplier=noise_multiplier, seed=seed,
         )  # fmt: skip
         self._core.set_optimizer(settings)
+        return self
+
+    @_one_at_a_time
+    def set_learning_rate(self, lr: float) -> Network:
+        """Change the optimizer's learning rate, keeping its state (velocity, moments, step
+        count), as a schedule does between epochs; returns ``self``."""
+        self._core.set_learning_rate(lr)
         return self
 
     @property

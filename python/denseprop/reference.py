@@ -533,10 +533,11 @@ def adam_step(
         for p, g, mp, sp, decay in ((w, gw, mw, sw, weight_decay), (b, gb, mb, sb, 0.0)):
             f = p.dtype.type
             d = g + f(decay) * p
-            mp[...] = f(beta1) * mp + (f(1) - f(beta1)) * d
-            sp[...] = f(beta2) * sp + (f(1) - f(beta2)) * d * d
-            c1 = f(1) - f(beta1**t)
-            c2 = f(1) - f(beta2**t)
+            # 1 - b and 1 - b^t in float64: 1 - f(0.999) keeps 3 digits in float32
+            mp[...] = f(beta1) * mp + f(1 - beta1) * d
+            sp[...] = f(beta2) * sp + f(1 - beta2) * d * d
+            c1 = f(1 - beta1**t)
+            c2 = f(1 - beta2**t)
             p -= f(lr) * (mp / c1) / (np.sqrt(sp / c2) + f(eps))
 
 
@@ -560,10 +561,10 @@ def adamw_step(
     for (w, b), (gw, gb), (mw, mb), (sw, sb) in zip(params, grads, m, s):
         for p, g, mp, sp, decay in ((w, gw, mw, sw, weight_decay), (b, gb, mb, sb, 0.0)):
             f = p.dtype.type
-            mp[...] = f(beta1) * mp + (f(1) - f(beta1)) * g
-            sp[...] = f(beta2) * sp + (f(1) - f(beta2)) * g * g
-            c1 = f(1) - f(beta1**t)
-            c2 = f(1) - f(beta2**t)
+            mp[...] = f(beta1) * mp + f(1 - beta1) * g  # in float64, as adam_step
+            sp[...] = f(beta2) * sp + f(1 - beta2) * g * g
+            c1 = f(1 - beta1**t)
+            c2 = f(1 - beta2**t)
             p[...] = p * (f(1) - f(lr) * f(decay)) - f(lr) * (mp / c1) / (np.sqrt(sp / c2) + f(eps))
 
 

@@ -113,9 +113,11 @@ double mse(CMat<T> pred, CMat<T> target, Mat<T> grad, T scale, T* per_sample) {
 
 // Targets of a batch, samples as columns: class labels (batch), or dense targets
 // (outputs × batch) for one-hot/probabilities, binary targets and regression.
+// Optionally a weight per sample (see sample_weights.hpp).
 template <class T> struct Targets {
   const std::int64_t* labels = nullptr;
   const T* dense = nullptr;
+  const T* weights = nullptr;
 };
 
 struct LossInfo {

@@ -18,6 +18,8 @@
 #include "losses.hpp"
 #include "optimizers.hpp"
 #include "per_sample.hpp"
+#include "sample_weights.hpp"
+#include "sparse.hpp"
 
 namespace denseprop {
 
@@ -67,6 +69,14 @@ inline void check_network(const std::vector<Index>& sizes, const std::vector<Act
          std::string(info.fused_output) + " outputs, got '" + std::string(out) + "'");
 }
 
+// How fit_epoch reports each batch's loss and sets its L2 penalty, as scikit-learn's MLPs do:
+// the reported loss is data_scale × the loss the step minimises + α/(2 Σw) ‖W‖² (Σw the batch's
+// weight, its size when unweighted), and the step's weight decay is α/Σw.
+struct BatchPenalty {
+  double alpha = 0;
+  double data_scale = 1;
+};
+
 template <class T> class Network {
  public:
   // sizes: inputs, then each layer's outputs; one activation per layer. Cross-entropy needs a
@@ -113,6 +123,25 @@ template <class T> class Network {
   CMat<T> forward(const T* x, Index batch) {
     forward_pass(x, batch, false, false);
     return CMat<T>(act(layers() - 1), outputs(), batch);
+  }
+
+  // forward and loss_and_gradients on CSR rows (see sparse.hpp).
+  template <class I> CMat<T> forward(const CsrView<T, I>& x, Index batch) {
+    SparseInput on(*this, x);
+    return forward(nullptr, batch);
+  }
+  template <class I>
+  double loss_and_gradients(const CsrView<T, I>& x, Targets<T> y, Index batch, Reduction reduction,
+                            T* per_sample = nullptr) {
+    SparseInput on(*this, x);
+    return loss_and_gradients(nullptr, y, batch, reduction, per_sample);
+  }
+
+  // Σ_l ‖W[l]‖², the biases left out: the L2 penalty's norm.
+  double squared_weight_norm() const {
+    double total = 0;
+    for (Index l = 0; l < layers(); ++l) total += double(weight(l).squaredNorm());
+    return total;
   }
 
   // Forward, loss and backward; gradients land in grads(). Returns Σ or mean of the per-sample
@@ -184,37 +213,30 @@ template <class T> class Network {
   // last batch partial. Returns the mean per-sample loss, or the first non-finite batch loss,
   // at which it stops. Steps are not undone one by one: the caller keeps the network as it was
   // before the epoch and checks the parameters after it.
-  double fit_epoch(const T* x, Targets<T> y, const std::int64_t* order, Index n, Index batch_size) {
-    const Index in = inputs(), out = outputs();
-    const Index b_max = std::min(batch_size, n);
-    reserve(b_max);
-    if (Index(xb_.size()) < in * b_max) xb_.assign(in * b_max, T(0));
-    if (y.dense && Index(yb_.size()) < out * b_max) yb_.assign(out * b_max, T(0));
-    if (y.labels && Index(lb_.size()) < b_max) lb_.assign(b_max, 0);
-    double total = 0;
-    for (Index start = 0; start < n; start += batch_size) {
-      const Index b = std::min(batch_size, n - start);
-      const std::int64_t* idx = order + start;
-      Targets<T> yb;
-      const T* xb;
-      if (std::adjacent_find(idx, idx + b, [](auto i, auto j) { return j != i + 1; }) ==
-          idx + b) {  // consecutive samples: use the caller's memory as it is
-        xb = x + idx[0] * in;
-        yb = {y.labels ? y.labels + idx[0] : nullptr, y.dense ? y.dense + idx[0] * out : nullptr};
-      } else {
-        for (Index i = 0; i < b; ++i) {
-          std::memcpy(xb_.data() + i * in, x + idx[i] * in, sizeof(T) * in);
-          if (y.dense) std::memcpy(yb_.data() + i * out, y.dense + idx[i] * out, sizeof(T) * out);
-          if (y.labels) lb_[i] = y.labels[idx[i]];
-        }
-        xb = xb_.data();
-        yb = {y.labels ? lb_.data() : nullptr, y.dense ? yb_.data() : nullptr};
-      }
-      const double loss = step(xb, yb, b, false);
-      if (!std::isfinite(loss)) return loss;
-      total += loss * double(b);
-    }
-    return total / double(n);
+  // With `penalty`, each batch's loss and weight decay are scikit-learn's (see BatchPenalty).
+  double fit_epoch(const T* x, Targets<T> y, const std::int64_t* order, Index n, Index batch_size,
+                   const BatchPenalty* penalty = nullptr) {
+    const Index in = inputs();
+    if (Index(xb_.size()) < in * std::min(batch_size, n))
+      xb_.assign(in * std::min(batch_size, n), T(0));
+    return epoch(y, order, n, batch_size, penalty,
+                 [&](const std::int64_t* idx, Index b, bool consecutive) {
+                   if (consecutive) return x + idx[0] * in;  // the caller's memory as it is
+                   for (Index i = 0; i < b; ++i)
+                     std::memcpy(xb_.data() + i * in, x + idx[i] * in, sizeof(T) * in);
+                   return static_cast<const T*>(xb_.data());
+                 });
+  }
+
+  // The same over CSR rows: each batch's rows gathered (see sparse.hpp).
+  template <class I>
+  double fit_epoch(const CsrView<T, I>& x, Targets<T> y, const std::int64_t* order, Index n,
+                   Index batch_size, const BatchPenalty* penalty = nullptr) {
+    SparseInput on(*this);
+    return epoch(y, order, n, batch_size, penalty, [&](const std::int64_t* idx, Index b, bool) {
+      sparse_batch_.gather(x, idx, b);
+      return static_cast<const T*>(nullptr);
+    });
   }
 
   // The two halves of a step taken by several processes on their own batches, which add up
@@ -255,6 +277,63 @@ template <class T> class Network {
   const T* bias(Index l) const { return params_.data() + offsets_[l] + sizes_[l + 1] * sizes_[l]; }
 
  private:
+  // Layer 0 reads sparse_batch_ instead of x while one lives (set, and cleared on exit).
+  struct SparseInput {
+    Network& net;
+    explicit SparseInput(Network& n) : net(n) { net.sparse_input_ = true; }
+    template <class I> SparseInput(Network& n, const CsrView<T, I>& x) : SparseInput(n) {
+      std::vector<std::int64_t> all(x.rows);
+      for (Index i = 0; i < x.rows; ++i) all[i] = i;
+      net.sparse_batch_.gather(x, all.data(), x.rows);
+    }
+    ~SparseInput() { net.sparse_input_ = false; }
+  };
+
+  // fit_epoch's loop; gather_x(idx, b, consecutive) gives the batch's inputs.
+  template <class Gather>
+  double epoch(Targets<T> y, const std::int64_t* order, Index n, Index batch_size,
+               const BatchPenalty* penalty, const Gather& gather_x) {
+    const Index out = outputs();
+    const Index b_max = std::min(batch_size, n);
+    reserve(b_max);
+    if (y.dense && Index(yb_.size()) < out * b_max) yb_.assign(out * b_max, T(0));
+    if (y.labels && Index(lb_.size()) < b_max) lb_.assign(b_max, 0);
+    if (y.weights && Index(wb_.size()) < b_max) wb_.assign(b_max, T(0));
+    double total = 0;
+    for (Index start = 0; start < n; start += batch_size) {
+      const Index b = std::min(batch_size, n - start);
+      const std::int64_t* idx = order + start;
+      const bool consecutive =
+          std::adjacent_find(idx, idx + b, [](auto i, auto j) { return j != i + 1; }) == idx + b;
+      Targets<T> yb;
+      const T* xb = gather_x(idx, b, consecutive);
+      if (consecutive) {
+        yb = {y.labels ? y.labels + idx[0] : nullptr, y.dense ? y.dense + idx[0] * out : nullptr,
+              y.weights ? y.weights + idx[0] : nullptr};
+      } else {
+        for (Index i = 0; i < b; ++i) {
+          if (y.dense) std::memcpy(yb_.data() + i * out, y.dense + idx[i] * out, sizeof(T) * out);
+          if (y.labels) lb_[i] = y.labels[idx[i]];
+          if (y.weights) wb_[i] = y.weights[idx[i]];
+        }
+        yb = {y.labels ? lb_.data() : nullptr, y.dense ? yb_.data() : nullptr,
+              y.weights ? wb_.data() : nullptr};
+      }
+      double l2 = 0, scale = 1;
+      if (penalty) {
+        const double sw = yb.weights ? weight_sum(yb.weights, b) : double(b);
+        optimizer_.set_weight_decay(sw > 0 ? penalty->alpha / sw : 0);
+        l2 = penalty->alpha == 0 || !(sw > 0) ? 0
+                                              : 0.5 * penalty->alpha * squared_weight_norm() / sw;
+        scale = penalty->data_scale;
+      }
+      const double loss = step(xb, yb, b, false);
+      if (!std::isfinite(loss)) return loss;
+      total += (scale * loss + l2) * double(b);
+    }
+    return total / double(n);
+  }
+
   // Layer l's slice of a workspace buffer, laid out for the current capacity; the Z buffer
   // holds only the layers that keep it.
   T* slice(Buffer<T>& buf, Index l, bool z_only = false) {
@@ -337,7 +416,10 @@ template <class T> class Network {
       const Index in = sizes_[l], out = sizes_[l + 1];
       RowMat<T> w(params_.data() + offsets_[l], out, in);
       if (decay != T(0)) w *= T(1) - lr * decay;  // p -= η λ p, the L2 term of the step
-      weight_sgd_update<T>(layer_input(x, l, batch), layer_dz(l, batch), w, lr);
+      if (l == 0 && sparse_input_)
+        sparse_weight_sgd_update<T>(sparse_batch_, layer_dz(0, batch), w, lr);
+      else
+        weight_sgd_update<T>(layer_input(x, l, batch), layer_dz(l, batch), w, lr);
       Vec<T>(params_.data() + offsets_[l] + out * in, out) -=
           lr * CVec<T>(grads_.data() + offsets_[l] + out * in, out);
     }
@@ -354,7 +436,7 @@ template <class T> class Network {
     Index reads = 0;
     for (Index l = 0; l < layers(); ++l) reads += (sizes_[l] + sizes_[l + 1]) * batch;
     const double decay_factor = 1 - optimizer_.settings().lr * optimizer_.settings().weight_decay;
-    if (reads >= 3 * parameter_count() || std::abs(decay_factor) > 1) return false;
+    if (sparse_input_ || reads >= 3 * parameter_count() || std::abs(decay_factor) > 1) return false;
     constexpr int unsafe =
         std::numeric_limits<T>::max_exponent - std::numeric_limits<T>::digits - 2;
     const double limit = std::ldexp(1.0, unsafe) / optimizer_.settings().lr;
@@ -377,8 +459,13 @@ template <class T> class Network {
     forward_pass(x, batch, fused_output(), true);
     const T scale = reduction == Reduction::mean ? T(1) / T(batch) : T(1);
     Mat<T> a(act(L), outputs(), batch), d(delta(L), outputs(), batch);
+    if (y.weights && !per_sample) {  // weighing needs each sample's loss
+      if (Index(sample_losses_.size()) < batch) sample_losses_.assign(batch, T(0));
+      per_sample = sample_losses_.data();
+    }
     double total = 0;  // a receives the probabilities when the output is fused
     visit<Losses>(loss_, [&](auto entry) { total = entry.loss(a, y, d, scale, per_sample); });
+    if (y.weights) return weigh_samples<T>(d, per_sample, y.weights, reduction == Reduction::mean);
     return reduction == Reduction::mean ? total / double(batch) : total;
   }
 
@@ -398,7 +485,9 @@ template <class T> class Network {
       delta_backward<T>(weight(l), CMat<T>(act(l), out, batch), z(l), as_const(dz), dz,
                         pass == Pass::deltas ? nullptr : gw + out * in,
                         l == 0 ? nullptr : delta(l - 1), trained_activation(l));
-      if (pass == Pass::gradients)
+      if (pass == Pass::gradients && l == 0 && sparse_input_)
+        sparse_weight_gradient<T>(sparse_batch_, as_const(dz), RowMat<T>(gw, out, in));
+      else if (pass == Pass::gradients)
         weight_gradient<T>(layer_input(x, l, batch), as_const(dz), RowMat<T>(gw, out, in));
     }
   }
@@ -412,8 +501,14 @@ template <class T> class Network {
     for (Index l = 0; l < layers(); ++l) {
       const ActivationSpec g = logits_out ? trained_activation(l) : acts_[l];
       Mat<T> a(act(l), sizes_[l + 1], batch);
-      dense_forward<T>(CMat<T>(in, sizes_[l], batch), weight(l), bias(l), a, g,
-                       keep_z ? z(l) : nullptr);
+      if (l == 0 && sparse_input_) {
+        sparse_product<T>(sparse_batch_, weight(0), a);
+        a.colwise() += CVec<T>(bias(0), a.rows());
+        activate<T>(a, g, keep_z ? z(0) : nullptr);
+      } else {
+        dense_forward<T>(CMat<T>(in, sizes_[l], batch), weight(l), bias(l), a, g,
+                         keep_z ? z(l) : nullptr);
+      }
       in = a.data();
     }
   }
@@ -426,9 +521,12 @@ template <class T> class Network {
   Optimizer<T> optimizer_;
   Index capacity_ = 0;
   Buffer<T> acts_buf_, deltas_buf_, zs_buf_;
-  Buffer<T> norms_;         // DP-SGD's per-sample norms, then clip factors
-  Buffer<T> saved_params_;  // train_step's undo
-  Buffer<T> xb_, yb_;       // a shuffled batch, gathered
+  Buffer<T> norms_;           // DP-SGD's per-sample norms, then clip factors
+  Buffer<T> saved_params_;    // train_step's undo
+  Buffer<T> xb_, yb_, wb_;    // a shuffled batch, gathered
+  Buffer<T> sample_losses_;   // each sample's loss, for weighing
+  CsrBatch<T> sparse_batch_;  // sparse inputs' rows of the current batch
+  bool sparse_input_ = false;
   std::vector<std::int64_t> lb_;
 };
 

@@ -101,10 +101,12 @@ struct Adam {
     auto m = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(s.first, n);
     auto v = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(s.second, n);
     const T b1 = T(c.beta1), b2 = T(c.beta2);
-    const T c1 = T(1) - T(std::pow(c.beta1, double(s.step)));
-    const T c2 = T(1) - T(std::pow(c.beta2, double(s.step)));
-    m = b1 * m + (T(1) - b1) * d;
-    v = b2 * v + (T(1) - b2) * d.square();
+    // 1 − β and 1 − βᵗ in double: in float, 1 − 0.999 keeps only 3 of its 7 digits (β₂ rounds
+    // to 0.99900001), which skews the moments and their bias correction by 1e-5
+    const T c1 = T(1.0 - std::pow(c.beta1, double(s.step)));
+    const T c2 = T(1.0 - std::pow(c.beta2, double(s.step)));
+    m = b1 * m + T(1.0 - c.beta1) * d;
+    v = b2 * v + T(1.0 - c.beta2) * d.square();
     s.p -= T(c.lr) * (m / c1) / ((v / c2).sqrt() + T(c.eps));
   }
 };
@@ -123,10 +125,10 @@ struct AdamW {
     auto m = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(s.first, n);
     auto v = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(s.second, n);
     const T b1 = T(c.beta1), b2 = T(c.beta2), lr = T(c.lr);
-    const T c1 = T(1) - T(std::pow(c.beta1, double(s.step)));
-    const T c2 = T(1) - T(std::pow(c.beta2, double(s.step)));
-    m = b1 * m + (T(1) - b1) * s.g;
-    v = b2 * v + (T(1) - b2) * s.g.square();
+    const T c1 = T(1.0 - std::pow(c.beta1, double(s.step)));  // in double, as adam's
+    const T c2 = T(1.0 - std::pow(c.beta2, double(s.step)));
+    m = b1 * m + T(1.0 - c.beta1) * s.g;
+    v = b2 * v + T(1.0 - c.beta2) * s.g.square();
     s.p = s.p * (T(1) - lr * s.decay) - lr * (m / c1) / ((v / c2).sqrt() + T(c.eps));
   }
 };
@@ -184,6 +186,10 @@ template <class T> class Optimizer {
     settings_ = s;
     reset();
   }
+  // A learning-rate schedule or a per-batch L2 strength changes these between steps; the
+  // state (velocity, moments, step count) is kept.
+  void set_learning_rate(double lr) { settings_.lr = lr; }
+  void set_weight_decay(double weight_decay) { settings_.weight_decay = weight_decay; }
   void reset() {
     std::fill(first_.begin(), first_.end(), T(0));
     std::fill(second_.begin(), second_.end(), T(0));

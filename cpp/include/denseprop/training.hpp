@@ -1,0 +1,208 @@
+// Many epochs in one call, as scikit-learn's MLPs train: a reshuffle per epoch, a learning-rate
+// schedule, the convergence test on the training loss or on a validation score, and the best
+// parameters kept for early stopping. Nothing returns to Python between epochs, so a small data
+// set costs its steps and a few microseconds per epoch.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <vector>
+
+#include "network.hpp"
+#include "noise.hpp"
+
+namespace denseprop {
+
+// constant: η stays; invscaling: η = η₀ / (t + 1)^power_t after each epoch, t the samples seen;
+// adaptive: η / 5 whenever the convergence test fails, until η ≤ 1e-6.
+enum class Schedule { constant, invscaling, adaptive };
+
+struct TrainingSettings {
+  Index batch_size = 200;
+  bool shuffle = true;
+  BatchPenalty penalty;
+  Schedule schedule = Schedule::constant;
+  double lr_init = 1e-3, power_t = 0.5;
+  double tol = 1e-4;
+  double n_iter_no_change = 10;  // may be infinite: never stop early
+  // scikit-learn's per-batch L2 penalty (else the optimizer's own weight decay stays)
+  bool batch_penalty = true;
+  // a non-finite loss stops the run even with validation (scikit-learn's goes on)
+  bool stop_when_diverged = false;
+  // binary cross-entropy's accuracy: every output of a sample right (scikit-learn's), or
+  // the fraction of outputs right
+  bool exact_match = true;
+};
+
+// What carries over from one call to the next (warm start, partial_fit), scikit-learn's names.
+struct TrainingState {
+  std::uint64_t seed = 0;     // the reshuffles: epoch k's permutation comes from (seed, k)
+  std::int64_t shuffles = 0;  // permutations drawn so far
+  double lr = 1e-3;           // the current learning rate
+  std::int64_t t = 0;         // samples seen
+  std::int64_t no_improvement = 0;
+  double best_loss = std::numeric_limits<double>::infinity();
+  double best_score = -std::numeric_limits<double>::infinity();
+};
+
+// Why train_epochs returned.
+enum class Stop { max_epochs, converged, diverged };
+
+// A learning-rate change of the adaptive schedule: after `epoch` (1-based, of this call), to
+// `lr`; lr 0 when η had reached 1e-6 and training stopped.
+struct RateChange {
+  std::int64_t epoch;
+  double lr;
+};
+
+// X: the inputs as Network::forward takes them, `const T*` (inputs × n) or a CsrView.
+template <class T, class X> struct Validation {
+  X x;
+  Targets<T> y;
+  Index n;
+};
+
+// scikit-learn's score of the network on (x, y): accuracy (weighted; exact match of every label
+// for binary cross-entropy, outputs above 0.5), or R² averaged over outputs (weighted; an output
+// whose targets are constant scores 1 if predicted exactly, else 0). NaN if an output is not
+// finite.
+template <class T, class X>
+double validation_score(Network<T>& net, const Validation<T, X>& v, bool exact_match) {
+  const CMat<T> out = net.forward(v.x, v.n);
+  const Index k = out.rows(), n = v.n;
+  if (!std::isfinite((out.array() * T(0)).sum())) return std::numeric_limits<double>::quiet_NaN();
+  auto weight = [&](Index i) { return v.y.weights ? double(v.y.weights[i]) : 1.0; };
+  const CMat<T> y(v.y.dense, k, v.y.dense ? n : 0);
+  const std::string_view loss = loss_table[net.loss()].name;
+  if (loss_table[net.loss()].classifier) {
+    double right = 0, total = 0;
+    for (Index i = 0; i < n; ++i) {
+      double ok;
+      if (loss == "binary_cross_entropy") {
+        const auto right = (out.col(i).array() > T(0.5)) == (y.col(i).array() > T(0.5));
+        ok = exact_match ? double(right.all()) : double(right.count()) / double(k);
+      } else {
+        Index predicted, label;
+        out.col(i).maxCoeff(&predicted);
+        if (v.y.labels)
+          label = Index(v.y.labels[i]);
+        else
+          y.col(i).maxCoeff(&label);
+        ok = predicted == label;
+      }
+      right += ok * weight(i);
+      total += weight(i);
+    }
+    return right / total;
+  }
+  double score = 0;
+  for (Index j = 0; j < k; ++j) {
+    double sw = 0, mean = 0;
+    for (Index i = 0; i < n; ++i) sw += weight(i), mean += weight(i) * double(y(j, i));
+    mean /= sw;
+    double residual = 0, spread = 0;
+    for (Index i = 0; i < n; ++i) {
+      const double r = double(y(j, i)) - double(out(j, i)), d = double(y(j, i)) - mean;
+      residual += weight(i) * r * r, spread += weight(i) * d * d;
+    }
+    score += spread != 0 ? 1 - residual / spread : (residual == 0 ? 1.0 : 0.0);
+  }
+  return score / double(k);
+}
+
+// order[0..n) := a permutation from (seed, k): Fisher–Yates on SplitMix64's stream.
+inline void permutation(std::int64_t* order, Index n, std::uint64_t seed, std::int64_t k) {
+  constexpr std::uint64_t gamma = 0x9E3779B97F4A7C15ull;
+  std::iota(order, order + n, std::int64_t(0));
+  std::uint64_t word = splitmix64(splitmix64(seed) + std::uint64_t(k));
+  for (Index i = n - 1; i > 0; --i) {
+    const double u = double(splitmix64(word += gamma) >> 11) * 0x1.0p-53;  // [0, 1)
+    std::swap(order[i], order[std::min(i, Index(u * double(i + 1)))]);
+  }
+}
+
+// Up to max_epochs epochs of net's optimizer over (x, y), as scikit-learn's MLPs: after each
+// epoch its loss (see BatchPenalty) goes to `losses`; with `validation` its score goes to
+// `scores` and the parameters that score best so far to best_params (parameter_count values).
+// The convergence test counts the epochs that fail to improve the best loss (or score) by tol;
+// past n_iter_no_change of them the adaptive schedule divides η by 5 and starts counting again,
+// the others stop. Without validation a non-finite loss stops the run (Stop::diverged); with it
+// training goes on, as scikit-learn's does, and early stopping keeps the best parameters.
+template <class T, class X, class VX>
+Stop train_epochs(Network<T>& net, const X& x, Targets<T> y, Index n,
+                  const Validation<T, VX>* validation, const TrainingSettings& s,
+                  TrainingState& state, std::int64_t max_epochs, T* best_params,
+                  std::vector<double>& losses, std::vector<double>& scores,
+                  std::vector<RateChange>& rate_changes) {
+  std::vector<std::int64_t> order(n);
+  std::iota(order.begin(), order.end(), std::int64_t(0));
+  for (std::int64_t epoch = 1; epoch <= max_epochs; ++epoch) {
+    if (s.shuffle) permutation(order.data(), n, state.seed, state.shuffles++);
+    net.optimizer().set_learning_rate(state.lr);
+    const double loss =
+        net.fit_epoch(x, y, order.data(), n, s.batch_size, s.batch_penalty ? &s.penalty : nullptr);
+    losses.push_back(loss);
+    state.t += n;
+    if ((!validation || s.stop_when_diverged) && !std::isfinite(loss)) return Stop::diverged;
+    if (validation) {
+      const double score = validation_score(net, *validation, s.exact_match);
+      scores.push_back(score);
+      // scikit-learn's comparisons, NaN included: a NaN score resets the count
+      if (score < state.best_score + s.tol)
+        ++state.no_improvement;
+      else
+        state.no_improvement = 0;
+      if (score > state.best_score) {
+        state.best_score = score;
+        std::copy_n(net.params(), net.parameter_count(), best_params);
+      }
+    } else {
+      if (loss > state.best_loss - s.tol)
+        ++state.no_improvement;
+      else
+        state.no_improvement = 0;
+      state.best_loss = std::min(state.best_loss, loss);
+    }
+    if (s.schedule == Schedule::invscaling)
+      state.lr = s.lr_init / std::pow(double(state.t + 1), s.power_t);
+    if (double(state.no_improvement) > s.n_iter_no_change) {
+      if (s.schedule != Schedule::adaptive) return Stop::converged;
+      if (state.lr <= 1e-6) {
+        rate_changes.push_back({epoch, 0.0});
+        return Stop::converged;
+      }
+      state.lr /= 5;
+      rate_changes.push_back({epoch, state.lr});
+      state.no_improvement = 0;
+    }
+  }
+  return Stop::max_epochs;
+}
+
+// The objective L-BFGS minimises, at `params` (parameter_count values): the mean loss of the
+// whole set (weighted), plus α/(2 Σw) ‖W‖², and its gradient into `grad`. The network's own
+// parameters are put back afterwards.
+template <class T, class X>
+double loss_and_gradient_at(Network<T>& net, const T* params, const X& x, Targets<T> y, Index n,
+                            double alpha, T* grad, std::vector<T>& saved) {
+  const Index count = net.parameter_count();
+  saved.assign(net.params(), net.params() + count);
+  std::copy_n(params, count, net.params());
+  double loss = net.loss_and_gradients(x, y, n, Reduction::mean);
+  std::copy_n(net.grads(), count, grad);
+  const double sw = y.weights ? weight_sum(y.weights, n) : double(n);
+  if (alpha != 0 && sw > 0) {
+    loss += 0.5 * alpha * net.squared_weight_norm() / sw;
+    const T decay = T(alpha / sw);
+    for (Index l = 0; l < net.layers(); ++l) {
+      const Index offset = net.offset(l), w = net.size(l + 1) * net.size(l);
+      Vec<T>(grad + offset, w) += decay * CVec<T>(params + offset, w);
+    }
+  }
+  std::copy(saved.begin(), saved.end(), net.params());
+  return loss;
+}
+
+}  // namespace denseprop
