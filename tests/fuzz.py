@@ -16,11 +16,9 @@ to a log before calling it, so a crash is reported with the case that caused it.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import os
 import pathlib
-import subprocess
 import sys
 import tempfile
 from typing import Any, Callable
@@ -29,6 +27,7 @@ import numpy as np
 
 HERE = pathlib.Path(__file__).parent
 sys.path.insert(0, str(HERE))
+import fuzz_runner  # noqa: E402
 from conftest import PROTOCOLS, ArrayLike  # noqa: E402
 
 DTYPES = ["float32", "float64", "float16", "int8", "int16", "int32", "int64", "uint8",
@@ -427,34 +426,8 @@ def child(cases: int, seed: int, log: str) -> None:
 
 def run(cases: int, seed: int) -> tuple[int, str]:
     """Runs the cases in a child process; returns (exit status, report)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        log = os.path.join(tmp, "case")
-        result = subprocess.run(
-            [sys.executable, __file__, "--child", "--cases", str(cases), "--seed", str(seed),
-             "--log", log],
-            capture_output=True, text=True,
-        )  # fmt: skip
-        report = result.stdout + result.stderr
-        if result.returncode < 0:
-            last = pathlib.Path(log).read_text().strip() if os.path.exists(log) else "?"
-            report += f"\nfuzz: the child died of signal {-result.returncode} running:\n{last}\n"
-        return result.returncode, report
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cases", type=int, default=10_000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--log", help=argparse.SUPPRESS)
-    options = parser.parse_args()
-    if options.child:
-        child(options.cases, options.seed, options.log)
-        return
-    status, report = run(options.cases, options.seed)
-    print(report)
-    sys.exit(status and 1)
+    return fuzz_runner.run(__file__, cases, seed)
 
 
 if __name__ == "__main__":
-    main()
+    fuzz_runner.main(__doc__, 10_000, child, run)

@@ -15,19 +15,17 @@ with finite parameters. Runs in a child process that names the case that crashed
 
 from __future__ import annotations
 
-import argparse
 import collections
 import io
 import json
 import os
 import pathlib
 import struct
-import subprocess
-import sys
 import tempfile
 import zipfile
 from typing import Any, Callable
 
+import fuzz_runner
 import numpy as np
 
 PREFIX = " is not a denseprop model file: "
@@ -256,34 +254,8 @@ def child(n: int, seed: int, log: str) -> None:
 
 def run(cases: int, seed: int) -> tuple[int, str]:
     """Runs the cases in a child process; returns (exit status, report)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        log = os.path.join(tmp, "case")
-        result = subprocess.run(
-            [sys.executable, __file__, "--child", "--cases", str(cases), "--seed", str(seed),
-             "--log", log],
-            capture_output=True, text=True, timeout=1800,
-        )  # fmt: skip
-        report = result.stdout + result.stderr
-        if result.returncode < 0:
-            last = pathlib.Path(log).read_text().strip() if os.path.exists(log) else "?"
-            report += f"\nfuzz: the child died of signal {-result.returncode} running: {last}\n"
-        return result.returncode, report
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--cases", type=int, default=2000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--log", help=argparse.SUPPRESS)
-    options = parser.parse_args()
-    if options.child:
-        child(options.cases, options.seed, options.log)
-        return
-    status, report = run(options.cases, options.seed)
-    print(report)
-    sys.exit(status and 1)
+    return fuzz_runner.run(__file__, cases, seed, timeout=1800)
 
 
 if __name__ == "__main__":
-    main()
+    fuzz_runner.main(__doc__, 2000, child, run)
