@@ -15,9 +15,7 @@ import numpy as np
 import pytest
 from denseprop import model_file
 
-# The portable module's rerun of the suite (test_portable_module.py) takes a slice.
-PORTABLE_RERUN = os.environ.get("DENSEPROP_PORTABLE", "") not in ("", "0")
-CASES = int(os.environ.get("DENSEPROP_MODEL_FUZZ_CASES", "300" if PORTABLE_RERUN else "1500"))
+CASES = int(os.environ.get("DENSEPROP_MODEL_FUZZ_CASES", "1500"))
 
 
 @pytest.fixture
