@@ -179,7 +179,7 @@ template <class T> struct Inputs {
         throw py::value_error(cat(name, ": column index ", k[j], " out of range [0, ", cols, ")"));
   }
   void expect_finite_values(const char* name) const {
-    if (!CVec<T>(data->data(), data->size()).allFinite())
+    if (!all_finite(data->data(), Index(data->size())))
       throw py::value_error(cat(name, ": contains NaN or inf; they are not allowed"));
   }
 };
