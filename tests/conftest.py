@@ -66,6 +66,7 @@ LOSS_TARGETS = [
     ("softmax_cross_entropy", "targets"),
     ("sigmoid_cross_entropy", "targets"),
     ("mse", "targets"),
+    ("half_poisson_deviance", "targets"),
 ]
 
 
@@ -82,18 +83,22 @@ ACTIVATIONS = [a["name"] for a in denseprop._core.activations()]
 HIDDEN = [a["name"] for a in denseprop._core.activations() if a["hidden"]]
 NEEDS_Z = [a["name"] for a in denseprop._core.activations() if a["needs_z"]]
 
-# (loss, output activation): the fused pairs, and softmax meeting mse through its JVP.
+# (loss, output activation): the fused pairs, softmax meeting mse through its JVP, and exp
+# (the poisson loss's output) meeting mse through its derivative.
 OUTPUTS = [
     ("cross_entropy", "softmax"),
     ("binary_cross_entropy", "sigmoid"),
     ("mse", "identity"),
+    ("poisson", "exp"),
     ("mse", "softmax"),
     ("mse", "tanh"),
+    ("mse", "exp"),
 ]
 
 
 def targets(rng, loss, batch, n, dtype, labels=True):
-    """Labels (cross-entropy, ``labels``), probabilities (cross-entropy), else ``[0, 1)``."""
+    """Labels (cross-entropy, ``labels``), probabilities (cross-entropy), else ``[0, 1)`` (also
+    counts' rates for poisson)."""
     if loss == "cross_entropy" and labels:
         return rng.integers(0, n, batch)
     if loss == "cross_entropy":

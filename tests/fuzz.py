@@ -40,8 +40,8 @@ SMALL = [1, 2, 3, 5, 7, 16]
 HUGE = [2**40 + 1, 2**45, 2**62]
 KERNELS = ["dense_forward", "dense_backward", "sigmoid", "sigmoid_backward", "softmax",
            "softmax_backward", "softmax_jacobian", "softmax_cross_entropy",
-           "sigmoid_cross_entropy", "mse", "activation_forward", "activation_backward",
-           "activation_jacobian", "set_num_threads"]  # fmt: skip
+           "sigmoid_cross_entropy", "mse", "half_poisson_deviance", "activation_forward",
+           "activation_backward", "activation_jacobian", "set_num_threads"]  # fmt: skip
 METHODS = ["construct", "forward", "predict", "predict_proba", "score", "gradients",
            "per_sample_gradients", "per_sample_gradient_norms", "trace", "jacobian",
            "train_step", "fit", "partial_fit", "set_optimizer", "save_load"]  # fmt: skip
@@ -139,6 +139,7 @@ def strategy() -> Any:
 
     activations = [a["name"] for a in denseprop.activations()]  # the table's, and one unknown
     optimizers = [o["name"] for o in denseprop.optimizers()]
+    losses = [loss["name"] for loss in denseprop.losses()]
     dim = st.sampled_from(SMALL) | st.sampled_from([0, *HUGE])
     dims = st.lists(st.sampled_from([*SMALL, 0, *HUGE]), min_size=0, max_size=3).map(tuple)
     dtype = st.sampled_from(["float32", "float64"]) | st.sampled_from(DTYPES)
@@ -177,7 +178,7 @@ def strategy() -> Any:
             "reduction": draw(st.sampled_from(["mean", "sum", "none", "bogus"])),
             "slope": draw(st.sampled_from([0.01, 0.0, 2.0, -1.0, float("nan")])),
             "out": draw(st.sampled_from(["none", "fresh", "alias x", "alias w", "wrong"])),
-            "loss": draw(st.sampled_from(["cross_entropy", "binary_cross_entropy", "mse"])),
+            "loss": draw(st.sampled_from(losses)),
             "optimizer": draw(st.sampled_from([*optimizers, "bogus"])),
             "lr": draw(st.sampled_from([1e-3, 0.1, 1e6, 0.0, -1.0, float("inf")])),
             "int": draw(st.sampled_from([1, 2, 7, 0, -3, 2**31, 2**64])),
@@ -289,6 +290,8 @@ def kernel_call(name: str, args: list[Any], o: dict[str, Any]) -> Call:
         "sigmoid_cross_entropy": (denseprop.sigmoid_cross_entropy, (a, g, o["reduction"]), {},
                                   [a, g]),
         "mse": (denseprop.mse, (a, g, o["reduction"]), {}, [a, g]),
+        "half_poisson_deviance": (denseprop.half_poisson_deviance, (a, g, o["reduction"]), {},
+                                  [a, g]),
         "activation_forward": (denseprop.activation_forward, (x, o["activation"]),
                                {"negative_slope": slope}, [x]),
         "activation_backward": (denseprop.activation_backward, (a, g, o["activation"]),

@@ -233,7 +233,7 @@ def test_unknown_activation(impl):
 
 
 @pytest.mark.parametrize(
-    "loss", ["softmax_cross_entropy", "sigmoid_cross_entropy", "mse"]
+    "loss", ["softmax_cross_entropy", "sigmoid_cross_entropy", "mse", "half_poisson_deviance"]
 )
 def test_unknown_reduction(impl, loss):
     with pytest.raises(ValueError, match=r"reduction.*'foo'.*mean.*sum.*none"):

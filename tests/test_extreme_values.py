@@ -69,3 +69,18 @@ def test_dense_forward_saturates(impl, dtype, activation, expected):
     w = np.array([[BIG], [-BIG]], dtype)
     a = impl.dense_forward(x, w, np.zeros(2, dtype), activation)
     assert_close(a, np.array([expected], dtype), dtype)
+
+
+def test_exp_underflows_to_zero_and_overflows_to_inf(impl, dtype):
+    a = impl.activation_forward(np.array([[-BIG, 0.0, BIG]], dtype), "exp")
+    np.testing.assert_array_equal(a, np.array([[0.0, 1.0, np.inf]], dtype))
+
+
+def test_half_poisson_deviance_far_from_the_targets(impl, dtype):
+    """exp(z) underflowing to 0 gives the exact, finite loss; overflowing, inf, never NaN."""
+    z = np.array([[-BIG, -BIG], [BIG, BIG]], dtype)
+    y = np.array([[0.0, 2.0], [0.0, 1.0]], dtype)
+    loss, grad = impl.half_poisson_deviance(z, y, "none")
+    assert_close(loss[:1], np.array([2 * BIG + 2 * np.log(2) - 2], dtype), dtype)
+    assert np.isposinf(loss[1])
+    np.testing.assert_array_equal(grad, np.array([[0.0, -2.0], [np.inf, np.inf]], dtype))

@@ -10,7 +10,7 @@ BATCHES = [1, 2, 3, 17, 64, 257]
 LAYER_SHAPES = [(5, 7), (7, 1), (1, 5)]  # (in, out)
 FEATURES = [1, 5, 7]
 LABEL_DTYPES = [np.int8, np.int32, np.int64, np.uint8]
-LOSSES = ["softmax_cross_entropy", "sigmoid_cross_entropy", "mse"]
+LOSSES = ["softmax_cross_entropy", "sigmoid_cross_entropy", "mse", "half_poisson_deviance"]
 
 
 def layer(rng, dtype, batch, n_in, n_out):
@@ -139,7 +139,7 @@ def test_softmax_cross_entropy_with_targets(rng, dtype, batch, reduction, normal
 
 @pytest.mark.parametrize("batch", BATCHES)
 @pytest.mark.parametrize("reduction", ref.REDUCTIONS)
-@pytest.mark.parametrize("loss", ["sigmoid_cross_entropy", "mse"])
+@pytest.mark.parametrize("loss", ["sigmoid_cross_entropy", "mse", "half_poisson_deviance"])
 def test_elementwise_losses(rng, dtype, batch, reduction, loss):
     z, y = randn(rng, dtype, batch, 5), rng.random((batch, 5)).astype(dtype)
     assert_loss_close(
@@ -174,6 +174,7 @@ def test_kernels_leave_their_inputs_unchanged(rng, dtype):
         "softmax_cross_entropy": (g, labels),
         "sigmoid_cross_entropy": (g, s),
         "mse": (g, s),
+        "half_poisson_deviance": (g, s),
     }
     for name, args in calls.items():
         before = [arg.copy() for arg in args if isinstance(arg, np.ndarray)]

@@ -105,12 +105,13 @@ def test_biases_start_at_zero(dtype):
 
 @pytest.mark.parametrize(
     ("loss", "output"),
-    [("cross_entropy", "softmax"), ("binary_cross_entropy", "sigmoid"), ("mse", "identity")],
-)
+    [("cross_entropy", "softmax"), ("binary_cross_entropy", "sigmoid"), ("mse", "identity"),
+     ("poisson", "exp")],
+)  # fmt: skip
 def test_output_activation_follows_from_the_loss(loss, output):
     net = Network([4, 6, 3], "tanh", loss)
     assert net.activations == ["tanh", output]
-    assert net.is_classifier == (loss != "mse")
+    assert net.is_classifier == (loss not in ("mse", "poisson"))
 
 
 def test_repr_shows_sizes_activations_loss_and_dtype():

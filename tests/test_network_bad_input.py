@@ -108,7 +108,7 @@ def test_nan_or_inf_in_x_is_refused(net_xy, call, value):
 
 
 @pytest.mark.parametrize("value", [np.nan, np.inf])
-@pytest.mark.parametrize("loss", ["cross_entropy", "binary_cross_entropy", "mse"])
+@pytest.mark.parametrize("loss", ["cross_entropy", "binary_cross_entropy", "mse", "poisson"])
 @pytest.mark.parametrize("call", WITH_Y)
 def test_nan_or_inf_in_dense_y_is_refused(dtype, call, loss, value):
     net, x, y = trained(dtype, loss)
@@ -116,6 +116,23 @@ def test_nan_or_inf_in_dense_y_is_refused(dtype, call, loss, value):
         y = np.eye(SIZES[-1], dtype=dtype)[y]  # one-hot
     match = rf"^y: contains {value} at row 5, column 3; NaN and inf are not allowed$"
     raises_unchanged(net, ValueError, match, lambda: CALLS[call](net, x, poison(y, value)))
+
+
+# The calls that read y, for the poisson loss's y >= 0: a training set's, or the validation set's.
+POISSON_CALLS = {
+    **{name: CALLS[name] for name in WITH_Y},
+    "loss_and_gradient": lambda net, x, y: net.loss_and_gradient(net.params, x, y),
+    "per_sample_gradients": lambda net, x, y: net.per_sample_gradients(x, y),
+    "validation_data": lambda net, x, y: net.fit(x, abs(y), epochs=1, validation_data=(x, y)),
+}
+
+
+@pytest.mark.parametrize("call", POISSON_CALLS)
+def test_negative_y_is_refused_by_the_poisson_loss(dtype, call):
+    net, x, y = trained(dtype, "poisson")
+    prefix = "validation_data: " if call == "validation_data" else ""
+    match = rf"^{prefix}y: contains -0.5 at row 5, column 3; the poisson loss needs y >= 0$"
+    raises_unchanged(net, ValueError, match, lambda: POISSON_CALLS[call](net, x, poison(y, -0.5)))
 
 
 @pytest.mark.parametrize("call", WITH_Y)

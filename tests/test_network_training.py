@@ -43,7 +43,8 @@ def numpy_steps(net, settings, batches):
     "sizes, hidden, loss",
     [([7, 5, 3], "sigmoid", "cross_entropy"),
      ([6, 9, 4, 2], "tanh", "binary_cross_entropy"),
-     ([5, 8, 2], "relu", "mse")],
+     ([5, 8, 2], "relu", "mse"),
+     ([5, 8, 2], "tanh", "poisson")],
 )  # fmt: skip
 def test_three_train_steps_equal_numpy(rng, dtype, settings, sizes, hidden, loss):
     net = denseprop.Network(sizes, hidden, loss, dtype=dtype, seed=3)

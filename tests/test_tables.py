@@ -36,7 +36,7 @@ def test_every_activation_entry_says_what_the_rest_reads():
         assert "{l}" in a["forward_equation"] and "{l}" in a["backward_equation"]
         # the backward reads z exactly when its equation is written in Z
         assert a["needs_z"] == ("Z[{l}]" in a["backward_equation"])
-    assert "softmax" in ACTIVATIONS and "softmax" not in HIDDEN
+    assert {"softmax", "exp"} <= set(ACTIVATIONS) and not {"softmax", "exp"} & set(HIDDEN)
 
 
 @pytest.mark.parametrize("activation", HIDDEN)
@@ -64,9 +64,11 @@ def test_unknown_names_are_refused_listing_the_table():
         denseprop.Network([3, 2]).set_optimizer("lion")
 
 
-def test_softmax_is_refused_in_a_hidden_layer():
-    with pytest.raises(ValueError, match=r"^activation: softmax normalises a whole layer"):
-        denseprop.Network([3, 4, 2], "softmax")
+@pytest.mark.parametrize("activation", ["softmax", "exp"])
+def test_output_only_activations_are_refused_in_a_hidden_layer(activation):
+    message = rf"^activation: {activation} can only be output_activation, not a hidden layer's$"
+    with pytest.raises(ValueError, match=message):
+        denseprop.Network([3, 4, 2], activation, loss="mse")
 
 
 def test_the_estimators_take_every_hidden_activation():

@@ -7,12 +7,14 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -213,6 +215,18 @@ inline void expect_same_shape(const py::array& a, const char* name, const py::ar
   if (a.ndim() != ref.ndim() || !std::equal(a.shape(), a.shape() + a.ndim(), ref.shape()))
     throw py::value_error(cat(name, ": expected shape ", shape_str(ref), " to match ", ref_name,
                               ", got ", shape_str(a)));
+}
+
+// A (batch, n) array of the targets of a loss of counts or rates (poisson), which has no value
+// at y < 0: the first negative entry is refused, naming it.
+template <class T>
+void expect_nonnegative(const Array<T>& a, const char* name, std::string_view loss) {
+  const T* p = a.data();
+  const py::ssize_t n = a.size();
+  const py::ssize_t i = std::find_if(p, p + n, [](T v) { return v < T(0); }) - p;
+  if (i < n)
+    throw py::value_error(cat(name, ": contains ", p[i], " at row ", i / a.shape(1), ", column ",
+                              i % a.shape(1), "; the ", loss, " loss needs ", name, " >= 0"));
 }
 
 // Integer class labels as int64, each checked to lie in [0, classes).

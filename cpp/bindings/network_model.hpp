@@ -81,6 +81,8 @@ ParsedTargets<T> targets(const Network<T>& net, py::handle obj, py::ssize_t batc
     throw py::value_error(
         cat("y has ", dense.shape(1), " columns, but the network has ", net.outputs(), " outputs"));
   if (!finite_checked) expect_finite(dense, "y");
+  if (!finite_checked && loss_table[net.loss()].nonnegative_targets)
+    expect_nonnegative(dense, "y", loss_table[net.loss()].name);
   t.dense = dense;
   return t;
 }

@@ -75,6 +75,20 @@ py::tuple squared_error(py::handle p_arg, py::handle t_obj, const std::string& r
   });
 }
 
+py::tuple poisson(py::handle z_arg, py::handle y_obj, const std::string& reduction) {
+  const py::array z_obj = ndarray(z_arg, "logits");  // read once, for all that follows
+  return dispatch(float_dtype(z_obj, "logits"), [&](auto tag) -> py::tuple {
+    using T = decltype(tag);
+    const auto z = input<T>(z_obj, "logits", 2, "(batch, n)", "logits");
+    const auto y = input<T>(y_obj, "y", 2, "(batch, n)", "logits");
+    expect_same_shape(y, "y", z, "logits");
+    expect_nonnegative(y, "y", "poisson");
+    return reduce<T>(reduction, z.shape(0), z.shape(1), [&](Mat<T> g, T scale, T* losses) {
+      return half_poisson_deviance<T>(cols(z), cols(y), g, scale, nullptr, losses);
+    });
+  });
+}
+
 constexpr const char* reduction_doc = R"(
 reduction: "mean" (default) divides the summed loss and the gradient by the batch size;
 "sum" does not; "none" returns the per-sample losses l_i, shape (batch,), with the
@@ -93,6 +107,7 @@ py::list losses() {
     d["classifier"] = e.classifier;
     d["gradient_equation"] = std::string(e.gradient_equation);
     d["kernel"] = std::string(e.kernel);
+    d["nonnegative_targets"] = e.nonnegative_targets;
     out.append(d);
   }
   return out;
@@ -105,7 +120,7 @@ void register_losses(py::module_& m) {
         "The Network's losses, one dict each: name, fused_output (the output activation the "
         "loss is fused with, or None: any), default_output, labels (y may be class labels), "
         "classifier, gradient_equation (the trace's, '{L}' the output layer), kernel (the function "
-        "of this module that computes it).");
+        "of this module that computes it), nonnegative_targets (y must be >= 0).");
   m.def("softmax_cross_entropy", &softmax_ce, py::arg("logits"), py::arg("y"),
         py::arg("reduction") = "mean",
         (std::string(R"(Softmax cross-entropy and its gradient in one pass: (loss, grad_logits).
@@ -124,6 +139,19 @@ computed by log-sum-exp, so no log(0) is ever taken. grad_logits: (batch, n).)")
 logits and y: (batch, n), y the targets (normally in [0, 1]). Per sample, summed over units:
     l = sum_k max(z, 0) - z y + log(1 + exp(-|z|)),   dl/dz = sigmoid(z) - y
 which never overflows, whatever the size of |z|. grad_logits: (batch, n).)") +
+         reduction_doc)
+            .c_str());
+  m.def("half_poisson_deviance", &poisson, py::arg("logits"), py::arg("y"),
+        py::arg("reduction") = "mean",
+        (std::string(R"(Half Poisson deviance of exp(logits), and its gradient: (loss, grad_logits).
+
+logits: (batch, n), the log of the predicted means mu; y: (batch, n), counts or rates >= 0 (a
+negative one is a ValueError). Per sample, summed over outputs:
+    l = sum_k exp(z) - y z + y log y - y  = sum_k y log(y / mu) - y + mu,   dl/dz = exp(z) - y
+(y log y = 0 at y = 0), scikit-learn's poisson loss: >= 0, 0 where mu = y. It is
+torch.nn.PoissonNLLLoss(log_input=True, full=False) per element plus y log y - y, which does not
+change the gradient. exp(z) overflows to inf past log(max): the loss is then inf.
+grad_logits: (batch, n).)") +
          reduction_doc)
             .c_str());
   m.def("mse", &squared_error, py::arg("pred"), py::arg("target"), py::arg("reduction") = "mean",

@@ -36,6 +36,7 @@ softmax_jacobian = _core.softmax_jacobian
 softmax_cross_entropy = _core.softmax_cross_entropy
 sigmoid_cross_entropy = _core.sigmoid_cross_entropy
 mse = _core.mse
+half_poisson_deviance = _core.half_poisson_deviance
 
 __all__ = [
     "Network",
@@ -48,6 +49,7 @@ __all__ = [
     "dense_backward",
     "dense_forward",
     "get_num_threads",
+    "half_poisson_deviance",
     "losses",
     "mse",
     "optimizers",

@@ -65,6 +65,9 @@ def sigmoid_cross_entropy(
 def mse(
     pred: ArrayLike, target: ArrayLike, reduction: str = "mean"
 ) -> tuple[Any, NDArray[Any]]: ...
+def half_poisson_deviance(
+    logits: ArrayLike, y: ArrayLike, reduction: str = "mean"
+) -> tuple[Any, NDArray[Any]]: ...
 
 class OptimizerSettings:
     """Every setting of a Network's optimizer, by name; checked when made."""

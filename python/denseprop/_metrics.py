@@ -22,9 +22,9 @@ def score(loss: str, out: NDArray[Any], y: NDArray[Any]) -> float:
     """The score of outputs ``out (batch, outputs)`` against ``y``.
 
     cross_entropy: the accuracy of the argmax against labels ``(batch,)`` or one-hot rows;
-    binary_cross_entropy: the fraction of outputs on the right side of 0.5; mse: R² per output,
-    then their mean (scikit-learn's ``r2_score``), an output whose target is constant scoring 1
-    when predicted exactly, else 0.
+    binary_cross_entropy: the fraction of outputs on the right side of 0.5; mse and poisson: R²
+    per output, then their mean (scikit-learn's ``r2_score``), an output whose target is
+    constant scoring 1 when predicted exactly, else 0.
     """
     if loss == "cross_entropy":
         labels = y if y.ndim == 1 else y.argmax(axis=1)

@@ -79,11 +79,12 @@ class Network:
         Inputs, then each layer's outputs, e.g. ``[64, 32, 10]``.
     activation : str or sequence of str
         Of the hidden layers: any name of ``denseprop.activations()`` whose
-        "hidden" is true (all but softmax); one name for all, or one per hidden layer.
-    loss : {"cross_entropy", "binary_cross_entropy", "mse"}
+        "hidden" is true (all but softmax and exp); one name for all, or one per hidden layer.
+    loss : {"cross_entropy", "binary_cross_entropy", "mse", "poisson"}
         Cross-entropy over classes (softmax output), independent binary
-        cross-entropies (sigmoid outputs), or half the squared error
-        (regression, identity output). Each is the mean over the batch.
+        cross-entropies (sigmoid outputs), half the squared error
+        (regression, identity output), or half the Poisson deviance (counts or
+        rates ``y >= 0``, exp output: the log link). Each is the mean over the batch.
     output_activation : str, optional
         Defaults to the one the loss is fused with; "mse" may take any.
     dtype : {"float32", "float64"}
@@ -158,7 +159,7 @@ class Network:
 
     @property
     def loss(self) -> str:
-        """The loss: "cross_entropy", "binary_cross_entropy" or "mse"."""
+        """The loss: "cross_entropy", "binary_cross_entropy", "mse" or "poisson"."""
         return str(self._config["loss"])
 
     @property
@@ -168,7 +169,7 @@ class Network:
 
     @property
     def is_classifier(self) -> bool:
-        """Whether the loss is a cross-entropy (else it is "mse", regression)."""
+        """Whether the loss is a cross-entropy (else it is "mse" or "poisson", regression)."""
         return bool(LOSSES[self.loss]["classifier"])
 
     def __repr__(self) -> str:
@@ -229,7 +230,8 @@ class Network:
     def forward(self, x: ArrayLike) -> NDArray[Any]:
         """The network's output: ``x: (batch, inputs)`` -> ``(batch, outputs)``.
 
-        Probabilities for the classification losses, values for "mse". ``x`` may be a
+        Probabilities for the classification losses, values for "mse" and "poisson" (the
+        means ``exp(Z[L])``). ``x`` may be a
         scipy.sparse CSR or CSC matrix: the first layer then multiplies its non-zeros only.
         """
         x = self._x(x)
@@ -267,13 +269,13 @@ class Network:
         """Class probabilities ``(batch, classes)``; for binary cross-entropy one
         probability per output."""
         if not self.is_classifier:
-            msg = "predict_proba: the network is a regressor (loss='mse')"
+            msg = f"predict_proba: the network is a regressor (loss={self.loss!r})"
             raise ValueError(msg)
         return self.forward(x)
 
     def predict(self, x: ArrayLike) -> NDArray[Any]:
         """Class labels ``(batch,)`` for cross-entropy, 0/1 per output for binary
-        cross-entropy, values ``(batch, outputs)`` for "mse"."""
+        cross-entropy, values ``(batch, outputs)`` for "mse" and "poisson"."""
         out = self.forward(x)
         if self.loss == "cross_entropy":
             labels: NDArray[Any] = out.argmax(axis=1)

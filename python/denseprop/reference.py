@@ -32,6 +32,7 @@ __all__ = [
     "dense_forward",
     "dpsgd_step",
     "fit_epoch",
+    "half_poisson_deviance",
     "mse",
     "network_forward",
     "network_loss_and_gradients",
@@ -47,12 +48,12 @@ __all__ = [
 
 ACTIVATIONS = (
     "identity", "sigmoid", "tanh", "relu", "leaky_relu", "softmax",
-    "gelu", "gelu_tanh", "silu", "softplus",
+    "gelu", "gelu_tanh", "silu", "softplus", "exp",
 )  # fmt: skip
 # Those whose derivative is written here in their input z rather than their output.
 FROM_INPUT = ("gelu", "gelu_tanh", "silu", "softplus")
 REDUCTIONS = ("mean", "sum", "none")
-LOSSES = ("cross_entropy", "binary_cross_entropy", "mse")
+LOSSES = ("cross_entropy", "binary_cross_entropy", "mse", "poisson")
 
 
 def _check_activation(activation: str, negative_slope: float) -> None:
@@ -167,8 +168,8 @@ def activation_forward(
     ``leaky_relu`` is ``z if z > 0 else negative_slope * z``; ``softmax`` acts
     per sample; ``gelu`` is ``z Φ(z)`` (exact, with erf), ``gelu_tanh`` its tanh
     approximation ``½ z (1 + tanh(√(2/π) (z + 0.044715 z³)))``, ``silu`` is
-    ``z σ(z)`` and ``softplus`` ``log(1 + exp(z))``. The last four are computed in
-    float64 and returned in ``z``'s dtype.
+    ``z σ(z)`` and ``softplus`` ``log(1 + exp(z))``; these four are computed in
+    float64 and returned in ``z``'s dtype. ``exp`` is ``exp(z)`` (inf past log(max)).
     """
     _check_activation(activation, negative_slope)
     if activation == "gelu":
@@ -189,6 +190,9 @@ def activation_forward(
         return np.where(z > 0, z, z.dtype.type(negative_slope) * z)
     if activation == "softmax":
         return softmax(z)
+    if activation == "exp":
+        with np.errstate(over="ignore"):  # inf, as the kernel gives
+            return np.exp(z)
     return z
 
 
@@ -204,7 +208,8 @@ def activation_backward(
 
     ``a, grad_a: (batch, n)`` -> ``grad_z: (batch, n)``. The derivative is read
     from the output where that is cheapest: sigmoid ``a (1 - a)``, tanh
-    ``1 - a^2``, relu ``a > 0``, leaky_relu ``1 if a > 0 else negative_slope``.
+    ``1 - a^2``, relu ``a > 0``, leaky_relu ``1 if a > 0 else negative_slope``,
+    exp ``a``.
     Those in `FROM_INPUT` read it from their input ``z: (batch, n)``, required:
     gelu ``Φ(z) + z φ(z)``, gelu_tanh ``½ (1 + t) + ½ z (1 − t²) u′``, silu
     ``σ(z) (1 + z (1 − σ(z)))``, softplus ``σ(z)``.
@@ -227,6 +232,8 @@ def activation_backward(
         return np.where(a > 0, grad_a, a.dtype.type(negative_slope) * grad_a)
     if activation == "softmax":
         return softmax_backward(a, grad_a)
+    if activation == "exp":
+        return grad_a * a
     return grad_a
 
 
@@ -374,6 +381,27 @@ def mse(
     return _reduce(0.5 * (diff * diff).sum(axis=1), diff, reduction)
 
 
+def half_poisson_deviance(
+    logits: NDArray[Any], y: NDArray[Any], reduction: str = "mean"
+) -> tuple[Any, NDArray[Any]]:
+    """Half the Poisson deviance of ``mu = exp(logits)`` (the log link), per output.
+
+    ``logits, y: (batch, n)``, ``y >= 0`` (counts or rates). Returns ``(loss, grad)``,
+    ``grad: (batch, n)``, with
+
+        l_i = sum_k y_ik log(y_ik / mu_ik) - y_ik + mu_ik    (y log y = 0 at y = 0)
+            = sum_k exp(z_ik) - y_ik z_ik + y_ik log(y_ik) - y_ik
+        grad = exp(z) - y
+    """
+    if (y < 0).any():
+        msg = f"y: contains {y[y < 0][0]}; the poisson loss needs y >= 0"
+        raise ValueError(msg)
+    with np.errstate(over="ignore"):  # exp(z) is inf past log(max), and so is the loss
+        mu = np.exp(logits)
+    y_log_y = y * np.log(np.where(y > 0, y, 1))
+    return _reduce((mu - y * logits + y_log_y - y).sum(axis=1), mu - y, reduction)
+
+
 def network_forward(
     weights: Sequence[NDArray[Any]],
     biases: Sequence[NDArray[Any]],
@@ -409,7 +437,8 @@ def network_loss_and_gradients(
     ``(batch,)`` or targets ``(batch, out)``). ``loss`` is ``cross_entropy``
     (softmax output: the loss is taken on the last logits, grad ``(P - Y)``),
     ``binary_cross_entropy`` (sigmoid output, alike) or ``mse`` (on the
-    output itself, back through the output activation). Returns
+    output itself, back through the output activation) or ``poisson`` (exp
+    output, on the logits, grad ``exp(Z) - Y``). Returns
     ``(loss, [(grad_w, grad_b) per layer])``; ``reduction="mean"`` averages
     over the batch, ``"sum"`` adds.
     """
@@ -429,6 +458,8 @@ def network_loss_and_gradients(
         value, grad = softmax_cross_entropy(a[-1], y, reduction)
     elif loss == "binary_cross_entropy":
         value, grad = sigmoid_cross_entropy(a[-1], y, reduction)
+    elif loss == "poisson":
+        value, grad = half_poisson_deviance(a[-1], y, reduction)
     else:
         value, grad = mse(a[-1], y, reduction)
     grads = []

@@ -24,7 +24,9 @@ struct ActivationInfo {
   // The backward reads z, the activation's input, instead of its output a: the network keeps
   // Z[l] only for the layers whose activation says so.
   bool needs_z;
-  bool hidden;  // may be a hidden layer's activation (softmax normalises a whole layer: no)
+  // May be a hidden layer's activation: not softmax (it normalises a whole layer) nor exp (the
+  // poisson loss's output).
+  bool hidden;
   Init init;
   // The trace's equations, "{l}" standing for the layer: A[l] = forward, dZ[l] = backward.
   std::string_view forward_equation, backward_equation;
@@ -142,6 +144,22 @@ struct Softmax {
   }
 };
 
+// exp(z), the inverse of the log link: the mean of a Poisson output (the poisson loss's).
+// std::exp, which overflows to inf past log(max) as NumPy's does (Eigen's vectorised exp clamps
+// its argument), so an output that overflowed is seen as one.   g' = a
+// Output only: no hidden layer needs it, and stacked it overflows at once.
+struct Exp : Elementwise<Exp> {
+  static constexpr ActivationInfo info{"exp",        false,         false,
+                                       Init::glorot, "exp(Z[{l}])", "dA[{l}] ⊙ A[{l}]"};
+  template <class C, class T> static void apply(C& c, T) {
+    c = c.unaryExpr([](T z) { return std::exp(z); });
+  }
+  template <class X, class G, class D, class T>
+  static void backward(const X& a, const G& g, D&& d, T) {
+    d.array() = g.array() * a.array();
+  }
+};
+
 // The activations below read their derivative from z. Each is a pair of scalar functions (std::
 // exp, erfc and log1p underflow to exactly 0 and saturate without NaN at any finite |z|, where
 // Eigen's vectorised exp clamps its argument), applied by ScalarOfZ.
@@ -228,8 +246,8 @@ struct Softplus : ScalarOfZ<Softplus> {
 };
 
 // The table: every activation, in the order the names are listed to users.
-using Activations =
-    std::tuple<Identity, Sigmoid, Tanh, Relu, LeakyRelu, Softmax, Gelu, GeluTanh, Silu, Softplus>;
+using Activations = std::tuple<Identity, Sigmoid, Tanh, Relu, LeakyRelu, Softmax, Gelu, GeluTanh,
+                               Silu, Softplus, Exp>;
 
 // An activation is its index in the list.
 using Activation = std::size_t;

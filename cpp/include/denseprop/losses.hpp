@@ -109,6 +109,30 @@ double mse(CMat<T> pred, CMat<T> target, Mat<T> grad, T scale, T* per_sample) {
   return total;
 }
 
+// Half the Poisson deviance of μ = e^z (the log link), per output unit, summed over units:
+//   ℓ = Σ_k e^z − y z + y log y − y,  ∂ℓ/∂z = e^z − y      (y ≥ 0; y log y = 0 at y = 0)
+// The y terms make ℓ = Σ_k y log(y/μ) − y + μ, scikit-learn's form: ≥ 0, 0 where μ = y; they
+// leave the gradient alone. e^z by std::exp: past log(max) it is inf, and so is the loss.
+// mu, if given, receives e^z and may alias z.
+template <class T>
+double half_poisson_deviance(CMat<T> z, CMat<T> y, Mat<T> grad, T scale, T* mu, T* per_sample) {
+  const Index n = z.rows();
+  const auto y_log_y = [](T v) { return v > T(0) ? v * std::log(v) : T(0); };
+  double total = 0;
+  for (Index j = 0; j < z.cols(); ++j) {
+    auto zc = z.col(j).array();
+    auto yc = y.col(j).array();
+    auto g = grad.col(j).array();
+    g = zc.unaryExpr([](T v) { return std::exp(v); });
+    const T loss = (g - yc * zc + yc.unaryExpr(y_log_y) - yc).sum();
+    if (mu) Vec<T>(mu + j * n, n) = g.matrix();
+    g = (g - yc) * scale;
+    if (per_sample) per_sample[j] = loss;
+    total += loss;
+  }
+  return total;
+}
+
 // -- the Network's losses ------------------------------------------------------------------
 
 // Targets of a batch, samples as columns: class labels (batch), or dense targets
@@ -130,10 +154,13 @@ struct LossInfo {
   bool classifier;                     // predictions are classes (else values: regression)
   std::string_view gradient_equation;  // the trace's dZ[L] (fused) or dA[L], "{L}" the layer
   std::string_view kernel;  // the compiled function of the loss on (logits or outputs, y)
+  // y must be >= 0 (counts or rates): the bindings refuse any other
+  bool nonnegative_targets = false;
 };
 
 // Each entry: its info and loss(a, y, grad, scale, per_sample), which returns Σ_i ℓ_i, writes
-// the gradient, and, when fused, turns a (the logits) into the probabilities in place.
+// the gradient, and, when fused, turns a (the logits) into the outputs (probabilities, μ) in
+// place.
 struct CrossEntropy {
   static constexpr LossInfo info{
       "cross_entropy", "softmax", "softmax", true, true, "(A[{L}] − Y)", "softmax_cross_entropy"};
@@ -163,7 +190,18 @@ struct SquaredError {
   }
 };
 
-using Losses = std::tuple<CrossEntropy, BinaryCrossEntropy, SquaredError>;
+// Counts or rates: the network's output is μ = exp(Z[L]), and dZ[L] = (μ − Y) / batch.
+struct Poisson {
+  static constexpr LossInfo info{
+      "poisson", "exp", "exp", false, false, "(A[{L}] − Y)", "half_poisson_deviance", true};
+  template <class T>
+  static double loss(Mat<T> a, Targets<T> y, Mat<T> grad, T scale, T* per_sample) {
+    return half_poisson_deviance<T>(as_const(a), CMat<T>(y.dense, a.rows(), a.cols()), grad, scale,
+                                    a.data(), per_sample);
+  }
+};
+
+using Losses = std::tuple<CrossEntropy, BinaryCrossEntropy, SquaredError, Poisson>;
 using LossKind = std::size_t;  // an index into Losses
 inline constexpr auto loss_table = infos_of<LossInfo>(static_cast<Losses*>(nullptr));
 

@@ -36,7 +36,8 @@ inline constexpr Index max_layer_size = std::numeric_limits<std::int32_t>::max()
 
 // Refuses what no Network can be, with the message users see: fewer than two sizes, a size
 // outside [1, 2³¹ − 1], more than 2⁴⁰ parameters, an activation count that is not one per hidden
-// layer plus the output's, softmax in a hidden layer, a loss without its fused output.
+// layer plus the output's, an output-only activation (softmax, exp) in a hidden layer, a loss
+// without its fused output.
 inline void check_network(const std::vector<Index>& sizes, const std::vector<ActivationSpec>& acts,
                           LossKind loss) {
   const auto fail = [](const std::string& what) { throw std::invalid_argument(what); };
@@ -61,7 +62,7 @@ inline void check_network(const std::vector<Index>& sizes, const std::vector<Act
   for (size_t l = 0; l < hidden; ++l)
     if (!acts[l].info().hidden)
       fail("activation: " + std::string(acts[l].info().name) +
-           " normalises a whole layer and can only be output_activation");
+           " can only be output_activation, not a hidden layer's");
   const LossInfo& info = loss_table[loss];
   const std::string_view out = acts.back().info().name;
   if (!info.fused_output.empty() && out != info.fused_output)
@@ -80,7 +81,8 @@ struct BatchPenalty {
 template <class T> class Network {
  public:
   // sizes: inputs, then each layer's outputs; one activation per layer. Cross-entropy needs a
-  // softmax output and binary cross-entropy a sigmoid one: the pair is fused into (P − Y)/batch.
+  // softmax output, binary cross-entropy a sigmoid one and poisson an exp one: each pair is fused
+  // into (P − Y)/batch.
   Network(std::vector<Index> sizes, std::vector<ActivationSpec> activations, LossKind loss)
       : sizes_((check_network(sizes, activations, loss), std::move(sizes))),
         acts_(std::move(activations)), loss_(loss), offsets_(layer_offsets(sizes_)),
