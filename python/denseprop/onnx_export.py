@@ -73,6 +73,7 @@ ACTIVATIONS: dict[str, Activation | None] = {
     "gelu_tanh": Activation(lambda g, z, slope: g.node("Gelu", z, approximate="tanh"), 20),
     "silu": Activation(lambda g, z, slope: g.node("Mul", z, g.node("Sigmoid", z))),
     "softplus": _op("Softplus"),
+    "exp": _op("Exp"),
 }
 
 

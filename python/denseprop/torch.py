@@ -37,7 +37,15 @@ from ._tables import ACTIVATIONS as _TABLE
 if TYPE_CHECKING:
     from .network import Network
 
-__all__ = ["ACTIVATIONS", "MODULES", "Sequential", "dense", "from_network"]
+__all__ = ["ACTIVATIONS", "MODULES", "Exp", "Sequential", "dense", "from_network"]
+
+
+class Exp(nn.Module):
+    """``torch.exp`` as a module, which PyTorch does not have: denseprop's "exp", the output of a
+    network with the poisson loss (the inverse of its log link)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.exp(x)
 
 
 def _softplus(m: Any) -> tuple[str, float]:
@@ -58,6 +66,7 @@ ACTIVATIONS: dict[type[nn.Module], Callable[[Any], tuple[str, float]]] = {
     nn.GELU: lambda m: ("gelu_tanh" if m.approximate == "tanh" else "gelu", 0.0),
     nn.SiLU: lambda m: ("silu", 0.0),
     nn.Softplus: _softplus,  # exact, where PyTorch's is x above its threshold (20)
+    Exp: lambda m: ("exp", 0.0),
 }
 # And back, for `from_network`: denseprop's name -> the module, given negative_slope.
 MODULES: dict[str, Callable[[float], nn.Module]] = {
@@ -71,6 +80,7 @@ MODULES: dict[str, Callable[[float], nn.Module]] = {
     "gelu_tanh": lambda s: nn.GELU(approximate="tanh"),
     "silu": lambda s: nn.SiLU(),
     "softplus": lambda s: nn.Softplus(),
+    "exp": lambda s: Exp(),
 }
 
 _Layers = tuple[tuple[str, float, bool], ...]  # per layer: activation, negative_slope, has bias
@@ -157,7 +167,7 @@ class Sequential(nn.Sequential):
 
     Each ``nn.Linear`` may be followed by one of the activation modules in `ACTIVATIONS`
     (Identity, Sigmoid, Tanh, ReLU, LeakyReLU, Softmax over the last dimension, GELU, SiLU,
-    Softplus with beta 1); a Linear
+    Softplus with beta 1, and this module's `Exp`); a Linear
     followed by another Linear has none. The modules and their Parameters are PyTorch's own.
     Input ``(*, in_features)`` -> ``(*, out_features)``, as ``nn.Linear``.
     """
