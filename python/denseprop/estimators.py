@@ -30,7 +30,7 @@ from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_targ
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from . import _core
-from ._tables import HIDDEN
+from ._tables import HIDDEN, LOSSES
 from .network import Network
 from .sparse import is_sparse
 
@@ -236,6 +236,7 @@ class _BaseMLP(BaseEstimator):
             "cross_entropy": "softmax",
             "binary_cross_entropy": "logistic",
             "mse": "identity",
+            "poisson": "exp",
         }[loss]
         activation = _ACTIVATIONS[self.activation]
         self.network_ = Network(layer_units, activation, loss, dtype=dtype, seed=0)
@@ -639,8 +640,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     Parameters are scikit-learn's ``MLPRegressor``'s (see `MLPClassifier` for denseprop's
     extras). ``loss="squared_error"``: a linear output layer and half the squared error,
-    averaged over outputs in ``loss_curve_`` as scikit-learn reports it (scikit-learn's
-    ``loss="poisson"`` is not available yet). ``y`` is ``(samples,)`` or
+    averaged over outputs in ``loss_curve_`` as scikit-learn reports it. ``loss="poisson"``:
+    the log link, an ``exp`` output layer (``out_activation_ == "exp"``) predicting the mean
+    ``μ = exp(z)``, and half the Poisson deviance ``Σ_k y log(y / μ) − y + μ``, summed over
+    outputs in ``loss_curve_`` as scikit-learn's; ``y`` must be ``>= 0`` (a negative value is a
+    ValueError naming ``y``, where scikit-learn's loss turns NaN). ``y`` is ``(samples,)`` or
     ``(samples, outputs)``; `predict` returns the same shape. With ``early_stopping`` the
     validation score is R².
 
@@ -649,7 +653,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **_BaseMLP._parameter_constraints,
-        "loss": [StrOptions({"squared_error"})],
+        "loss": [StrOptions({"squared_error", "poisson"})],
     }
 
     def __init__(
@@ -708,10 +712,13 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
+        if LOSSES[self._network_loss()]["nonnegative_targets"] and (y < 0).any():
+            msg = f"y: loss={self.loss!r} needs y >= 0 (counts or rates), got {y.min()}"
+            raise ValueError(msg)
         return X, y
 
     def _network_loss(self) -> str:
-        return "mse"
+        return "poisson" if self.loss == "poisson" else "mse"
 
     @available_if(lambda est: est._check_solver())  # type: ignore[untyped-decorator]
     def partial_fit(
