@@ -107,13 +107,14 @@ def test_integer_weights_equal_repeated_samples(rng):
     assert (net.params == params).all()  # evaluated at params, the network left as it was
 
 
-@pytest.mark.parametrize("loss", ["cross_entropy", "binary_cross_entropy", "mse"])
+@pytest.mark.parametrize("loss", ["cross_entropy", "binary_cross_entropy", "mse", "poisson"])
 def test_loss_and_gradient_matches_finite_differences(rng, loss):
     x = rng.standard_normal((7, 3))
     y = {
         "cross_entropy": rng.integers(0, 2, 7),
         "binary_cross_entropy": rng.integers(0, 2, (7, 2)).astype(float),
         "mse": rng.standard_normal((7, 2)),
+        "poisson": rng.poisson(2.0, (7, 2)).astype(float),
     }[loss]
     net = Network([3, 5, 2], "tanh", loss, dtype="float64", seed=1)
     weights = rng.uniform(0.5, 2.0, 7)
