@@ -115,7 +115,7 @@ def array(shape: tuple[int, ...], dtype: str, layout: str, fill: str,
     elif fill == "1e4":
         values *= 1e4
     elif fill == "near max" and dtype in ("float32", "float64"):
-        values = np.sign(values) * float(np.finfo(dtype).max) / 2
+        values = np.asarray(np.sign(values) * float(np.finfo(dtype).max) / 2)  # 0-D stays an array
     with np.errstate(all="ignore"):
         a = values.astype(dtype) if dtype != "object" else values.astype(object)
     if layout == "fortran":
