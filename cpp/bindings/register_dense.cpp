@@ -8,8 +8,8 @@
 namespace denseprop::bindings {
 namespace {
 
-py::object forward(py::handle x_arg, py::handle w_obj, py::handle b_obj,
-                   const std::string& activation, py::handle out_obj, double negative_slope) {
+py::object layer_forward(py::handle x_arg, py::handle w_obj, py::handle b_obj,
+                         const std::string& activation, py::handle out_obj, double negative_slope) {
   const ActivationSpec act = activation_spec(activation, negative_slope);
   const py::array x_obj = ndarray(x_arg, "x");  // read once, for all that follows
   return dispatch(float_dtype(x_obj, "x"), [&](auto tag) -> py::object {
@@ -34,9 +34,9 @@ py::object forward(py::handle x_arg, py::handle w_obj, py::handle b_obj,
   });
 }
 
-py::tuple backward(py::handle x_arg, py::handle w_obj, py::handle a_obj, py::handle grad_a_obj,
-                   const std::string& activation, bool need_grad_x, py::handle z_obj,
-                   double negative_slope) {
+py::tuple layer_backward(py::handle x_arg, py::handle w_obj, py::handle a_obj,
+                         py::handle grad_a_obj, const std::string& activation, bool need_grad_x,
+                         py::handle z_obj, double negative_slope) {
   const ActivationSpec act = activation_spec(activation, negative_slope);
   const py::array x_obj = ndarray(x_arg, "x");  // read once, for all that follows
   return dispatch(float_dtype(x_obj, "x"), [&](auto tag) -> py::tuple {
@@ -78,7 +78,7 @@ py::tuple backward(py::handle x_arg, py::handle w_obj, py::handle a_obj, py::han
 }  // namespace
 
 void register_dense(py::module_& m) {
-  m.def("dense_forward", &forward, py::arg("x"), py::arg("w"), py::arg("b"),
+  m.def("dense_forward", &layer_forward, py::arg("x"), py::arg("w"), py::arg("b"),
         py::arg("activation") = "identity", py::arg("out") = py::none(), py::kw_only(),
         py::arg("negative_slope") = 0.01,
         R"(Forward pass of a dense layer: a = activation(x @ w.T + b).
@@ -89,9 +89,9 @@ activation: any name of activations() (leaky_relu's slope is `negative_slope`; s
 over the features of each sample). `out`, if given, must be a C-contiguous, writeable
 (batch, out) array of the same dtype that shares no memory with the inputs; it is
 filled and returned.)");
-  m.def("dense_backward", &backward, py::arg("x"), py::arg("w"), py::arg("a"), py::arg("grad_a"),
-        py::arg("activation") = "identity", py::arg("need_grad_x") = true, py::kw_only(),
-        py::arg("z") = py::none(), py::arg("negative_slope") = 0.01,
+  m.def("dense_backward", &layer_backward, py::arg("x"), py::arg("w"), py::arg("a"),
+        py::arg("grad_a"), py::arg("activation") = "identity", py::arg("need_grad_x") = true,
+        py::kw_only(), py::arg("z") = py::none(), py::arg("negative_slope") = 0.01,
         R"(Backward pass of a dense layer, from its stored output a.
 
 x: (batch, in), w: (out, in), a and grad_a: (batch, out) -> (grad_x, grad_w, grad_b) with

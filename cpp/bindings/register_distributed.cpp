@@ -10,7 +10,7 @@
 namespace denseprop::bindings {
 namespace {
 
-template <class T> void bind(py::module_& m, const char* name) {
+template <class T> void bind_distributed(py::module_& m, const char* name) {
   using M = Model<T>;
   auto cls = py::reinterpret_borrow<py::class_<M>>(m.attr(name));  // bound in register_network
   cls.def_property_readonly(
@@ -50,8 +50,8 @@ template <class T> void bind(py::module_& m, const char* name) {
 }  // namespace
 
 void register_distributed(py::module_& m) {
-  bind<float>(m, "NetworkF32");
-  bind<double>(m, "NetworkF64");
+  bind_distributed<float>(m, "NetworkF32");
+  bind_distributed<double>(m, "NetworkF64");
 }
 
 }  // namespace denseprop::bindings

@@ -55,7 +55,7 @@ template <class T> py::array view(py::handle owner, T* data, Index n, bool write
   return std::move(a);
 }
 
-template <class T> void bind(py::module_& m, const char* name) {
+template <class T> void bind_network(py::module_& m, const char* name) {
   using M = Model<T>;
   // Module-local: each compiled variant registers its own Model (the C++ types share a name).
   py::class_<M>(m, name, py::module_local(),
@@ -255,8 +255,8 @@ template <class T> void bind(py::module_& m, const char* name) {
 }  // namespace
 
 void register_network(py::module_& m) {
-  bind<float>(m, "NetworkF32");
-  bind<double>(m, "NetworkF64");
+  bind_network<float>(m, "NetworkF32");
+  bind_network<double>(m, "NetworkF64");
 }
 
 }  // namespace denseprop::bindings

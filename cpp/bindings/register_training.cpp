@@ -57,7 +57,7 @@ template <class T> void expect_dense_for_dpsgd(Network<T>& net, const Inputs<T>&
     throw py::value_error("x: dpsgd needs dense inputs, got a sparse matrix");
 }
 
-template <class T> void bind(py::module_& m, const char* name) {
+template <class T> void bind_training(py::module_& m, const char* name) {
   using M = Model<T>;
   auto cls = py::reinterpret_borrow<py::class_<M>>(m.attr(name));
   cls.def(
@@ -189,8 +189,8 @@ void register_training(py::module_& m) {
       .def_readwrite("no_improvement", &TrainingState::no_improvement)
       .def_readwrite("best_loss", &TrainingState::best_loss)
       .def_readwrite("best_score", &TrainingState::best_score);
-  bind<float>(m, "NetworkF32");
-  bind<double>(m, "NetworkF64");
+  bind_training<float>(m, "NetworkF32");
+  bind_training<double>(m, "NetworkF64");
 }
 
 }  // namespace denseprop::bindings
