@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "arrays.hpp"
@@ -119,9 +120,10 @@ template <class T> struct Inputs {
   bool wide = false;  // int64 indices
   Index rows = 0;
 
-  Inputs(const Network<T>& net, py::handle obj, const char* name) {
+  // `finite_checked` as for `features`: these very arrays passed `check` and are unchanged.
+  Inputs(const Network<T>& net, py::handle obj, const char* name, bool finite_checked = false) {
     if (!py::hasattr(obj, "indptr")) {
-      dense = features(net, obj);
+      dense = features(net, obj, finite_checked);
       rows = dense->shape(0);
       return;
     }
@@ -146,7 +148,7 @@ template <class T> struct Inputs {
       check<std::int64_t>(ip, ix, name, shape.second);
     else
       check<std::int32_t>(ip, ix, name, shape.second);
-    expect_finite_values(name);
+    if (!finite_checked) expect_finite_values(name);
   }
 
   Index n() const { return rows; }
@@ -185,5 +187,11 @@ template <class T> struct Inputs {
       throw py::value_error(cat(name, ": contains NaN or inf; they are not allowed"));
   }
 };
+
+// DP-SGD needs every sample's own input; the sparse layer does not keep them.
+template <class T> void expect_dense_for_dpsgd(Network<T>& net, const Inputs<T>& x) {
+  if (!x.dense && net.optimizer().info().name == std::string_view("dpsgd"))
+    throw py::value_error("x: dpsgd needs dense inputs, got a sparse matrix");
+}
 
 }  // namespace denseprop::bindings

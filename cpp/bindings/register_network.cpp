@@ -152,14 +152,17 @@ template <class T> void bind_network(py::module_& m, const char* name) {
       .def(
           "loss_and_gradients",
           [](M& self, py::handle x_obj, py::handle y_obj, const std::string& reduction) {
-            const auto x = features(self.net, x_obj);
-            const py::ssize_t batch = x.shape(0);
+            const Inputs<T> x(self.net, x_obj, "x");
+            const py::ssize_t batch = x.n();
             const auto y = targets(self.net, y_obj, batch);
             const Reduction r = parse_reduction(reduction);
             auto per_sample = new_array<T>({r == Reduction::none ? batch : 0});
             T* losses = r == Reduction::none ? per_sample.mutable_data() : nullptr;
-            const double loss = self.locked(
-                [&] { return self.net.loss_and_gradients(x.data(), y.view(), batch, r, losses); });
+            const double loss = self.locked([&] {
+              return x.visit([&](const auto& in) {
+                return self.net.loss_and_gradients(in, y.view(), batch, r, losses);
+              });
+            });
             if (r == Reduction::none) return py::object(per_sample);
             return py::object(py::float_(loss));
           },
@@ -206,8 +209,8 @@ template <class T> void bind_network(py::module_& m, const char* name) {
       .def(
           "check",
           [](M& self, py::handle x_obj, py::handle y_obj) {
-            const auto x = features(self.net, x_obj);
-            if (!y_obj.is_none()) targets(self.net, y_obj, x.shape(0));
+            const Inputs<T> x(self.net, x_obj, "x");
+            if (!y_obj.is_none()) targets(self.net, y_obj, x.n());
           },
           py::arg("x"), py::arg("y") = py::none(),
           "Raise the error train_step would raise for (x, y) (forward for x alone), without "
@@ -215,9 +218,13 @@ template <class T> void bind_network(py::module_& m, const char* name) {
       .def(
           "train_step",
           [](M& self, py::handle x_obj, py::handle y_obj) {
-            const auto x = features(self.net, x_obj);
-            const auto y = targets(self.net, y_obj, x.shape(0));
-            return self.locked([&] { return self.net.train_step(x.data(), y.view(), x.shape(0)); });
+            const Inputs<T> x(self.net, x_obj, "x");
+            expect_dense_for_dpsgd(self.net, x);
+            const auto y = targets(self.net, y_obj, x.n());
+            return self.locked([&] {
+              return x.visit(
+                  [&](const auto& in) { return self.net.train_step(in, y.view(), x.n()); });
+            });
           },
           py::arg("x"), py::arg("y"),
           "One optimizer step on the batch's mean loss, returned (as before the update). "
@@ -226,14 +233,17 @@ template <class T> void bind_network(py::module_& m, const char* name) {
           "fit_epoch",
           [](M& self, py::handle x_obj, py::handle y_obj, py::handle order_obj,
              std::int64_t batch_size, bool checked) {
-            const auto x = features(self.net, x_obj, checked);
-            const py::ssize_t n = x.shape(0);
+            const Inputs<T> x(self.net, x_obj, "x", checked);
+            expect_dense_for_dpsgd(self.net, x);
+            const py::ssize_t n = x.n();
             const auto y = targets(self.net, y_obj, n, checked);
             const auto order = labels(order_obj, "order", n, n, "x");
             if (batch_size < 1)
               throw py::value_error(cat("batch_size: must be >= 1, got ", batch_size));
             return self.locked([&] {
-              return self.net.fit_epoch(x.data(), y.view(), order.data(), n, batch_size);
+              return x.visit([&](const auto& in) {
+                return self.net.fit_epoch(in, y.view(), order.data(), n, batch_size);
+              });
             });
           },
           py::arg("x"), py::arg("y"), py::arg("order"), py::arg("batch_size"), py::kw_only(),

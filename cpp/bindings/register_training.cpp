@@ -51,12 +51,6 @@ template <class T> struct Data {
   Index n() const { return x.n(); }
 };
 
-// DP-SGD needs every sample's own input; the sparse layer does not keep them.
-template <class T> void expect_dense_for_dpsgd(Network<T>& net, const Inputs<T>& x) {
-  if (!x.dense && net.optimizer().info().name == std::string_view("dpsgd"))
-    throw py::value_error("x: dpsgd needs dense inputs, got a sparse matrix");
-}
-
 template <class T> void bind_training(py::module_& m, const char* name) {
   using M = Model<T>;
   auto cls = py::reinterpret_borrow<py::class_<M>>(m.attr(name));

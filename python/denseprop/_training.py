@@ -98,7 +98,7 @@ def run_epochs(
     training: `distributed.epoch`); only the ``leader`` prints.
     """
     s = schedule
-    order = np.arange(len(x))
+    order = np.arange(x.shape[0])
     bar = ProgressBar(s.epochs, enabled=s.progress if leader else False)
     best, best_params, stale = -math.inf, None, 0
     for number in range(1, s.epochs + 1):

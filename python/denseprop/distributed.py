@@ -130,7 +130,7 @@ def _step(net: Network, x: ArrayLike, y: ArrayLike, comm: MPI.Comm,
     loss, count, failure = 0.0, 0, None
     try:
         xa, ya = net._x(x), net._y(y)
-        count = len(xa) if xa.ndim else 0
+        count = xa.shape[0] if xa.ndim else 0
         if count == 0:  # this rank has no samples in this step: it adds nothing
             _expect_empty(net, xa, ya)
             grads[...] = 0
@@ -187,7 +187,7 @@ def epoch(net: Network, x: NDArray[Any], y: NDArray[Any], order: NDArray[Any],
     step that was not finite, where it stops. A rank whose samples ran out takes its part in the
     remaining steps with empty batches. Steps are not undone (the caller restores a failed fit).
     """
-    steps = comm.allreduce(-(-len(x) // batch_size), op=MPI.MAX)
+    steps = comm.allreduce(-(-x.shape[0] // batch_size), op=MPI.MAX)
     total, count = 0.0, 0
     for k in range(steps):
         batch = order[k * batch_size : (k + 1) * batch_size]
@@ -203,7 +203,7 @@ def score(net: Network, x: NDArray[Any], y: NDArray[Any], comm: MPI.Comm) -> flo
     """`Network.score` of the union of every rank's ``(x, y)``: accuracy, or R² (the mean over
     outputs), from sums reduced over the ranks; the same value on every rank."""
     if net.is_classifier:
-        scored = y.size if net.loss == "binary_cross_entropy" else len(x)
+        scored = y.size if net.loss == "binary_cross_entropy" else x.shape[0]
         correct = round(net.score(x, y) * scored)
         right, total = comm.allreduce(np.array([correct, scored], dtype=np.float64))
         return float(right / total)

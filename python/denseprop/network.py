@@ -291,7 +291,7 @@ class Network:
         over outputs as scikit-learn's ``r2_score``."""
         x, y = self._x(x), _core._as_array(y, "y")
         labels = bool(LOSSES[self.loss]["labels"]) and y.ndim == 1
-        _metrics.check_targets(y, len(x) if x.ndim else 0, self.sizes[-1], labels)
+        _metrics.check_targets(y, x.shape[0] if x.ndim else 0, self.sizes[-1], labels)
         return _metrics.score(self.loss, self.forward(x), y)
 
     # -- learning --------------------------------------------------------------------------
@@ -417,7 +417,9 @@ class Network:
         """One optimizer step on the batch ``(x, y)``; returns its mean loss before the step.
 
         A non-finite loss, or a step that overflows the parameters, raises
-        FloatingPointError and leaves the network as it was.
+        FloatingPointError and leaves the network as it was. ``x`` may be a scipy.sparse CSR
+        or CSC matrix (the first layer then works on its non-zeros; not with dpsgd), here
+        and in `fit`, `partial_fit`, `gradients` and `score`.
 
         With an mpi4py communicator ``comm``, ``(x, y)`` is this rank's part of the batch (it
         may be empty) and the step is taken on the union of every rank's part, the same on
@@ -495,7 +497,7 @@ class Network:
             patience = _checks.count(patience, "patience")
             tol = _checks.number(tol, "tol")
             x, y, validation = self._training_data(x, y, validation_data)
-            batch_size, rng = _batching(len(x), batch_size, seed, comm, agreed.seed)
+            batch_size, rng = _batching(x.shape[0], batch_size, seed, comm, agreed.seed)
             noise_seed = int(rng.integers(2**63)) if optimizer == "dpsgd" else None
             self.set_optimizer(
                 optimizer, lr, momentum=momentum, nesterov=nesterov, beta1=beta1, beta2=beta2,
@@ -550,17 +552,17 @@ class Network:
         saved = _training.Snapshot.take(self._core, self.loss_curve_, self.validation_scores_)
         with _agreement(comm, lambda: self._restore(saved)) as agreed:
             x, y, _ = self._training_data(x, y, None)
-            batch_size, rng = _batching(len(x), batch_size, seed, comm, agreed.seed)
+            batch_size, rng = _batching(x.shape[0], batch_size, seed, comm, agreed.seed)
             agreed.settings = {"network": self._config, "optimizer": self.optimizer,
                                "batch_size": batch_size, "shuffle": shuffle}  # fmt: skip
         if comm is None:
-            order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
+            order = rng.permutation(x.shape[0]) if shuffle else np.arange(x.shape[0])
             loss = self._core.fit_epoch(x, y, order, batch_size, checked=True)
         else:
             from . import distributed
 
             rng = distributed.rank_generator(rng, comm)
-            order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
+            order = rng.permutation(x.shape[0]) if shuffle else np.arange(x.shape[0])
             loss = distributed.epoch(self, x, y, order, batch_size, comm)
         if not _training.finite(self._core, loss):
             self._restore(saved)
@@ -589,7 +591,8 @@ class Network:
             except (TypeError, ValueError) as e:
                 msg = f"validation_data: {e}"
                 raise type(e)(msg) from None
-        return np.ascontiguousarray(x), np.ascontiguousarray(y), validation
+        x = x if is_sparse(x) else np.ascontiguousarray(x)  # CSR, from _x
+        return x, np.ascontiguousarray(y), validation
 
     def plot_loss_curve(self, path: str | os.PathLike[str] | None = None) -> Any:
         """Plot ``loss_curve_`` (and ``validation_scores_`` on a second axis).

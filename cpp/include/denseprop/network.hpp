@@ -179,6 +179,11 @@ template <class T> class Network {
   // an update that overflows a parameter (too large a learning rate or input) puts back the
   // parameters and optimizer state it started from and returns NaN.
   double train_step(const T* x, Targets<T> y, Index batch) { return step(x, y, batch, true); }
+  // The same on CSR rows (not DP-SGD, whose clipping reads each sample's dense input).
+  template <class I> double train_step(const CsrView<T, I>& x, Targets<T> y, Index batch) {
+    SparseInput on(*this, x);
+    return train_step(nullptr, y, batch);
+  }
 
   // train_step; `undoable` false skips the undo's copy (fit_epoch: its caller restores a failed
   // epoch). The gradient is formed before any parameter changes: plain SGD keeps every layer's
