@@ -149,3 +149,39 @@ def test_adamw_matches_pytorch(rng):
     for layer, w, b in zip(layers, net.weights, net.biases):
         np.testing.assert_allclose(w, layer.weight.detach().numpy(), rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(b, layer.bias.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("chunk_epochs", [1, 3, None])
+def test_fit_runs_the_same_epochs_in_one_call_or_one_each(rng, dtype, monkeypatch, capsys,
+                                                          chunk_epochs):  # fmt: skip
+    """Without per-epoch work the epochs run many per C++ call (in chunks of EPOCH_ORDERS
+    indices); verbose fits take one call each. Same shuffles, same arithmetic: bitwise equal."""
+    from denseprop import _training
+
+    x = rng.standard_normal((37, 6)).astype(dtype)
+    y = rng.integers(0, 4, 37)
+    if chunk_epochs is not None:
+        monkeypatch.setattr(_training, "EPOCH_ORDERS", chunk_epochs * 37)
+    nets = [denseprop.Network([6, 5, 4], "tanh", dtype=dtype, seed=2) for _ in range(2)]
+    for net, verbose in zip(nets, (False, True)):
+        net.fit(x, y, epochs=7, batch_size=8, optimizer="adam", lr=0.05, seed=5, verbose=verbose)
+    assert len(capsys.readouterr().out.splitlines()) == 7
+    assert nets[0].loss_curve_ == nets[1].loss_curve_
+    np.testing.assert_array_equal(nets[0].params, nets[1].params)
+
+
+def test_fit_epochs_refuses_bad_orders(rng):
+    net = denseprop.Network([6, 5, 4], dtype=np.float64, seed=0)
+    x, y = rng.standard_normal((5, 6)), rng.integers(0, 4, 5)
+    before = net.params.copy()
+    cases = [
+        (np.zeros((2, 4), np.int64), ValueError, "orders: expected rows of 5 sample indices"),
+        (np.full((2, 5), 5), ValueError, r"orders: index 5 is out of range \[0, 5\)"),
+        (np.zeros(5, np.int64), ValueError, "orders"),
+        (np.zeros((2, 5)), TypeError, "orders: sample indices need an integer dtype"),
+    ]
+    for orders, error, match in cases:
+        with pytest.raises(error, match=match):
+            net._core.fit_epochs(x, y, orders, 2)
+    np.testing.assert_array_equal(net.params, before)
+    assert len(net._core.fit_epochs(x, y, np.tile(np.arange(5), (3, 1)), 2)) == 3

@@ -34,6 +34,25 @@ const char* stop_name(Stop s) {
   return "max_epochs";
 }
 
+// orders: (epochs, n) sample indices, each in [0, n).
+Array<std::int64_t> epoch_orders(py::handle obj, Index n) {
+  const py::array a = ndarray(obj, "orders");
+  const char kind = a.dtype().kind();
+  if (kind != 'i' && kind != 'u')
+    throw py::type_error(
+        cat("orders: sample indices need an integer dtype, got ", std::string(py::str(a.dtype()))));
+  check_ndim(a, "orders", 2, "(epochs, samples)");
+  if (a.shape(1) != n)
+    throw py::value_error(cat("orders: expected rows of ", n, " sample indices, got ", a.shape(1)));
+  auto orders = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(a);
+  if (!orders) throw std::bad_alloc();
+  const std::int64_t* p = orders.data();
+  for (py::ssize_t i = 0; i < orders.size(); ++i)
+    if (p[i] < 0 || p[i] >= n)
+      throw py::value_error(cat("orders: index ", p[i], " is out of range [0, ", n, ")"));
+  return orders;
+}
+
 void expect_number(double v, const char* name, double low, bool open = false) {
   if (std::isnan(v) || (open ? v <= low : v < low))
     throw py::value_error(cat(name, ": must be ", open ? "> " : ">= ", low, ", got ", v));
@@ -101,6 +120,30 @@ template <class T> void bind_training(py::module_& m, const char* name) {
           py::arg("params"), py::arg("x"), py::arg("y"), py::arg("sample_weight"), py::arg("alpha"),
           "(loss, gradient (parameters,)) of the whole set at params: the mean loss, weighted, "
           "plus alpha / (2 sum(weights)) ||W||^2. The network's parameters are left as they were.")
+      .def(
+          "fit_epochs",
+          [](M& self, py::handle x_obj, py::handle y_obj, py::handle orders_obj,
+             std::int64_t batch_size, bool checked) {
+            const Inputs<T> x(self.net, x_obj, "x", checked);
+            expect_dense_for_dpsgd(self.net, x);
+            const Index n = x.n();
+            const auto y = targets(self.net, y_obj, n, checked);
+            const auto orders = epoch_orders(orders_obj, n);
+            if (batch_size < 1)
+              throw py::value_error(cat("batch_size: must be >= 1, got ", batch_size));
+            std::vector<double> losses;
+            self.locked([&] {
+              x.visit([&](const auto& in) {
+                fit_epochs(self.net, in, y.view(), orders.data(), n, Index(orders.shape(0)),
+                           batch_size, losses);
+              });
+            });
+            return losses;
+          },
+          py::arg("x"), py::arg("y"), py::arg("orders"), py::arg("batch_size"), py::kw_only(),
+          py::arg("checked") = false,
+          "fit_epoch once per row of orders (epochs, samples): the list of the epochs' mean "
+          "losses, NaN for an epoch that overflowed a parameter; stops after a non-finite one.")
       .def(
           "train_epochs",
           [](M& self, py::handle x_obj, py::handle y_obj, py::handle w_obj, py::handle val_obj,

@@ -171,6 +171,9 @@ class _Network(Generic[_F]):
     def loss_and_gradient(
         self, params: ArrayLike, x: Any, y: ArrayLike, sample_weight: ArrayLike | None, alpha: float
     ) -> tuple[float, NDArray[_F]]: ...
+    def fit_epochs(
+        self, x: Any, y: ArrayLike, orders: ArrayLike, batch_size: int, *, checked: bool = False
+    ) -> list[float]: ...
     def train_epochs(
         self,
         x: Any,

@@ -1,5 +1,6 @@
-"""A Network's training loop: epochs of one C++ call each, early stopping, and the snapshot
-that puts the network back as it was when training fails."""
+"""A Network's training loop: its epochs in C++ (many per call, or one call each where Python
+has work between them), early stopping, and the snapshot that puts the network back as it was
+when training fails."""
 
 from __future__ import annotations
 
@@ -64,6 +65,10 @@ class Schedule:
     progress: bool | None
 
 
+# How many sample indices of epoch orders Network.fit hands to C++ at once (8 MB of int64).
+EPOCH_ORDERS = 1 << 20
+
+
 def diverged(where: str, loss: float, lr: float, state: str) -> FloatingPointError:
     return FloatingPointError(
         f"{where}the training loss became {loss} or the parameters overflowed; the network "
@@ -88,7 +93,9 @@ def run_epochs(
 
     ``x`` and ``y`` must be arrays ``core.check`` accepted: the epochs do not scan them for NaN.
 
-    Each epoch reshuffles from ``rng`` (when ``shuffle``) and is one C++ call. With
+    Each epoch reshuffles from ``rng`` (when ``shuffle``). Without a validation score, early
+    stopping, printing or a progress bar, the epochs run in C++ in calls of many epochs
+    (`EPOCH_ORDERS` indices at a time); otherwise one call each, with the same shuffles. With
     ``early_stopping``, stops once the validation score (or, without ``validation_score``, the
     training loss) has not improved by ``tol`` for ``patience`` epochs; with a validation score
     the best parameters are put back. A non-finite epoch raises FloatingPointError (the caller
@@ -98,8 +105,29 @@ def run_epochs(
     training: `distributed.epoch`); only the ``leader`` prints.
     """
     s = schedule
-    order = np.arange(x.shape[0])
+    n = x.shape[0]
+    order = np.arange(n)
     bar = ProgressBar(s.epochs, enabled=s.progress if leader else False)
+
+    def check(number: int, loss: float) -> None:
+        if not finite(core, loss):
+            bar.close()
+            where, state = f"epoch {number}: ", "restored to what it was before fit"
+            raise diverged(where, loss, core.optimizer.lr, state)
+
+    per_epoch_work = validation_score is not None or s.early_stopping or s.verbose or bar.enabled
+    if epoch is None and not per_epoch_work:
+        chunk = max(1, EPOCH_ORDERS // n)
+        for first in range(0, s.epochs, chunk):
+            orders = np.empty((min(chunk, s.epochs - first), n), np.int64)
+            for row in orders:
+                if s.shuffle:
+                    rng.shuffle(order)
+                row[...] = order
+            losses = core.fit_epochs(x, y, orders, s.batch_size, checked=True)
+            loss_curve.extend(losses)
+            check(first + len(losses), losses[-1])
+        return
     best, best_params, stale = -math.inf, None, 0
     for number in range(1, s.epochs + 1):
         start = time.perf_counter()
@@ -109,10 +137,7 @@ def run_epochs(
             loss = core.fit_epoch(x, y, order, s.batch_size, checked=True)  # checked before
         else:
             loss = epoch(order, s.batch_size)
-        if not finite(core, loss):
-            bar.close()
-            where, state = f"epoch {number}: ", "restored to what it was before fit"
-            raise diverged(where, loss, core.optimizer.lr, state)
+        check(number, loss)
         loss_curve.append(loss)
         line = f"epoch {number}/{s.epochs}  loss {loss:.6f}"
         if validation_score is not None:

@@ -123,6 +123,21 @@ inline void permutation(std::int64_t* order, Index n, std::uint64_t seed, std::i
   }
 }
 
+// Network.fit's epochs without returning to Python: one epoch per row of orders (count × n
+// sample indices), its mean loss into `losses`, NaN for an epoch that left a parameter
+// non-finite; stops after an epoch whose loss is not finite.
+template <class T, class X>
+void fit_epochs(Network<T>& net, const X& x, Targets<T> y, const std::int64_t* orders, Index n,
+                Index count, Index batch_size, std::vector<double>& losses) {
+  for (Index k = 0; k < count; ++k) {
+    double loss = net.fit_epoch(x, y, orders + k * n, n, batch_size);
+    if (!all_finite(net.params(), net.parameter_count()))
+      loss = std::numeric_limits<double>::quiet_NaN();
+    losses.push_back(loss);
+    if (!std::isfinite(loss)) return;
+  }
+}
+
 // Up to max_epochs epochs of net's optimizer over (x, y), as scikit-learn's MLPs: after each
 // epoch its loss (see BatchPenalty) goes to `losses`; with `validation` its score goes to
 // `scores` and the parameters that score best so far to best_params (parameter_count values).
