@@ -49,44 +49,48 @@ py::tuple softmax_ce(py::handle z_arg, py::handle y_obj, const std::string& redu
   });
 }
 
-py::tuple sigmoid_ce(py::handle z_arg, py::handle y_obj, const std::string& reduction) {
-  const py::array z_obj = ndarray(z_arg, "logits");  // read once, for all that follows
-  return dispatch(float_dtype(z_obj, "logits"), [&](auto tag) -> py::tuple {
+// A loss of two (batch, n) arrays of one shape, `first` (logits or predictions) and `second`
+// (its targets), read and checked under those names; kernel(first, second, g, scale, losses)
+// in their dtype. nonnegative_for: the loss whose targets must be >= 0, or null.
+template <class Kernel>
+py::tuple same_shape_loss(py::handle first_arg, const char* first, py::handle second_obj,
+                          const char* second, const std::string& reduction,
+                          const char* nonnegative_for, const Kernel& kernel) {
+  const py::array a_obj = ndarray(first_arg, first);  // read once, for all that follows
+  return dispatch(float_dtype(a_obj, first), [&](auto tag) -> py::tuple {
     using T = decltype(tag);
-    const auto z = input<T>(z_obj, "logits", 2, "(batch, n)", "logits");
-    const auto y = input<T>(y_obj, "y", 2, "(batch, n)", "logits");
-    expect_same_shape(y, "y", z, "logits");
-    return reduce<T>(reduction, z.shape(0), z.shape(1), [&](Mat<T> g, T scale, T* losses) {
-      return sigmoid_cross_entropy<T>(cols(z), cols(y), g, scale, nullptr, losses);
+    const auto a = input<T>(a_obj, first, 2, "(batch, n)", first);
+    const auto b = input<T>(second_obj, second, 2, "(batch, n)", first);
+    expect_same_shape(b, second, a, first);
+    if (nonnegative_for) expect_nonnegative(b, second, nonnegative_for);
+    return reduce<T>(reduction, a.shape(0), a.shape(1), [&](Mat<T> g, T scale, T* losses) {
+      return kernel(cols(a), cols(b), g, scale, losses);
     });
   });
 }
 
-py::tuple squared_error(py::handle p_arg, py::handle t_obj, const std::string& reduction) {
-  const py::array p_obj = ndarray(p_arg, "pred");  // read once, for all that follows
-  return dispatch(float_dtype(p_obj, "pred"), [&](auto tag) -> py::tuple {
-    using T = decltype(tag);
-    const auto p = input<T>(p_obj, "pred", 2, "(batch, n)", "pred");
-    const auto t = input<T>(t_obj, "target", 2, "(batch, n)", "pred");
-    expect_same_shape(t, "target", p, "pred");
-    return reduce<T>(reduction, p.shape(0), p.shape(1), [&](Mat<T> g, T scale, T* losses) {
-      return mse<T>(cols(p), cols(t), g, scale, losses);
-    });
-  });
+py::tuple sigmoid_ce(py::handle z, py::handle y, const std::string& reduction) {
+  return same_shape_loss(z, "logits", y, "y", reduction, nullptr,
+                         [](auto z, auto y, auto g, auto scale, auto* losses) {
+                           using T = decltype(scale);
+                           return sigmoid_cross_entropy<T>(z, y, g, scale, nullptr, losses);
+                         });
 }
 
-py::tuple poisson(py::handle z_arg, py::handle y_obj, const std::string& reduction) {
-  const py::array z_obj = ndarray(z_arg, "logits");  // read once, for all that follows
-  return dispatch(float_dtype(z_obj, "logits"), [&](auto tag) -> py::tuple {
-    using T = decltype(tag);
-    const auto z = input<T>(z_obj, "logits", 2, "(batch, n)", "logits");
-    const auto y = input<T>(y_obj, "y", 2, "(batch, n)", "logits");
-    expect_same_shape(y, "y", z, "logits");
-    expect_nonnegative(y, "y", "poisson");
-    return reduce<T>(reduction, z.shape(0), z.shape(1), [&](Mat<T> g, T scale, T* losses) {
-      return half_poisson_deviance<T>(cols(z), cols(y), g, scale, nullptr, losses);
-    });
-  });
+py::tuple squared_error(py::handle p, py::handle t, const std::string& reduction) {
+  return same_shape_loss(p, "pred", t, "target", reduction, nullptr,
+                         [](auto p, auto t, auto g, auto scale, auto* losses) {
+                           using T = decltype(scale);
+                           return mse<T>(p, t, g, scale, losses);
+                         });
+}
+
+py::tuple poisson(py::handle z, py::handle y, const std::string& reduction) {
+  return same_shape_loss(z, "logits", y, "y", reduction, "poisson",
+                         [](auto z, auto y, auto g, auto scale, auto* losses) {
+                           using T = decltype(scale);
+                           return half_poisson_deviance<T>(z, y, g, scale, nullptr, losses);
+                         });
 }
 
 constexpr const char* reduction_doc = R"(
