@@ -176,7 +176,8 @@ def test_fit_epochs_refuses_bad_orders(rng):
     before = net.params.copy()
     cases = [
         (np.zeros((2, 4), np.int64), ValueError, "orders: expected rows of 5 sample indices"),
-        (np.full((2, 5), 5), ValueError, r"orders: index 5 is out of range \[0, 5\)"),
+        (np.full((2, 5), 5), ValueError,
+         r"orders: sample index 5 at index 0 is out of range \[0, 5\)"),
         (np.zeros(5, np.int64), ValueError, "orders"),
         (np.zeros((2, 5)), TypeError, "orders: sample indices need an integer dtype"),
     ]

@@ -229,24 +229,35 @@ void expect_nonnegative(const Array<T>& a, const char* name, std::string_view lo
                               i % a.shape(1), "; the ", loss, " loss needs ", name, " >= 0"));
 }
 
+// A TypeError unless a has an integer dtype; `what` names its values ("class labels").
+inline void expect_integers(const py::array& a, const char* name, const char* what) {
+  const char kind = a.dtype().kind();
+  if (kind != 'i' && kind != 'u')
+    throw py::type_error(
+        cat(name, ": ", what, " need an integer dtype, got ", std::string(py::str(a.dtype()))));
+}
+
+// a as C-ordered int64, each value checked to lie in [0, bound); `noun` ("label") names one.
+inline Array<std::int64_t> int64_below(const py::array& a, const char* name, const char* noun,
+                                       py::ssize_t bound) {
+  auto l = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(a);
+  if (!l) throw std::bad_alloc();
+  const std::int64_t* p = l.data();
+  for (py::ssize_t i = 0; i < l.size(); ++i)
+    if (p[i] < 0 || p[i] >= bound)
+      throw py::value_error(
+          cat(name, ": ", noun, " ", p[i], " at index ", i, " is out of range [0, ", bound, ")"));
+  return l;
+}
+
 // Integer class labels as int64, each checked to lie in [0, classes).
 inline Array<std::int64_t> labels(py::handle obj, const char* name, py::ssize_t batch,
                                   py::ssize_t classes, const char* ref) {
   py::array a = ndarray(obj, name);
-  const char kind = a.dtype().kind();
-  if (kind != 'i' && kind != 'u')
-    throw py::type_error(
-        cat(name, ": class labels need an integer dtype, got ", std::string(py::str(a.dtype()))));
+  expect_integers(a, name, "class labels");
   check_ndim(a, name, 1, "(batch,)");
   expect_rows(a, name, batch, ref);
-  auto l = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(a);
-  if (!l) throw std::bad_alloc();
-  const std::int64_t* p = l.data();
-  for (py::ssize_t i = 0; i < batch; ++i)
-    if (p[i] < 0 || p[i] >= classes)
-      throw py::value_error(
-          cat(name, ": label ", p[i], " at index ", i, " is out of range [0, ", classes, ")"));
-  return l;
+  return int64_below(a, name, "label", classes);
 }
 
 inline std::string type_name(py::handle obj) {

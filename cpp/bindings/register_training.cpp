@@ -37,20 +37,11 @@ const char* stop_name(Stop s) {
 // orders: (epochs, n) sample indices, each in [0, n).
 Array<std::int64_t> epoch_orders(py::handle obj, Index n) {
   const py::array a = ndarray(obj, "orders");
-  const char kind = a.dtype().kind();
-  if (kind != 'i' && kind != 'u')
-    throw py::type_error(
-        cat("orders: sample indices need an integer dtype, got ", std::string(py::str(a.dtype()))));
+  expect_integers(a, "orders", "sample indices");
   check_ndim(a, "orders", 2, "(epochs, samples)");
   if (a.shape(1) != n)
     throw py::value_error(cat("orders: expected rows of ", n, " sample indices, got ", a.shape(1)));
-  auto orders = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(a);
-  if (!orders) throw std::bad_alloc();
-  const std::int64_t* p = orders.data();
-  for (py::ssize_t i = 0; i < orders.size(); ++i)
-    if (p[i] < 0 || p[i] >= n)
-      throw py::value_error(cat("orders: index ", p[i], " is out of range [0, ", n, ")"));
-  return orders;
+  return int64_below(a, "orders", "sample index", n);
 }
 
 void expect_number(double v, const char* name, double low, bool open = false) {
