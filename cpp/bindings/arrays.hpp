@@ -15,6 +15,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -279,6 +280,20 @@ inline double real(py::handle obj, const char* name) {
                         py::isinstance(obj, py::module_::import("numpy").attr("number"))))
     throw py::type_error(cat(name, ": expected a number, got ", type_name(obj)));
   return py::float_(py::reinterpret_borrow<py::object>(obj));
+}
+
+// compute_dtype: None (products in the arrays' own dtype) or "bfloat16", which float32 takes
+// only; `of` names what must be float32 ("float32 arrays", "a float32 network").
+template <class T> Compute compute_of(py::handle obj, const char* of) {
+  if (obj.is_none()) return Compute::native;
+  if (!py::isinstance<py::str>(obj))
+    throw py::type_error(cat("compute_dtype: expected None or 'bfloat16', got ", type_name(obj)));
+  if (obj.cast<std::string>() != "bfloat16")
+    throw py::value_error(
+        cat("compute_dtype: expected None or 'bfloat16', got ", std::string(py::repr(obj))));
+  if (!std::is_same_v<T, float>)
+    throw py::value_error(cat("compute_dtype: bfloat16 products need ", of, ", got float64"));
+  return Compute::bfloat16;
 }
 
 // A name argument (an activation's, a loss's ...) as a string; what is not a str becomes its

@@ -84,6 +84,7 @@ int get_num_threads() { return denseprop::Workers::get().threads(); }
 PYBIND11_MODULE(DENSEPROP_MODULE, m) {
   m.doc() = "denseprop's compiled kernels (" DENSEPROP_VARIANT " build).";
   denseprop::bindings::register_activations(m);
+  denseprop::bindings::register_bf16(m);
   denseprop::bindings::register_dense(m);
   denseprop::bindings::register_losses(m);
   denseprop::bindings::register_optimizers(m);  // before the Network, whose methods take its type

@@ -6,6 +6,7 @@
 namespace denseprop::bindings {
 
 void register_activations(pybind11::module_& m);
+void register_bf16(pybind11::module_& m);
 void register_dense(pybind11::module_& m);
 void register_losses(pybind11::module_& m);
 void register_network(pybind11::module_& m);

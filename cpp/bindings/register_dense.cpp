@@ -9,11 +9,13 @@ namespace denseprop::bindings {
 namespace {
 
 py::object layer_forward(py::handle x_arg, py::handle w_obj, py::handle b_obj,
-                         const std::string& activation, py::handle out_obj, double negative_slope) {
+                         const std::string& activation, py::handle out_obj, double negative_slope,
+                         py::handle compute_obj) {
   const ActivationSpec act = activation_spec(activation, negative_slope);
   const py::array x_obj = ndarray(x_arg, "x");  // read once, for all that follows
   return dispatch(float_dtype(x_obj, "x"), [&](auto tag) -> py::object {
     using T = decltype(tag);
+    const Compute compute = compute_of<T>(compute_obj, "float32 arrays");
     const auto x = input<T>(x_obj, "x", 2, "(batch, in)", "x");
     const auto w = input<T>(w_obj, "w", 2, "(out, in)", "x");
     const auto b = input<T>(b_obj, "b", 1, "(out,)", "x");
@@ -28,7 +30,7 @@ py::object layer_forward(py::handle x_arg, py::handle w_obj, py::handle b_obj,
     auto a_view = cols(a);
     {
       py::gil_scoped_release nogil;  // only the buffers held above are touched
-      dense_forward<T>(cols(x), weights(w), b.data(), a_view, act);
+      dense_forward<T>(cols(x), weights(w), b.data(), a_view, act, nullptr, compute);
     }
     return std::move(a);
   });
@@ -36,11 +38,12 @@ py::object layer_forward(py::handle x_arg, py::handle w_obj, py::handle b_obj,
 
 py::tuple layer_backward(py::handle x_arg, py::handle w_obj, py::handle a_obj,
                          py::handle grad_a_obj, const std::string& activation, bool need_grad_x,
-                         py::handle z_obj, double negative_slope) {
+                         py::handle z_obj, double negative_slope, py::handle compute_obj) {
   const ActivationSpec act = activation_spec(activation, negative_slope);
   const py::array x_obj = ndarray(x_arg, "x");  // read once, for all that follows
   return dispatch(float_dtype(x_obj, "x"), [&](auto tag) -> py::tuple {
     using T = decltype(tag);
+    const Compute compute = compute_of<T>(compute_obj, "float32 arrays");
     const auto x = input<T>(x_obj, "x", 2, "(batch, in)", "x");
     const auto w = input<T>(w_obj, "w", 2, "(out, in)", "x");
     const auto a = input<T>(a_obj, "a", 2, "(batch, out)", "x");
@@ -69,7 +72,7 @@ py::tuple layer_backward(py::handle x_arg, py::handle w_obj, py::handle a_obj,
       py::gil_scoped_release nogil;  // only the buffers held above are touched
       Matrix<T> dz(out, batch);
       dense_backward<T>(cols(x), weights(w), cols(a), z, cols(grad_a),
-                        Mat<T>(dz.data(), out, batch), dw, db, dx, act);
+                        Mat<T>(dz.data(), out, batch), dw, db, dx, act, compute);
     }
     return py::make_tuple(grad_x, grad_w, grad_b);
   });
@@ -80,7 +83,7 @@ py::tuple layer_backward(py::handle x_arg, py::handle w_obj, py::handle a_obj,
 void register_dense(py::module_& m) {
   m.def("dense_forward", &layer_forward, py::arg("x"), py::arg("w"), py::arg("b"),
         py::arg("activation") = "identity", py::arg("out") = py::none(), py::kw_only(),
-        py::arg("negative_slope") = 0.01,
+        py::arg("negative_slope") = 0.01, py::arg("compute_dtype") = py::none(),
         R"(Forward pass of a dense layer: a = activation(x @ w.T + b).
 
 x: (batch, in), w: (out, in), b: (out,) -> a: (batch, out); all float32 or all float64.
@@ -88,10 +91,12 @@ One matrix product, then the bias add and the activation in one pass over a.
 activation: any name of activations() (leaky_relu's slope is `negative_slope`; softmax acts
 over the features of each sample). `out`, if given, must be a C-contiguous, writeable
 (batch, out) array of the same dtype that shares no memory with the inputs; it is
-filled and returned.)");
+filled and returned. compute_dtype="bfloat16" (float32 only) rounds x and w to bfloat16 for
+the product, which accumulates in float32; the bias and activation stay float32.)");
   m.def("dense_backward", &layer_backward, py::arg("x"), py::arg("w"), py::arg("a"),
         py::arg("grad_a"), py::arg("activation") = "identity", py::arg("need_grad_x") = true,
         py::kw_only(), py::arg("z") = py::none(), py::arg("negative_slope") = 0.01,
+        py::arg("compute_dtype") = py::none(),
         R"(Backward pass of a dense layer, from its stored output a.
 
 x: (batch, in), w: (out, in), a and grad_a: (batch, out) -> (grad_x, grad_w, grad_b) with
@@ -100,7 +105,8 @@ grad_x: (batch, in) or None when need_grad_x is False, grad_w: (out, in), grad_b
     grad_w = grad_z.T @ x    grad_b = grad_z.sum(axis=0)    grad_x = grad_z @ w
 grad_b sums over the batch (a loss with reduction="mean" has already divided by it).
 z = x @ w.T + b is needed only by the activations whose derivative reads it (needs_z in
-activations()), as in activation_backward.)");
+activations()), as in activation_backward. compute_dtype="bfloat16" (float32 only) rounds the
+operands of the products grad_w and grad_x to bfloat16, accumulating in float32.)");
 }
 
 }  // namespace denseprop::bindings

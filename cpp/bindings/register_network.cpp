@@ -135,6 +135,18 @@ template <class T> void bind_network(py::module_& m, const char* name) {
       .def_property_readonly(
           "optimizer", [](M& self) { return self.net.optimizer().settings(); },
           "The optimizer's settings, a copy.")
+      .def_property(
+          "compute_dtype",
+          [](M& self) -> py::object {
+            if (self.net.compute() == Compute::bfloat16) return py::str("bfloat16");
+            return py::none();
+          },
+          [](M& self, py::handle compute) {
+            const Compute c = compute_of<T>(compute, "a float32 network");
+            self.locked([&] { self.net.set_compute(c); });
+          },
+          "None (products in the network's dtype) or 'bfloat16' (bfloat16 operands, float32 "
+          "accumulation; float32 networks only).")
       .def(
           "forward",
           [](M& self, py::handle x_obj) {

@@ -6,6 +6,10 @@ runs and that was built. ``DENSEPROP_VARIANT=<name>`` forces one (an error if th
 run it or it was not built); ``DENSEPROP_PORTABLE=1`` is the same as
 ``DENSEPROP_VARIANT=portable``. On aarch64 only the portable module is built, and Eigen uses
 NEON there (part of that architecture's baseline).
+
+The bfloat16 products (``compute_dtype="bfloat16"``) have kernels of their own, compiled into
+every x86-64 variant: `BF16_KERNELS` says what each needs, best first, and import takes the
+first this CPU and OS run; ``DENSEPROP_BF16_KERNEL=<name>`` forces one.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
-from typing import Any
+from typing import Any, Callable
 
 # The x86-64 micro-architecture levels as GCC's -march=x86-64-v3 and -v4 assume them.
 _X86_64_V2 = frozenset({"cx16", "lahf_lm", "popcnt", "sse3", "sse4_1", "sse4_2", "ssse3"})
@@ -28,6 +32,15 @@ VARIANTS: dict[str, frozenset[str]] = {
     | {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl", "zmm_state"},
     "x86-64-v3": _X86_64_V3,
     "portable": frozenset(),
+}
+
+
+# name -> the CPU features it needs; AMX also needs the OS to grant the tile state, asked for
+# when it is chosen. Best first: emulated needs nothing.
+BF16_KERNELS: dict[str, frozenset[str]] = {
+    "amx": frozenset({"amx_tile", "amx_bf16"}),
+    "avx512_bf16": frozenset({"avx512_bf16", "avx512f", "zmm_state"}),
+    "emulated": frozenset(),
 }
 
 
@@ -73,19 +86,49 @@ def forced_variant() -> str | None:
     return None
 
 
+def choose_bf16(
+    features: frozenset[str], forced: str | None, request_amx: Callable[[], str]
+) -> tuple[str, str]:
+    """The bf16 kernel to use and why, on a CPU with ``features``; ``forced``: the name the
+    environment asks for, if any; ``request_amx()`` asks the OS for the tile state ("" when
+    granted, else why not). ImportError if the forced one can't run."""
+    for name, needs in BF16_KERNELS.items():
+        if forced is not None and name != forced:
+            continue
+        missing = needs - features
+        refused = "" if missing or name != "amx" else request_amx()
+        if forced is None and not missing and not refused:
+            return name, "the best bf16 kernel this CPU and OS run"
+        if forced is not None:
+            why = f"this CPU lacks {', '.join(sorted(missing))}" if missing else refused
+            if why:
+                msg = f"DENSEPROP_BF16_KERNEL={forced!r}: {why}"
+                raise ImportError(msg)
+            return name, f"DENSEPROP_BF16_KERNEL={forced}"
+    msg = f"DENSEPROP_BF16_KERNEL={forced!r}: expected one of {', '.join(BF16_KERNELS)}"
+    raise ImportError(msg)
+
+
 # The portable module is always built and runs anywhere: it reads the CPU.
 cpu_features = frozenset(importlib.import_module(module_name("portable"))._cpu_features())
 variant, reason = choose(cpu_features, forced_variant(), _built())
 core: Any = importlib.import_module(module_name(variant))  # typed by _core.pyi
+bf16_kernel, bf16_reason = choose_bf16(
+    cpu_features, os.environ.get("DENSEPROP_BF16_KERNEL") or None, core._request_amx
+)
+core._set_bf16_kernel(bf16_kernel)
 
 
 def build_info() -> dict[str, Any]:
-    """The loaded module and why it was chosen, the CPU's features, Eigen's version, the SIMD
-    instruction sets compiled in and the thread count of large matrix products."""
+    """The loaded module and why it was chosen, the bf16 kernel and why, the CPU's features,
+    Eigen's version, the SIMD instruction sets compiled in and the thread count of large matrix
+    products."""
     compiled: dict[str, Any] = core.build_info()
     return {
         "module": compiled.pop("module"),
         "chosen_by": reason,
+        "bf16_kernel": core._bf16_kernel(),
+        "bf16_chosen_by": bf16_reason,
         "cpu_features": " ".join(sorted(cpu_features)),
         **compiled,
     }

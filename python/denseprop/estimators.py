@@ -114,6 +114,7 @@ class _BaseMLP(BaseEstimator):
         ],
         "max_fun": [Interval(Integral, 1, None, closed="left")],
         "dtype": [None, StrOptions({"float32", "float64"})],
+        "compute_dtype": [None, StrOptions({"bfloat16"})],
     }
 
     def __init__(
@@ -143,6 +144,7 @@ class _BaseMLP(BaseEstimator):
         n_iter_no_change: float = 10,
         max_fun: int = 15000,
         dtype: str | None = None,
+        compute_dtype: str | None = None,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -168,6 +170,7 @@ class _BaseMLP(BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
         self.dtype = dtype
+        self.compute_dtype = compute_dtype
 
     # -- what the subclasses say -----------------------------------------------------------
 
@@ -188,10 +191,18 @@ class _BaseMLP(BaseEstimator):
     def _input_dtype(self, reset: bool) -> Any:
         if not reset:
             return self.network_.dtype
+        if self.compute_dtype is not None and self.dtype is None:
+            return np.float32  # bfloat16 products keep float32 parameters
         return (np.float64, np.float32) if self.dtype is None else self.dtype
 
     def _fit(self, X: Any, y: Any, sample_weight: Any, incremental: bool) -> _BaseMLP:
         self._validate_params()
+        if self.compute_dtype is not None and self.dtype == "float64":
+            msg = (
+                f"compute_dtype: {self.compute_dtype} products need dtype='float32' (or None), "
+                "got dtype='float64'"
+            )
+            raise ValueError(msg)
         sizes = self.hidden_layer_sizes
         hidden = list(sizes) if hasattr(sizes, "__iter__") else [sizes]
         if np.any(np.array(hidden) <= 0):
@@ -239,7 +250,9 @@ class _BaseMLP(BaseEstimator):
             "poisson": "exp",
         }[loss]
         activation = _ACTIVATIONS[self.activation]
-        self.network_ = Network(layer_units, activation, loss, dtype=dtype, seed=0)
+        self.network_ = Network(
+            layer_units, activation, loss, dtype=dtype, seed=0, compute_dtype=self.compute_dtype
+        )
         factor = 2.0 if activation == "sigmoid" else 6.0
         for w, b in zip(self.network_.weights, self.network_.biases):
             fan_out, fan_in = w.shape
@@ -523,8 +536,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     Parameters, their defaults and their checks are scikit-learn's ``MLPClassifier``'s, plus
     ``activation``: every hidden activation of ``denseprop.activations()`` ("sigmoid",
-    "leaky_relu", "gelu", ...), and ``dtype``: None trains
-    float32 data in float32 and anything else in float64. The output layer is softmax with
+    "leaky_relu", "gelu", ...), ``dtype``: None trains
+    float32 data in float32 and anything else in float64, and ``compute_dtype``: "bfloat16"
+    forms the network's products on bfloat16 operands with float32 sums, its parameters in
+    float32 (see `denseprop.Network`; with ``dtype=None`` any data then trains in float32). The output layer is softmax with
     cross-entropy for more than two classes, one sigmoid with binary cross-entropy for two,
     one sigmoid per label for a multilabel indicator ``y``. ``alpha`` is the L2 penalty
     ``alpha / (2 Σw) ||W||²`` of each batch (Σw its weight: its size when unweighted), in the
@@ -684,6 +699,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         n_iter_no_change: float = 10,
         max_fun: int = 15000,
         dtype: str | None = None,
+        compute_dtype: str | None = None,
     ) -> None:
         super().__init__(
             hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
@@ -693,6 +709,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
             epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun, dtype=dtype,
+            compute_dtype=compute_dtype,
         )  # fmt: skip
         self.loss = loss
 

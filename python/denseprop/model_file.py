@@ -11,7 +11,9 @@ writes it) that ``numpy.load(path, allow_pickle=False)`` also reads::
     optimizer_steps                    int64 ()
     loss_curve, validation_scores      float64       (epochs,)
 
-``dtype`` is the network's, float32 or float64. Reading checks all of it before a Network is
+``dtype`` is the network's, float32 or float64; the configuration's network holds
+``compute_dtype`` (null or "bfloat16"), which a file written before it existed lacks: it then
+reads as null. Reading checks all of it before a Network is
 built: the archive and each array's header, the keys, the configuration's schema, every
 dtype and shape against the configuration, and that parameters and optimizer state are
 finite. The data of an array is read only once its header has been checked against the
@@ -295,7 +297,8 @@ def _build(source: _Source, cls: type[Network]) -> Network:
     scores = _finite(_read(source, "validation_scores", np.float64, (None,)), "validation_scores")
     try:  # what only the C++ network checks: the pairing of loss and output, the sizes' bounds
         net = cls(sizes, c["activation"], c["loss"], output_activation=c["output_activation"],
-                  dtype=dtype, init=c["init"], negative_slope=c["negative_slope"], seed=0)
+                  dtype=dtype, init=c["init"], negative_slope=c["negative_slope"], seed=0,
+                  compute_dtype=c.get("compute_dtype"))
     except (TypeError, ValueError) as e:
         _fail(f"configuration: {e}")
     net._restore(_training.Snapshot(np.concatenate([p.ravel() for p in params]), settings,
@@ -328,7 +331,7 @@ def _config(text: str) -> dict[str, Any]:
         _fail("config: nested too deeply")
     _keys(config, "config", {"network", "optimizer"}, {"format"})
     network, optimizer = config["network"], config["optimizer"]
-    _keys(network, "config network", _NETWORK_KEYS)
+    _keys(network, "config network", _NETWORK_KEYS, {"compute_dtype"})  # added later: optional
     _keys(optimizer, "config optimizer", _OPTIMIZER_KEYS)
     sizes = network["sizes"]
     if not (isinstance(sizes, list) and len(sizes) >= 2 and all(_is_int(s) for s in sizes)):
@@ -344,6 +347,9 @@ def _config(text: str) -> dict[str, Any]:
             _fail(f"config: {key} must be a name, got {value!r:.80}")
     if network["dtype"] not in ("float32", "float64"):
         _fail(f"config: dtype must be float32 or float64, got {network['dtype']!r:.80}")
+    if network.get("compute_dtype") not in (None, "bfloat16"):
+        compute = network["compute_dtype"]
+        _fail(f"config: compute_dtype must be null or bfloat16, got {compute!r:.80}")
     numbers = [("negative_slope", network["negative_slope"])]
     numbers += [(k, optimizer[k]) for k in sorted(_OPTIMIZER_KEYS - {"optimizer", "nesterov",
                                                                      "seed"})]  # fmt: skip

@@ -96,6 +96,13 @@ class Network:
         after it, Glorot for the others). Biases start at 0.
     negative_slope : float
         The slope of leaky_relu below 0.
+    compute_dtype : {None, "bfloat16"}
+        None: every product in ``dtype``. "bfloat16" (float32 networks): each layer's three
+        products (``Z = X Wᵀ``, ``dX = dZ W``, ``dW = dZᵀ X``) take bfloat16 operands, rounded
+        to nearest even, and accumulate in float32, on the CPU's matrix units where it has
+        them (AMX, AVX512_BF16; ``build_info()["bf16_kernel"]``). Parameters, optimizer
+        state, activations, losses and softmax stay float32. DP-SGD's clipped sums,
+        per-sample gradients and a sparse first layer keep float32 products.
 
     Arrays are batch-first: ``x: (batch, sizes[0])``; ``y`` is integer labels
     ``(batch,)`` or one-hot/probabilities ``(batch, classes)`` for
@@ -113,6 +120,7 @@ class Network:
         seed: Any = None,
         init: str = "auto",
         negative_slope: float = 0.01,
+        compute_dtype: str | None = None,
     ) -> None:
         sequence = hasattr(sizes, "__len__") and not isinstance(sizes, (str, bytes))
         hidden = len(sizes) - 2 if sequence else 0
@@ -126,6 +134,7 @@ class Network:
         self._core: _core.NetworkF32 | _core.NetworkF64 = kind(
             sizes, activations, output_activation, negative_slope, loss
         )
+        self._core.compute_dtype = compute_dtype  # checked there: None, or bfloat16 on float32
         self._config: dict[str, Any] = {
             "sizes": [int(s) for s in sizes],
             "activation": activations,
@@ -134,6 +143,7 @@ class Network:
             "dtype": dt.name,
             "init": init,
             "negative_slope": float(negative_slope),
+            "compute_dtype": compute_dtype,
         }
         self._lock = threading.RLock()
         self._dtype: np.dtype[Any] = dt
@@ -168,16 +178,23 @@ class Network:
         return self._dtype
 
     @property
+    def compute_dtype(self) -> str | None:
+        """None (products in `dtype`) or "bfloat16" (bfloat16 operands, float32 sums)."""
+        compute: str | None = self._config["compute_dtype"]
+        return compute
+
+    @property
     def is_classifier(self) -> bool:
         """Whether the loss is a cross-entropy (else it is "mse" or "poisson", regression)."""
         return bool(LOSSES[self.loss]["classifier"])
 
     def __repr__(self) -> str:
         c = self._config
+        compute = "" if c["compute_dtype"] is None else f", compute_dtype={c['compute_dtype']!r}"
         return (
             f"Network({c['sizes']}, activation={c['activation']}, "
             f"output_activation={c['output_activation']!r}, loss={c['loss']!r}, "
-            f"dtype={c['dtype']!r})"
+            f"dtype={c['dtype']!r}{compute})"
         )
 
     # -- input coercion --------------------------------------------------------------------

@@ -6,7 +6,9 @@ benchmarks beat, and a readable statement of the math.
 
 Arrays are batch-first: ``x: (batch, in)``, ``w: (out, in)``, ``b: (out,)``.
 Every function computes in its inputs' dtype (float32 or float64) and returns
-that dtype.
+that dtype. With ``compute_dtype="bfloat16"`` (float32 only) a product's operands
+are rounded to bfloat16 (`round_bf16`) and summed exactly (in float64), then
+rounded to float32: the bf16 kernels' result up to the order of their float32 sums.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ __all__ = [
     "mse",
     "network_forward",
     "network_loss_and_gradients",
+    "round_bf16",
     "sgd_step",
     "sigmoid",
     "sigmoid_backward",
@@ -54,6 +57,23 @@ ACTIVATIONS = (
 FROM_INPUT = ("gelu", "gelu_tanh", "silu", "softplus")
 REDUCTIONS = ("mean", "sum", "none")
 LOSSES = ("cross_entropy", "binary_cross_entropy", "mse", "poisson")
+
+
+def round_bf16(x: NDArray[Any]) -> NDArray[Any]:
+    """float32 ``x`` rounded to the nearest bfloat16 (ties to even), as float32: the top 16
+    bits of each value after adding half of the dropped bits' range; NaN stays NaN."""
+    bits = np.asarray(x, np.float32).view(np.uint32).astype(np.uint64)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16 << 16
+    rounded = bits.astype(np.uint32).view(np.float32)
+    return np.where(np.isnan(x), np.float32(np.nan), rounded)
+
+
+def _product(a: NDArray[Any], b: NDArray[Any], compute_dtype: str | None) -> NDArray[Any]:
+    """``a @ b``, on bfloat16 operands with ``compute_dtype="bfloat16"``."""
+    if compute_dtype is None:
+        return a @ b
+    exact = round_bf16(a).astype(np.float64) @ round_bf16(b).astype(np.float64)
+    return exact.astype(np.float32)
 
 
 def _check_activation(activation: str, negative_slope: float) -> None:
@@ -267,13 +287,14 @@ def dense_forward(
     out: NDArray[Any] | None = None,
     *,
     negative_slope: float = 0.01,
+    compute_dtype: str | None = None,
 ) -> NDArray[Any]:
     """Dense layer: ``a = act(x @ w.T + b)``.
 
     ``x: (batch, in)``, ``w: (out, in)``, ``b: (out,)`` -> ``a: (batch, out)``.
     When ``out`` is given, ``a`` is written into it and ``out`` is returned.
     """
-    a = activation_forward(x @ w.T + b, activation, negative_slope)
+    a = activation_forward(_product(x, w.T, compute_dtype) + b, activation, negative_slope)
     if out is None:
         return a
     out[...] = a
@@ -290,6 +311,7 @@ def dense_backward(
     *,
     z: NDArray[Any] | None = None,
     negative_slope: float = 0.01,
+    compute_dtype: str | None = None,
 ) -> tuple[NDArray[Any] | None, NDArray[Any], NDArray[Any]]:
     """Gradients of a dense layer from its input, weights and output.
 
@@ -300,8 +322,8 @@ def dense_backward(
     ``need_grad_x`` is false. ``z = x @ w.T + b`` as `activation_backward` takes it.
     """
     grad_z = activation_backward(a, grad_a, activation, negative_slope, z=z)
-    grad_x = grad_z @ w if need_grad_x else None
-    return grad_x, grad_z.T @ x, grad_z.sum(axis=0)
+    grad_x = _product(grad_z, w, compute_dtype) if need_grad_x else None
+    return grad_x, _product(grad_z.T, x, compute_dtype), grad_z.sum(axis=0)
 
 
 def _reduce(
@@ -408,6 +430,7 @@ def network_forward(
     x: NDArray[Any],
     activations: Sequence[str],
     negative_slope: float = 0.01,
+    compute_dtype: str | None = None,
 ) -> list[NDArray[Any]]:
     """Forward pass of a multilayer perceptron, keeping every layer's output.
 
@@ -417,7 +440,8 @@ def network_forward(
     """
     a = [x]
     for w, b, act in zip(weights, biases, activations):
-        a.append(dense_forward(a[-1], w, b, act, negative_slope=negative_slope))
+        a.append(dense_forward(a[-1], w, b, act, negative_slope=negative_slope,
+                               compute_dtype=compute_dtype))  # fmt: skip
     return a
 
 
@@ -430,6 +454,7 @@ def network_loss_and_gradients(
     loss: str,
     negative_slope: float = 0.01,
     reduction: str = "mean",
+    compute_dtype: str | None = None,
 ) -> tuple[Any, list[tuple[NDArray[Any], NDArray[Any]]]]:
     """Loss of a multilayer perceptron and the gradients of every parameter.
 
@@ -440,7 +465,7 @@ def network_loss_and_gradients(
     output itself, back through the output activation) or ``poisson`` (exp
     output, on the logits, grad ``exp(Z) - Y``). Returns
     ``(loss, [(grad_w, grad_b) per layer])``; ``reduction="mean"`` averages
-    over the batch, ``"sum"`` adds.
+    over the batch, ``"sum"`` adds. ``compute_dtype`` as in `dense_forward`.
     """
     if loss not in LOSSES:
         msg = f"loss: unknown {loss!r}, expected one of {', '.join(LOSSES)}"
@@ -451,7 +476,7 @@ def network_loss_and_gradients(
         acts[-1] = "identity"
     a, z = [x], [x]  # z[0] is a placeholder
     for w, b, act in zip(weights, biases, acts):
-        z.append(a[-1] @ w.T + b)
+        z.append(_product(a[-1], w.T, compute_dtype) + b)
         a.append(activation_forward(z[-1], act, negative_slope))
     grad: Any  # becomes None past the first layer, where no gradient is asked for
     if loss == "cross_entropy":
@@ -466,7 +491,7 @@ def network_loss_and_gradients(
     for l in range(len(weights) - 1, -1, -1):
         grad, gw, gb = dense_backward(
             a[l], weights[l], a[l + 1], grad, acts[l], need_grad_x=l > 0, z=z[l + 1],
-            negative_slope=negative_slope,
+            negative_slope=negative_slope, compute_dtype=compute_dtype,
         )
         grads.append((gw, gb))
     return value, grads[::-1]

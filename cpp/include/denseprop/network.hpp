@@ -12,6 +12,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "dense.hpp"
@@ -99,6 +100,15 @@ template <class T> class Network {
   T* grads() { return grads_.data(); }
   Optimizer<T>& optimizer() { return optimizer_; }
   LossKind loss() const { return loss_; }
+  Compute compute() const { return compute_; }
+  // Forms the forward and backward products on bfloat16 operands, or in T; DP-SGD's clipped
+  // sums, per-sample gradients and a sparse first layer keep T's products.
+  void set_compute(Compute compute) {
+    if (compute == Compute::bfloat16 && !std::is_same_v<T, float>)
+      throw std::invalid_argument(
+          "compute_dtype: bfloat16 products need a float32 network, got float64");
+    compute_ = compute;
+  }
   Index capacity() const { return capacity_; }
   // The start of each workspace buffer, to show that steps do not reallocate them.
   std::vector<const void*> workspace() const {
@@ -426,7 +436,7 @@ template <class T> class Network {
       if (l == 0 && sparse_input_)
         sparse_weight_sgd_update<T>(sparse_batch_, layer_dz(0, batch), w, lr);
       else
-        weight_sgd_update<T>(layer_input(x, l, batch), layer_dz(l, batch), w, lr);
+        weight_sgd_update<T>(layer_input(x, l, batch), layer_dz(l, batch), w, lr, compute_);
       Vec<T>(params_.data() + offsets_[l] + out * in, out) -=
           lr * CVec<T>(grads_.data() + offsets_[l] + out * in, out);
     }
@@ -446,7 +456,9 @@ template <class T> class Network {
     if (sparse_input_ || reads >= 3 * parameter_count() || std::abs(decay_factor) > 1) return false;
     constexpr int unsafe =
         std::numeric_limits<T>::max_exponent - std::numeric_limits<T>::digits - 2;
-    const double limit = std::ldexp(1.0, unsafe) / optimizer_.settings().lr;
+    // bf16 products round each operand by up to 2⁻⁸ of itself: half the limit covers that.
+    const double limit = std::ldexp(1.0, compute_ == Compute::bfloat16 ? unsafe - 1 : unsafe) /
+                         optimizer_.settings().lr;
     for (Index l = 0; l < layers(); ++l) {
       const CMat<T> a = layer_input(x, l, batch), dz = layer_dz(l, batch);
       const double row_sums =
@@ -491,11 +503,12 @@ template <class T> class Network {
       Mat<T> dz(delta(l), out, batch);
       delta_backward<T>(weight(l), CMat<T>(act(l), out, batch), z(l), as_const(dz), dz,
                         pass == Pass::deltas ? nullptr : gw + out * in,
-                        l == 0 ? nullptr : delta(l - 1), trained_activation(l));
+                        l == 0 ? nullptr : delta(l - 1), trained_activation(l), compute_);
       if (pass == Pass::gradients && l == 0 && sparse_input_)
         sparse_weight_gradient<T>(sparse_batch_, as_const(dz), RowMat<T>(gw, out, in));
       else if (pass == Pass::gradients)
-        weight_gradient<T>(layer_input(x, l, batch), as_const(dz), RowMat<T>(gw, out, in));
+        weight_gradient<T>(layer_input(x, l, batch), as_const(dz), RowMat<T>(gw, out, in),
+                           compute_);
     }
   }
 
@@ -514,7 +527,7 @@ template <class T> class Network {
         activate<T>(a, g, keep_z ? z(0) : nullptr);
       } else {
         dense_forward<T>(CMat<T>(in, sizes_[l], batch), weight(l), bias(l), a, g,
-                         keep_z ? z(l) : nullptr);
+                         keep_z ? z(l) : nullptr, compute_);
       }
       in = a.data();
     }
@@ -523,6 +536,7 @@ template <class T> class Network {
   std::vector<Index> sizes_;
   std::vector<ActivationSpec> acts_;
   LossKind loss_;
+  Compute compute_ = Compute::native;
   std::vector<Index> offsets_;
   Buffer<T> params_, grads_;
   Optimizer<T> optimizer_;

@@ -192,4 +192,26 @@ template <class F> void parallel_ranges(Index n, Index align, double flops, cons
   });
 }
 
+// op(dst, lhs, rhs) for dst = lhs rhs (m × k times k × n), shared by the workers when large. A
+// row split has every thread pack all of rhs, a column split all of lhs: split the dimension
+// whose operand is the larger, so the copies each thread repeats are the smaller ones.
+// Ranges are multiples of 8, a whole number of SIMD packets for float and double.
+inline bool split_rows(Index m, Index n) { return m >= n; }
+template <class Lhs> double multiply_adds(Index m, Index n, const Lhs& lhs) {
+  return double(m) * double(n) * double(lhs.cols());
+}
+
+template <class Dst, class Lhs, class Rhs, class Op>
+void split_product(Dst dst, const Lhs& lhs, const Rhs& rhs, const Op& op) {
+  const Index m = dst.rows(), n = dst.cols();
+  if (split_rows(m, n))
+    parallel_ranges(m, 8, multiply_adds(m, n, lhs), [&](Index r, Index count) {
+      op(dst.middleRows(r, count), lhs.middleRows(r, count), rhs);
+    });
+  else
+    parallel_ranges(n, 8, multiply_adds(m, n, lhs), [&](Index c, Index count) {
+      op(dst.middleCols(c, count), lhs, rhs.middleCols(c, count));
+    });
+}
+
 }  // namespace denseprop

@@ -24,6 +24,9 @@ template <class T> using CRowMat = Eigen::Map<const RowMatrix<T>>;
 template <class T> using Vec = Eigen::Map<Vector<T>>;
 template <class T> using CVec = Eigen::Map<const Vector<T>>;
 
+// How a layer forms its products: in its own dtype, or on bfloat16 operands (bf16.hpp).
+enum class Compute { native, bfloat16 };
+
 // Buffers the library owns start on Eigen's packet boundary. Eigen treats a column's unaligned
 // head with scalar code, which rounds differently from its vector code: with a heap-chosen
 // alignment, two identical networks could differ in the last bits.
