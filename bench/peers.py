@@ -1,8 +1,11 @@
 """The implementations compared: each ``make_*`` returns a callable that runs one training
 step (or one inference) on fixed data, or raises ``Missing`` when its library is absent.
 
-All train a sigmoid MLP with a softmax cross-entropy output by plain SGD, from the same
-initial weights, on the same batch.
+All train an MLP (sigmoid hidden layers unless ``activation`` says otherwise) with a softmax
+cross-entropy output by plain SGD, from the same initial weights, on the same batch.
+`BF16_PEERS` compare bfloat16 products: denseprop's ``compute_dtype="bfloat16"`` against
+PyTorch under ``torch.autocast("cpu", dtype=torch.bfloat16)``, as its users run it for speed,
+each beside its own float32 step.
 """
 
 import denseprop
@@ -21,8 +24,8 @@ def initial(sizes, dtype, seed=0):
     return [(w.copy(), b.copy()) for w, b in zip(net.weights, net.biases)]
 
 
-def make_denseprop(sizes, x, y, params, train=True):
-    net = denseprop.Network(sizes, dtype=x.dtype, seed=0)
+def make_denseprop(sizes, x, y, params, train=True, activation="sigmoid", compute_dtype=None):
+    net = denseprop.Network(sizes, activation, dtype=x.dtype, seed=0, compute_dtype=compute_dtype)
     for (w, b), (w0, b0) in zip(zip(net.weights, net.biases), params):
         w[...], b[...] = w0, b0
     net.set_optimizer("sgd", LR)
@@ -31,9 +34,9 @@ def make_denseprop(sizes, x, y, params, train=True):
     return lambda: net.forward(x)
 
 
-def make_numpy(sizes, x, y, params, train=True):
+def make_numpy(sizes, x, y, params, train=True, activation="sigmoid"):
     params = [(w.copy(), b.copy()) for w, b in params]
-    acts = ["sigmoid"] * (len(sizes) - 2) + ["softmax"]
+    acts = [activation] * (len(sizes) - 2) + ["softmax"]
 
     def step():
         _, grads = ref.network_loss_and_gradients(
@@ -65,8 +68,8 @@ def gemm_floor(sizes, x, params):
     return products
 
 
-def torch_mlp(params, lr):
-    """A torch.nn.Sequential of Linear + Sigmoid layers holding ``params``, and its SGD."""
+def torch_mlp(params, lr, activation="sigmoid"):
+    """A torch.nn.Sequential of Linear + activation layers holding ``params``, and its SGD."""
     try:
         import torch
     except ImportError as e:
@@ -80,30 +83,36 @@ def torch_mlp(params, lr):
             linear.bias.copy_(torch.from_numpy(b))
         layers.append(linear)
         if l < len(params) - 1:
-            layers.append(torch.nn.Sigmoid())
+            layers.append(torch.nn.Sigmoid() if activation == "sigmoid" else torch.nn.ReLU())
     model = torch.nn.Sequential(*layers)
     return model, torch.optim.SGD(model.parameters(), lr=lr)
 
 
-def make_torch(sizes, x, y, params, train=True):
+def make_torch(sizes, x, y, params, train=True, activation="sigmoid", autocast=False):
+    """Eager PyTorch; with ``autocast``, the forward and loss under
+    ``torch.autocast("cpu", dtype=torch.bfloat16)`` (its products in bf16 on oneDNN), the
+    backward and the step outside it, as PyTorch's documentation shows."""
+    model, opt = torch_mlp(params, LR, activation)
     import torch
 
-    model, opt = torch_mlp(params, LR)
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    cast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast)
 
     def step():
         opt.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(model(tx), ty).backward()
+        with cast:
+            loss = torch.nn.functional.cross_entropy(model(tx), ty)
+        loss.backward()
         opt.step()
 
     def infer():
-        with torch.no_grad():
+        with torch.no_grad(), cast:
             return torch.softmax(model(tx), dim=1)
 
     return step if train else infer
 
 
-def make_jax(sizes, x, y, params, train=True):
+def make_jax(sizes, x, y, params, train=True, activation="sigmoid"):
     try:
         import jax
         import jax.numpy as jnp
@@ -115,9 +124,11 @@ def make_jax(sizes, x, y, params, train=True):
     p = [(jnp.asarray(w), jnp.asarray(b)) for w, b in params]
     jx, jy = jnp.asarray(x), jnp.asarray(y)
 
+    g = jax.nn.sigmoid if activation == "sigmoid" else jax.nn.relu
+
     def logits(p, x):
         for w, b in p[:-1]:
-            x = jax.nn.sigmoid(x @ w.T + b)
+            x = g(x @ w.T + b)
         w, b = p[-1]
         return x @ w.T + b
 
@@ -141,3 +152,18 @@ def make_jax(sizes, x, y, params, train=True):
 
 
 PEERS = {"denseprop": make_denseprop, "numpy": make_numpy, "torch": make_torch, "jax": make_jax}
+
+
+def _bf16(make, **options):
+    return lambda sizes, x, y, params, train=True: make(sizes, x, y, params, train, "relu",
+                                                        **options)  # fmt: skip
+
+
+# relu hidden layers, float32 data and parameters; numpy (float32) stays the baseline.
+BF16_PEERS = {
+    "denseprop bf16": _bf16(make_denseprop, compute_dtype="bfloat16"),
+    "torch autocast bf16": _bf16(make_torch, autocast=True),
+    "denseprop": _bf16(make_denseprop),
+    "torch": _bf16(make_torch),
+    "numpy": _bf16(make_numpy),
+}

@@ -1,7 +1,8 @@
 """denseprop against NumPy, PyTorch, JAX and scikit-learn, side by side in one run.
 
-    python bench/run.py                 # everything, about 3 minutes on 2 cores
+    python bench/run.py                 # everything, about 6 minutes on 2 cores
     python bench/run.py --quick         # shorter budgets, same configurations
+    python bench/run.py --dtype bfloat16   # the bf16 rows alone
 
 Writes bench/results/<name>.json and a chart of each implementation's speed relative to
 NumPy; prints a Markdown table. Peers that are not installed are skipped with a note.
@@ -15,10 +16,11 @@ import resource
 import sys
 import time
 
+import bf16_rows
 import denseprop
 import epochs
 import numpy as np
-from peers import PEERS, Missing, gemm_floor, initial
+from peers import BF16_PEERS, PEERS, Missing, gemm_floor, initial
 from timing import interleaved
 
 HERE = pathlib.Path(__file__).parent
@@ -29,6 +31,14 @@ TRAIN = [
 ]
 INFER = [([784, 256, 128, 10], [1, 256, 4096])]
 EPOCH_BATCHES = [32, 200]
+# bfloat16 products (relu, beside PyTorch's autocast): the issue's shapes, batch >= 256.
+BF16_TRAIN = [
+    ([784, 256, 128, 10], [256, 1024, 4096]),
+    ([1024, 1024, 1024, 10], [256, 1024]),
+    ([4096, 4096, 10], [512]),
+]
+BF16_INFER = [([784, 256, 128, 10], [256, 4096]), ([1024, 1024, 1024, 10], [256]),
+              ([4096, 4096, 10], [512])]  # fmt: skip
 
 
 def flops(sizes, batch, train):
@@ -44,15 +54,17 @@ def data(sizes, batch, dtype, seed=0):
 
 
 def step_config(sizes, batch, dtype, train, budget, notes):
-    x, y = data(sizes, batch, dtype)
-    params = initial(sizes, dtype)
+    """One step (or inference) of each peer; "bfloat16" runs BF16_PEERS on float32 data."""
+    bf16 = dtype == "bfloat16"
+    x, y = data(sizes, batch, np.float32 if bf16 else dtype)
+    params = initial(sizes, x.dtype)
     fns = {}
-    for name, make in PEERS.items():
+    for name, make in (BF16_PEERS if bf16 else PEERS).items():
         try:
             fns[name] = make(sizes, x, y, params, train=train)
         except Missing as e:
             notes.add(f"{name} skipped: {e}")
-    if train:
+    if train and not bf16:
         fns["gemm floor"] = gemm_floor(sizes, x, params)
     timed = interleaved(fns, budget_s=budget)
     base = timed["numpy"]["median_s"]
@@ -65,8 +77,11 @@ def step_config(sizes, batch, dtype, train, budget, notes):
             "gflops": work / s / 1e9, "speedup_vs_numpy": base / s,
         }  # fmt: skip
     config = {"kind": "train" if train else "inference", "sizes": sizes, "batch": batch,
-              "dtype": np.dtype(dtype).name, "results": results}  # fmt: skip
-    if train:
+              "dtype": "bfloat16" if bf16 else np.dtype(dtype).name,
+              "results": results}  # fmt: skip
+    if bf16:
+        config["bf16_kernel"] = denseprop.build_info()["bf16_kernel"]
+    elif train:
         config["efficiency_vs_gemm_floor"] = (
             timed["gemm floor"]["median_s"] / timed["denseprop"]["median_s"]
         )
@@ -157,26 +172,41 @@ def _cpu_name():
 def markdown(report):
     """A table per kind: median per call and the speed-up over NumPy of each implementation."""
     lines = []
-    for kind in ("train", "inference", "digits epoch"):
-        configs = [c for c in report["configs"] if c["kind"] == kind]
-        if not configs:
-            continue
-        names = [n for n in configs[0]["results"]]
-        head = "| " + kind + " | dtype | batch | " + " | ".join(names)
-        lines += ["", head + (" | vs GEMM floor |" if kind == "train" else " |")]
-        lines.append("|" + " --- |" * (len(names) + 3 + (kind == "train")))
-        for c in configs:
-            cells = []
-            for n in names:
-                r = c["results"].get(n)
-                cells.append("–" if r is None else
-                             f"{_time(r['median_us'])} ({r['speedup_vs_numpy']:.2f}×)")  # fmt: skip
-            row = f"| {'-'.join(map(str, c['sizes']))} | {c['dtype']} | {c['batch']} | "
-            row += " | ".join(cells)
-            if kind == "train":
-                row += f" | {c['efficiency_vs_gemm_floor']:.0%}"
-            lines.append(row + " |")
+    for kind in ("train", "inference", "digits epoch", "bf16 gemm", "mnist epoch"):
+        for bf16 in (False, True):
+            configs = [c for c in report["configs"]
+                       if c["kind"] == kind and (c["dtype"] == "bfloat16") == bf16]  # fmt: skip
+            if configs:
+                lines += ["", *_table(kind, configs)]
     return "\n".join(lines)
+
+
+def _table(kind, configs):
+    """Each configuration's median per call and, beside it, the speed-up over NumPy, the
+    GFLOP/s (a GEMM) or the test accuracy (the MNIST-sized epoch)."""
+    names = list(dict.fromkeys(n for c in configs for n in c["results"]))
+    floor = "efficiency_vs_gemm_floor" in configs[0]
+    head = f"| {kind} | dtype | batch | " + " | ".join(names)
+    lines = [head + (" | vs GEMM floor |" if floor else " |"),
+             "|" + " --- |" * (len(names) + 3 + floor)]  # fmt: skip
+    for c in configs:
+        cells = []
+        for n in names:
+            r = c["results"].get(n)
+            if r is None:
+                cells.append("–")
+            elif "gflops" in r and kind == "bf16 gemm":
+                cells.append(f"{_time(r['median_us'])} ({r['gflops']:.0f} GFLOP/s)")
+            elif "test_accuracy" in r:
+                cells.append(f"{_time(r['median_us'])} ({r['test_accuracy']:.1%})")
+            else:
+                cells.append(f"{_time(r['median_us'])} ({r['speedup_vs_numpy']:.2f}×)")
+        row = f"| {'-'.join(map(str, c['sizes']))} | {c['dtype']} | {c['batch']} | "
+        row += " | ".join(cells)
+        if floor:
+            row += f" | {c['efficiency_vs_gemm_floor']:.0%}"
+        lines.append(row + " |")
+    return lines
 
 
 def _time(us):
@@ -188,29 +218,39 @@ def main(argv=None):
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="a quarter of the time budget")
-    parser.add_argument("--dtype", nargs="+", default=["float32", "float64"])
+    parser.add_argument("--dtype", nargs="+", default=["float32", "float64", "bfloat16"],
+                        choices=["float32", "float64", "bfloat16"])  # fmt: skip
     parser.add_argument("--name", default="latest", help="results file: bench/results/NAME.json")
-    parser.add_argument("--only", choices=["train", "inference", "epochs", "memory"], nargs="+")
+    parser.add_argument("--only", choices=["train", "inference", "epochs", "memory", "gemm"],
+                        nargs="+")  # fmt: skip
     args = parser.parse_args(argv)
     budget = 0.3 if args.quick else 1.2
-    only = set(args.only or ["train", "inference", "epochs", "memory"])
+    only = set(args.only or ["train", "inference", "epochs", "memory", "gemm"])
     notes = set()
     report = {"machine": machine(), "configs": [], "notes": []}
     plan = []
     for dtype in args.dtype:
+        bf16 = dtype == "bfloat16"
         if "train" in only:
-            plan += [(step_config, (s, b, dtype, True)) for s, bs in TRAIN for b in bs]
+            plan += [(step_config, (s, b, dtype, True))
+                     for s, bs in (BF16_TRAIN if bf16 else TRAIN) for b in bs]  # fmt: skip
         if "inference" in only:
-            plan += [(step_config, (s, b, dtype, False)) for s, bs in INFER for b in bs]
-        if "epochs" in only:
+            plan += [(step_config, (s, b, dtype, False))
+                     for s, bs in (BF16_INFER if bf16 else INFER) for b in bs]  # fmt: skip
+        if "gemm" in only and bf16:
+            plan += [(bf16_rows.gemm_config, shape) for shape in bf16_rows.GEMMS]
+        if "epochs" in only and bf16:
+            plan.append((bf16_rows.mnist_config, ()))
+        elif "epochs" in only:
             plan += [(epoch_config, (dtype, b)) for b in EPOCH_BATCHES]
     for i, (fn, fn_args) in enumerate(plan, 1):
         print(f"[{i}/{len(plan)}] {fn.__name__}{fn_args}", file=sys.stderr, flush=True)
-        config = fn(*fn_args, budget=budget * (3 if fn is epoch_config else 1), notes=notes)
+        longer = fn in (epoch_config, bf16_rows.mnist_config)
+        config = fn(*fn_args, budget=budget * (3 if longer else 1), notes=notes)
         if config is not None:
             report["configs"].append(config)
     if "memory" in only:
-        report["memory"] = {d: memory(d) for d in args.dtype}
+        report["memory"] = {d: memory(d) for d in args.dtype if d != "bfloat16"}
     if "epochs" in only and "float32" in args.dtype:
         try:
             report["digits_accuracy_200_epochs"] = epochs.accuracies("float32", 200)

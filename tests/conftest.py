@@ -3,11 +3,17 @@ import denseprop.reference as ref
 import numpy as np
 import pytest
 
-# The one statement of how closely a kernel must match the reference, per dtype.
-# atol is multiplied by the magnitude of the values being compared (see assert_close).
+# The one statement of how closely a kernel must match the reference, per dtype, and for
+# float32 arrays whose products take bfloat16 operands ("bfloat16"). atol is multiplied by the
+# magnitude of the values being compared (see assert_close). bfloat16 keeps 8 significant
+# bits: where the kernel's float32 value of an operand and the twin's lie on either side of a
+# rounding tie, that operand differs by 2⁻⁸ of itself, and so does its term of a product; 4e-3
+# (> 2⁻⁸) of the largest value bounds it (seen: 5e-5 at most over the network tests). A single
+# product of the same rounded operands is held to its summation's bound: see test_bf16.py.
 TOLERANCES = {
     np.dtype(np.float32): {"rtol": 1e-5, "atol": 1e-6},
     np.dtype(np.float64): {"rtol": 1e-12, "atol": 1e-12},
+    "bfloat16": {"rtol": 4e-3, "atol": 4e-3},
 }
 
 
@@ -19,13 +25,13 @@ def assert_close(actual, expected, dtype, scale=None):
     that come out near zero from large terms are judged against the size of
     those terms; pass a larger scale where cancellation is expected.
     """
-    dtype = np.dtype(dtype)
+    tol = TOLERANCES["bfloat16" if dtype == "bfloat16" else np.dtype(dtype)]
+    dtype = np.dtype(np.float32 if dtype == "bfloat16" else dtype)
     if isinstance(actual, np.ndarray):
         assert actual.dtype == dtype, f"dtype {actual.dtype}, expected {dtype}"
         assert actual.shape == np.shape(expected), f"shape {actual.shape}"
     if scale is None:
         scale = max(1.0, float(np.max(np.abs(expected))))
-    tol = TOLERANCES[dtype]
     np.testing.assert_allclose(
         actual, expected, rtol=tol["rtol"], atol=tol["atol"] * scale
     )
@@ -52,6 +58,28 @@ def rng():
 @pytest.fixture(params=[np.float32, np.float64], ids=["float32", "float64"])
 def dtype(request):
     return np.dtype(request.param)
+
+
+class Precision:
+    """How a kernel or network computes: its arrays' dtype and its products' compute_dtype;
+    `name` keys TOLERANCES."""
+
+    def __init__(self, name, dtype, compute_dtype):
+        self.name, self.dtype, self.compute_dtype = name, np.dtype(dtype), compute_dtype
+
+    def __repr__(self):
+        return self.name
+
+
+PRECISIONS = [Precision("float32", np.float32, None), Precision("float64", np.float64, None),
+              Precision("bfloat16", np.float32, "bfloat16")]  # fmt: skip
+
+
+@pytest.fixture(params=PRECISIONS, ids=[p.name for p in PRECISIONS])
+def precision(request):
+    """float32, float64, and float32 with bfloat16 products: the tests parametrised by the
+    tables run in each."""
+    return request.param
 
 
 @pytest.fixture(params=[denseprop, ref], ids=["compiled", "reference"])
@@ -106,11 +134,12 @@ def targets(rng, loss, batch, n, dtype, labels=True):
     return rng.random((batch, n)).astype(dtype)
 
 
-def network(sizes, hidden, loss, output, dtype, seed=1):
+def network(sizes, hidden, loss, output, dtype, seed=1, compute_dtype=None):
     """A Network with non-zero biases, so their gradients are tested through the forward."""
     net = denseprop.Network(
-        sizes, hidden, loss, output_activation=output, dtype=dtype, seed=seed
-    )
+        sizes, hidden, loss, output_activation=output, dtype=dtype, seed=seed,
+        compute_dtype=compute_dtype,
+    )  # fmt: skip
     for b in net.biases:
         b[...] = np.random.default_rng(seed).standard_normal(b.shape) * 0.3
     return net

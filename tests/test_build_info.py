@@ -4,14 +4,17 @@ import re
 
 import denseprop
 import pytest
-from denseprop._native import VARIANTS
+from denseprop._native import BF16_KERNELS, VARIANTS
 
 
 def test_build_info_keys_and_types():
     info = denseprop.build_info()
     assert set(info) == {
-        "module", "chosen_by", "cpu_features", "eigen_version", "simd", "num_threads"
+        "module", "chosen_by", "bf16_kernel", "bf16_chosen_by", "cpu_features", "eigen_version",
+        "simd", "num_threads",
     }  # fmt: skip
+    assert info["bf16_kernel"] in BF16_KERNELS
+    assert BF16_KERNELS[info["bf16_kernel"]] <= set(info["cpu_features"].split())
     assert info["module"] in VARIANTS
     assert VARIANTS[info["module"]] <= set(info["cpu_features"].split())
     assert re.fullmatch(r"\d+\.\d+\.\d+", info["eigen_version"])

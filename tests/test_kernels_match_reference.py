@@ -32,36 +32,38 @@ def assert_loss_close(actual, expected, dtype, reduction):
 @pytest.mark.parametrize("batch", BATCHES)
 @pytest.mark.parametrize(("n_in", "n_out"), LAYER_SHAPES)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_dense_forward(rng, dtype, batch, n_in, n_out, activation):
+def test_dense_forward(rng, precision, batch, n_in, n_out, activation):
+    dtype, compute = precision.dtype, {"compute_dtype": precision.compute_dtype}
     x, w, b = layer(rng, dtype, batch, n_in, n_out)
-    expected = ref.dense_forward(x, w, b, activation)
-    assert_close(denseprop.dense_forward(x, w, b, activation), expected, dtype)
+    expected = ref.dense_forward(x, w, b, activation, **compute)
+    assert_close(denseprop.dense_forward(x, w, b, activation, **compute), expected, precision.name)
 
     out = np.full((batch, n_out), np.nan, dtype)
-    assert denseprop.dense_forward(x, w, b, activation, out) is out
-    assert_close(out, expected, dtype)
+    assert denseprop.dense_forward(x, w, b, activation, out, **compute) is out
+    assert_close(out, expected, precision.name)
 
 
 @pytest.mark.parametrize("batch", BATCHES)
 @pytest.mark.parametrize(("n_in", "n_out"), LAYER_SHAPES)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_dense_backward(rng, dtype, batch, n_in, n_out, activation):
+def test_dense_backward(rng, precision, batch, n_in, n_out, activation):
+    dtype, compute = precision.dtype, {"compute_dtype": precision.compute_dtype}
     x, w, b = layer(rng, dtype, batch, n_in, n_out)
     z = ref.dense_forward(x, w, b)  # read only by the activations whose derivative needs it
     a = ref.dense_forward(x, w, b, activation)
     grad_a = randn(rng, dtype, batch, n_out)
-    expected = ref.dense_backward(x, w, a, grad_a, activation, z=z)
+    expected = ref.dense_backward(x, w, a, grad_a, activation, z=z, **compute)
     for actual, want in zip(
-        denseprop.dense_backward(x, w, a, grad_a, activation, z=z), expected
+        denseprop.dense_backward(x, w, a, grad_a, activation, z=z, **compute), expected
     ):
-        assert_close(actual, want, dtype)
+        assert_close(actual, want, precision.name)
 
     grad_x, grad_w, grad_b = denseprop.dense_backward(
-        x, w, a, grad_a, activation, False, z=z
+        x, w, a, grad_a, activation, False, z=z, **compute
     )
     assert grad_x is None
-    assert_close(grad_w, expected[1], dtype)
-    assert_close(grad_b, expected[2], dtype)
+    assert_close(grad_w, expected[1], precision.name)
+    assert_close(grad_b, expected[2], precision.name)
 
 
 @pytest.mark.parametrize("negative_slope", [0.0, 0.2, 1.5])

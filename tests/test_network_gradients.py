@@ -11,24 +11,27 @@ SHAPES = {1: [5, 3], 2: [5, 7, 3], 3: [6, 9, 4, 3], 4: [4, 5, 7, 5, 3]}
 
 def reference_gradients(net, x, y, reduction="mean"):
     return ref.network_loss_and_gradients(
-        net.weights, net.biases, x, y, net.activations, net.loss, reduction=reduction
-    )
+        net.weights, net.biases, x, y, net.activations, net.loss, reduction=reduction,
+        compute_dtype=net.compute_dtype,
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize("depth", sorted(SHAPES))
 @pytest.mark.parametrize("loss, output", OUTPUTS)
 @pytest.mark.parametrize("hidden", HIDDEN)
-def test_gradients_equal_the_reference_network(rng, dtype, depth, hidden, loss, output):
-    net = network(SHAPES[depth], hidden, loss, output, dtype)
+def test_gradients_equal_the_reference_network(rng, precision, depth, hidden, loss, output):
+    dtype = precision.dtype
+    net = network(SHAPES[depth], hidden, loss, output, dtype,
+                  compute_dtype=precision.compute_dtype)  # fmt: skip
     for batch in (1, 17):
         x = rng.standard_normal((batch, net.sizes[0])).astype(dtype)
         y = targets(rng, loss, batch, net.sizes[-1], dtype)
         loss_value, grads = net.gradients(x, y)
         expected_loss, expected = reference_gradients(net, x, y)
-        assert_close(loss_value, expected_loss, dtype)
+        assert_close(loss_value, expected_loss, precision.name)
         for (gw, gb), (ew, eb) in zip(grads, expected):
-            assert_close(gw, ew, dtype)
-            assert_close(gb, eb, dtype)
+            assert_close(gw, ew, precision.name)
+            assert_close(gb, eb, precision.name)
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum"])

@@ -536,10 +536,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     Parameters, their defaults and their checks are scikit-learn's ``MLPClassifier``'s, plus
     ``activation``: every hidden activation of ``denseprop.activations()`` ("sigmoid",
-    "leaky_relu", "gelu", ...), ``dtype``: None trains
-    float32 data in float32 and anything else in float64, and ``compute_dtype``: "bfloat16"
-    forms the network's products on bfloat16 operands with float32 sums, its parameters in
-    float32 (see `denseprop.Network`; with ``dtype=None`` any data then trains in float32). The output layer is softmax with
+    "leaky_relu", "gelu", ...), ``dtype``: None trains float32 data in float32 and anything
+    else in float64, and ``compute_dtype``: "bfloat16" forms the network's products on
+    bfloat16 operands with float32 sums, its parameters in float32 (see `denseprop.Network`;
+    with ``dtype=None`` any data then trains in float32). The output layer is softmax with
     cross-entropy for more than two classes, one sigmoid with binary cross-entropy for two,
     one sigmoid per label for a multilabel indicator ``y``. ``alpha`` is the L2 penalty
     ``alpha / (2 Σw) ||W||²`` of each batch (Σw its weight: its size when unweighted), in the

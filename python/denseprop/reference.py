@@ -63,8 +63,8 @@ def round_bf16(x: NDArray[Any]) -> NDArray[Any]:
     """float32 ``x`` rounded to the nearest bfloat16 (ties to even), as float32: the top 16
     bits of each value after adding half of the dropped bits' range; NaN stays NaN."""
     bits = np.asarray(x, np.float32).view(np.uint32).astype(np.uint64)
-    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16 << 16
-    rounded = bits.astype(np.uint32).view(np.float32)
+    up = bits + np.uint64(0x7FFF) + ((bits >> np.uint64(16)) & np.uint64(1))
+    rounded = (up >> np.uint64(16) << np.uint64(16)).astype(np.uint32).view(np.float32)
     return np.where(np.isnan(x), np.float32(np.nan), rounded)
 
 

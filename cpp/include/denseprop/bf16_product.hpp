@@ -9,7 +9,9 @@
 
 namespace denseprop::bf16 {
 
-// The emulated kernel: both operands rounded into float32 buffers, then the float32 product.
+// The emulated kernel: both operands rounded into float32 buffers, then the float32 product,
+// in blocks of 64 rows of C that are the same whatever the thread count (Eigen's blocking of k
+// follows the shape it is given, so a thread's share must not be that shape).
 inline void emulated_product(const Operand& a, const Operand& b, float* c, float alpha,
                              bool accumulate, Scratch& s) {
   const Index m = a.rows, k = a.cols, n = b.cols;
@@ -19,13 +21,19 @@ inline void emulated_product(const Operand& a, const Operand& b, float* c, float
     for (Index q = 0; q < k; ++q) s.rounded_a[r * k + q] = rounded(a.at(r, q));
   for (Index r = 0; r < k; ++r)
     for (Index q = 0; q < n; ++q) s.rounded_b[r * n + q] = rounded(b.at(r, q));
-  const CRowMat<float> ra(s.rounded_a.data(), m, k), rb(s.rounded_b.data(), k, n);
-  if (accumulate)
-    split_product(RowMat<float>(c, m, n), ra, rb,
-                  [alpha](auto d, const auto& l, const auto& r) { d.noalias() += alpha * l * r; });
-  else
-    split_product(RowMat<float>(c, m, n), ra, rb,
-                  [alpha](auto d, const auto& l, const auto& r) { d.noalias() = alpha * l * r; });
+  const CRowMat<float> rb(s.rounded_b.data(), k, n);
+  constexpr Index rows = 64;
+  parallel_ranges(m, rows, double(m) * double(n) * double(k), [&](Index r0, Index count) {
+    for (Index r = r0; r < r0 + count; r += rows) {
+      const Index h = std::min(rows, r0 + count - r);
+      const CRowMat<float> ra(s.rounded_a.data() + r * k, h, k);
+      RowMat<float> dst(c + r * n, h, n);
+      if (accumulate)
+        dst.noalias() += alpha * ra * rb;
+      else
+        dst.noalias() = alpha * ra * rb;
+    }
+  });
 }
 
 inline BlockKernel block_kernel(Kernel kernel) {
