@@ -183,6 +183,7 @@ def strategy() -> Any:
             "lr": draw(st.sampled_from([1e-3, 0.1, 1e6, 0.0, -1.0, float("inf")])),
             "int": draw(st.sampled_from([1, 2, 7, 0, -3, 2**31, 2**64])),
             "hidden": draw(st.sampled_from([*SMALL, 0, 2 ** 31, 2 ** 33, 2 ** 64])),
+            "compute": draw(st.sampled_from([None, "bfloat16", "bfloat16", "float16", 16])),
         }
         return target, draw(st.integers(0, 2**32 - 1)), tuple(specs), options
 
@@ -232,13 +233,14 @@ def floats(args: list[Any]) -> bool:
     )
 
 
-def compare(got: Any, want: Any, exact_values: bool) -> None:
+def compare(got: Any, want: Any, exact_values: bool, precision: Any = None) -> None:
+    """``precision``: the tolerance's key in conftest.TOLERANCES (default: got's dtype)."""
     from conftest import assert_close
 
     if isinstance(want, tuple):
         assert isinstance(got, tuple) and len(got) == len(want)
         for g, w in zip(got, want):
-            compare(g, w, exact_values)
+            compare(g, w, exact_values, precision)
         return
     if want is None or isinstance(want, float):
         assert (got is None) == (want is None)
@@ -248,7 +250,7 @@ def compare(got: Any, want: Any, exact_values: bool) -> None:
     assert isinstance(got, np.ndarray) and got.shape == want.shape, (type(got), want.shape)
     assert got.dtype == want.dtype, (got.dtype, want.dtype)
     if exact_values:
-        assert_close(got, want, got.dtype)
+        assert_close(got, want, precision or got.dtype)
 
 
 Call = tuple[Callable[[], Any], Callable[[Any], None]]  # the call, and the check of its result
@@ -275,11 +277,12 @@ def kernel_call(name: str, args: list[Any], o: dict[str, Any]) -> Call:
         out = None
     elif o["out"] == "fresh" and isinstance(a, np.ndarray) and a.ndim == 2 and a.size < 2**20:
         out = np.full_like(a, np.nan) if a.dtype.kind == "f" else a
+    dense = {"negative_slope": slope, "compute_dtype": o["compute"]}
     calls: dict[str, tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], list[Any]]] = {
-        "dense_forward": (denseprop.dense_forward, (x, w, b, o["activation"], out),
-                          {"negative_slope": slope}, [x, w, b]),
-        "dense_backward": (denseprop.dense_backward, (x, w, a, g, o["activation"]),
-                           {"negative_slope": slope}, [x, w, a, g]),
+        "dense_forward": (denseprop.dense_forward, (x, w, b, o["activation"], out), dense,
+                          [x, w, b]),
+        "dense_backward": (denseprop.dense_backward, (x, w, a, g, o["activation"]), dense,
+                           [x, w, a, g]),
         "sigmoid": (denseprop.sigmoid, (x,), {}, [x]),
         "sigmoid_backward": (denseprop.sigmoid_backward, (a, g), {}, [a, g]),
         "softmax": (denseprop.softmax, (x,), {}, [x]),
@@ -320,7 +323,7 @@ def kernel_call(name: str, args: list[Any], o: dict[str, Any]) -> Call:
             ref_args[4] = None
         with np.errstate(all="ignore"):
             want = getattr(ref, name)(*ref_args, **kwargs)
-        compare(result, want, floats(inputs))
+        compare(result, want, floats(inputs), kwargs.get("compute_dtype"))
 
     return (lambda: fn(*call_args, **kwargs)), check
 
@@ -345,8 +348,12 @@ def network_call(name: str, args: list[Any], o: dict[str, Any],
     y = labels if loss == "cross_entropy" and o["int"] != 0 else g
     if name == "construct":
         sizes = [n_in, o["hidden"], n_out]
-        return (lambda: denseprop.Network(sizes, loss=loss, dtype=dtype)), lambda result: None
-    net = denseprop.Network([n_in, 4, n_out], "tanh", loss, dtype=dtype, seed=int(rng.integers(9)))
+        return (lambda: denseprop.Network(sizes, loss=loss, dtype=dtype,
+                                          compute_dtype=o["compute"])), lambda result: None
+    # bf16 products where the network can take them (a float32 one), the others checked above
+    compute = "bfloat16" if o["compute"] == "bfloat16" and dtype == np.float32 else None
+    net = denseprop.Network([n_in, 4, n_out], "tanh", loss, dtype=dtype, seed=int(rng.integers(9)),
+                            compute_dtype=compute)  # fmt: skip
     before = snapshot(net)
     lr, count = o["lr"], o["int"]
     calls: dict[str, Callable[[], Any]] = {
@@ -384,8 +391,8 @@ def network_call(name: str, args: list[Any], o: dict[str, Any],
         if name in ("forward", "predict_proba") and floats([x]):
             with np.errstate(all="ignore"):
                 want = ref.network_forward(net.weights, net.biases, np.asarray(px, net.dtype),
-                                           net.activations)[-1]  # fmt: skip
-            compare(result, want.astype(net.dtype), True)
+                                           net.activations, compute_dtype=compute)[-1]  # fmt: skip
+            compare(result, want.astype(net.dtype), True, compute)
         if name == "save_load":
             assert result._core.params.tobytes() == net._core.params.tobytes()
 

@@ -23,8 +23,9 @@ def case(f):
     return f
 
 
-def network(dtype=np.float64, loss="cross_entropy", sizes=(5, 7, 3), seed=1):
-    return denseprop.Network(list(sizes), "tanh", loss, dtype=dtype, seed=seed)
+def network(dtype=np.float64, loss="cross_entropy", sizes=(5, 7, 3), seed=1, compute_dtype=None):
+    return denseprop.Network(list(sizes), "tanh", loss, dtype=dtype, seed=seed,
+                             compute_dtype=compute_dtype)  # fmt: skip
 
 
 def data(n, dtype=np.float64, loss="cross_entropy", seed=0):
@@ -76,6 +77,25 @@ def steps_match_one_process(dtype, **optimizer):
     assert_close(shared._core.params, alone._core.params, dtype)
     assert_close(shared._core.optimizer_state[0], alone._core.optimizer_state[0], dtype)
     assert shared._core.optimizer_steps == alone._core.optimizer_steps == 5
+    assert_ranks_bitwise_equal(shared)
+
+
+@case
+def bf16_steps_match_one_process():
+    """compute_dtype="bfloat16": each rank's products on bf16 operands, its float32 gradient
+    all-reduced, equal one process's bf16 steps on the whole batches to bfloat16's tolerance
+    (conftest.TOLERANCES: the batch's sum is split differently); every rank bitwise the same."""
+    x, y = data(5 * 11, np.float32)
+    alone = network(np.float32, compute_dtype="bfloat16")
+    shared = network(np.float32, compute_dtype="bfloat16")
+    for net in (alone, shared):
+        net.set_optimizer("adam", 0.01)
+    for step in range(5):
+        batch = slice(step * 11, (step + 1) * 11)
+        expected = alone.train_step(x[batch], y[batch])
+        loss = shared.train_step(x[batch][mine(11)], y[batch][mine(11)], comm=comm)
+        np.testing.assert_allclose(loss, expected, rtol=4e-3, atol=4e-3)
+    np.testing.assert_allclose(shared._core.params, alone._core.params, rtol=4e-3, atol=4e-3)
     assert_ranks_bitwise_equal(shared)
 
 

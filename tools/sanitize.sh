@@ -71,7 +71,8 @@ tests=("$root/tests")
 if ((quick)); then
   # Every kernel (both dtypes, odd sizes, layouts, bad input), every Network method, aliasing,
   # threads, and the fuzz harness's CI slice.
-  tests=("$root/tests/test_kernels_match_reference.py" "$root/tests/test_bad_input.py"
+  tests=("$root/tests/test_kernels_match_reference.py" "$root/tests/test_bf16.py"
+         "$root/tests/test_bad_input.py"
          "$root/tests/test_network_api.py" "$root/tests/test_network_bad_input.py"
          "$root/tests/test_concurrency.py" "$root/tests/test_fuzz.py")
   export DENSEPROP_FUZZ_CASES="${DENSEPROP_FUZZ_CASES:-2000}"
