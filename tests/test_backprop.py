@@ -82,20 +82,22 @@ def test_network_jacobian_float32_matches_the_reference(rng, batch):
 @pytest.mark.parametrize("loss, output", OUTPUTS)
 @pytest.mark.parametrize("hidden", HIDDEN)
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
-def test_trace_values_equal_gradients(rng, dtype, hidden, loss, output, reduction):
-    net = network([5, 7, 4, 3], hidden, loss, output, dtype)
+def test_trace_values_equal_gradients(rng, precision, hidden, loss, output, reduction):
+    dtype, compute = precision.dtype, precision.compute_dtype
+    net = network([5, 7, 4, 3], hidden, loss, output, dtype, compute_dtype=compute)
     for batch in (1, 6):
         x = randn(rng, dtype, batch, 5)
         y = targets(rng, loss, batch, 3, dtype)
         trace = net.trace(x, y, reduction)
         value, grads = net.gradients(x, y, reduction)
-        assert_close(trace.loss, value, dtype)
+        assert_close(trace.loss, value, precision.name)
         for l, (gw, gb) in enumerate(grads, 1):
-            assert_close(trace[f"dW[{l}]"].value, gw, dtype)
-            assert_close(trace[f"db[{l}]"].value, gb, dtype)
-        outputs = ref.network_forward(net.weights, net.biases, x, net.activations)
+            assert_close(trace[f"dW[{l}]"].value, gw, precision.name)
+            assert_close(trace[f"db[{l}]"].value, gb, precision.name)
+        outputs = ref.network_forward(net.weights, net.biases, x, net.activations,
+                                      compute_dtype=compute)  # fmt: skip
         for l, a in enumerate(outputs):
-            assert_close(trace[f"A[{l}]"].value, a, dtype)
+            assert_close(trace[f"A[{l}]"].value, a, precision.name)
 
 
 def test_trace_lists_every_term_in_order_with_shapes_and_equations(rng):

@@ -114,3 +114,14 @@ def test_an_unfitted_estimator_cannot_be_exported():
     sklearn = pytest.importorskip("sklearn", reason="scikit-learn is optional")
     with pytest.raises(sklearn.exceptions.NotFittedError):
         denseprop.MLPRegressor().to_onnx()
+
+
+def test_a_bf16_network_exports_its_float32_model(rng):
+    """compute_dtype="bfloat16" is how the network multiplies, not what it holds: the file
+    has its float32 weights and computes the float32 forward."""
+    net = denseprop.Network([6, 9, 3], "relu", seed=0, compute_dtype="bfloat16")
+    twin = denseprop.Network([6, 9, 3], "relu", seed=0)
+    x = rng.standard_normal((5, 6)).astype(np.float32)
+    got = run(net.to_onnx(), x)
+    assert got.dtype == np.float32
+    assert_close(got, twin.forward(x), np.float32)

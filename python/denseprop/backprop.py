@@ -81,12 +81,14 @@ def trace(
     reduction: str,
     *,
     negative_slope: float = 0.01,
+    compute_dtype: str | None = None,
 ) -> Trace:
     """One forward and backward pass of a network on ``(x, y)``, keeping every term.
 
     ``weights[l]: (out, in)``, ``biases[l]: (out,)``, one activation name per layer and the
     loss's name, as a `Network` holds them; ``x: (batch, inputs)``; ``y`` as the loss's kernel
-    takes it. The ``dW[l]``, ``db[l]`` equal `Network.gradients`; nothing is written.
+    takes it; ``compute_dtype`` the network's (the products on bfloat16 operands). The
+    ``dW[l]``, ``db[l]`` equal `Network.gradients`; nothing is written.
     """
     layers = len(activations)
     info = LOSSES[loss]
@@ -104,7 +106,8 @@ def trace(
     a, z = [x], [x]  # z[l] = Z[l]; z[0] is a placeholder
     add("A[0]", "X", x)
     for l in range(1, layers + 1):
-        z.append(_core.dense_forward(a[-1], weights[l - 1], biases[l - 1], "identity"))
+        z.append(_core.dense_forward(a[-1], weights[l - 1], biases[l - 1], "identity",
+                                     compute_dtype=compute_dtype))  # fmt: skip
         add(f"Z[{l}]", f"A[{l - 1}] W[{l}]ᵀ + b[{l}]", z[-1])
         act = activations[l - 1]
         a.append(_core.activation_forward(z[-1], act, negative_slope=negative_slope))
@@ -123,8 +126,9 @@ def trace(
             dz = _core.activation_backward(a[l], da, act, z=z[l], negative_slope=negative_slope)
             add(f"dZ[{l}]", equation(act, "backward_equation", l), dz)
         grad_x, dw, db = _core.dense_backward(
-            a[l - 1], weights[l - 1], dz, dz, "identity", need_grad_x=l > 1
-        )
+            a[l - 1], weights[l - 1], dz, dz, "identity", need_grad_x=l > 1,
+            compute_dtype=compute_dtype,
+        )  # fmt: skip
         add(f"dW[{l}]", f"dZ[{l}]ᵀ A[{l - 1}]", dw)
         add(f"db[{l}]", f"1ᵀ dZ[{l}]   (the sum over the batch)", db)
         if grad_x is not None:

@@ -364,12 +364,13 @@ class Network:
         x, y = self._checked(x, y)
         return backprop.trace(
             self.weights, self.biases, self.activations, self.loss, x, y, reduction,
-            negative_slope=self._config["negative_slope"],
+            negative_slope=self._config["negative_slope"], compute_dtype=self.compute_dtype,
         )  # fmt: skip
 
     @_one_at_a_time
     def jacobian(self, x: NDArray[np.floating]) -> NDArray[np.floating]:
-        """The Jacobian of `forward`'s outputs with respect to the inputs, per sample.
+        """The Jacobian of `forward`'s outputs with respect to the inputs, per sample (with
+        ``compute_dtype="bfloat16"``, of the float32 network: rounding has no derivative).
 
         ``x: (batch, inputs)`` -> ``(batch, outputs, inputs)``.
         """
