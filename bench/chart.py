@@ -5,17 +5,21 @@ import matplotlib
 matplotlib.use("Agg")
 from matplotlib.figure import Figure
 
-COLOURS = {"denseprop": "C0", "numpy": "C7", "torch": "C1", "jax": "C2",
-           "scikit-learn": "C4", "gemm floor": "C8"}  # fmt: skip
+COLOURS = {"denseprop": "C0", "denseprop bf16": "C9", "numpy": "C7", "torch": "C1",
+           "torch autocast bf16": "C3", "jax": "C2", "scikit-learn": "C4",
+           "gemm floor": "C8"}  # fmt: skip
+# The kinds of configuration whose results have a speed-up over NumPy to draw.
+KINDS = {"train": "step", "inference": "infer", "digits epoch": "epoch"}
 
 
 def draw(report, path):
     """One panel per dtype; one group of bars per configuration; log scale, NumPy = 1."""
-    dtypes = sorted({c["dtype"] for c in report["configs"]})
+    drawn = [c for c in report["configs"] if c["kind"] in KINDS]
+    dtypes = sorted({c["dtype"] for c in drawn})
     fig = Figure(figsize=(13, 3.6 * len(dtypes)), layout="constrained")
     for row, dtype in enumerate(dtypes, 1):
         ax = fig.add_subplot(len(dtypes), 1, row)
-        configs = [c for c in report["configs"] if c["dtype"] == dtype]
+        configs = [c for c in drawn if c["dtype"] == dtype]
         names = [n for n in COLOURS if any(n in c["results"] for c in configs)]
         width = 0.8 / len(names)
         for k, name in enumerate(names):
@@ -37,5 +41,5 @@ def draw(report, path):
 
 def _label(c):
     sizes = "-".join(map(str, c["sizes"][:2])) + "\n-" + "-".join(map(str, c["sizes"][2:]))
-    kind = {"train": "step", "inference": "infer", "digits epoch": "epoch"}[c["kind"]]
+    kind = KINDS[c["kind"]]
     return f"{kind}\n{sizes}\nbatch {c['batch']}"
