@@ -268,6 +268,24 @@ def test_estimators_score_as_float32_does(estimator):
 # -- the settings, the file, the choice ------------------------------------------------------
 
 
+def test_compute_dtype_can_be_switched(rng):
+    """A float32-trained network infers on bf16 products, and back, its parameters untouched."""
+    net = denseprop.Network([10, 16, 4], "relu", seed=0)
+    x = rng.standard_normal((9, 10)).astype(np.float32)
+    float32 = net.forward(x)
+    net.compute_dtype = "bfloat16"
+    twin = ref.network_forward(net.weights, net.biases, x, net.activations,
+                               compute_dtype="bfloat16")[-1]  # fmt: skip
+    assert_close(net.forward(x), twin, "bfloat16")
+    assert "compute_dtype='bfloat16'" in repr(net)
+    net.compute_dtype = None
+    np.testing.assert_array_equal(net.forward(x), float32)
+    wide = denseprop.Network([3, 2], dtype="float64")
+    with pytest.raises(ValueError, match="need a float32 network"):
+        wide.compute_dtype = "bfloat16"
+    assert wide.compute_dtype is None
+
+
 def test_compute_dtype_is_kept_by_files_and_pickles(tmp_path, rng):
     import pickle
 

@@ -179,9 +179,16 @@ class Network:
 
     @property
     def compute_dtype(self) -> str | None:
-        """None (products in `dtype`) or "bfloat16" (bfloat16 operands, float32 sums)."""
+        """None (products in `dtype`) or "bfloat16" (bfloat16 operands, float32 sums).
+        Assignable: a network trained in float32 can infer on bfloat16 products, and back."""
         compute: str | None = self._config["compute_dtype"]
         return compute
+
+    @compute_dtype.setter
+    def compute_dtype(self, compute: str | None) -> None:
+        with self._lock:
+            self._core.compute_dtype = compute  # checked there, as in the constructor
+            self._config["compute_dtype"] = compute
 
     @property
     def is_classifier(self) -> bool:
