@@ -20,7 +20,7 @@ KERNEL_AND_NETWORK_TESTS = sorted(
      *HERE.glob("test_network_*.py")}
     | {HERE / f"test_{name}.py" for name in (
         "bad_input", "extreme_values", "identities", "properties", "gradients_finite_differences",
-        "per_sample", "dpsgd", "backprop", "concurrency", "threads", "fuzz",
+        "per_sample", "dpsgd", "backprop", "concurrency", "threads", "fuzz", "bf16",
     ) if (HERE / f"test_{name}.py").exists()}
 )  # fmt: skip
 ALL = frozenset(VARIANTS)
