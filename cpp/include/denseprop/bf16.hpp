@@ -20,18 +20,14 @@
 // same for any thread count within one kernel.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstring>
-#include <stdexcept>
-#include <string>
 
-#include "parallel.hpp"
 #include "types.hpp"
 
-namespace denseprop {
-
-namespace bf16 {
+namespace denseprop::bf16 {
 
 using Bits = std::uint16_t;
 
@@ -218,5 +214,4 @@ inline void blocks(BlockKernel kernel, const Bits* pa, const Bits* pb, Index m, 
     }
 }
 
-}  // namespace bf16
-}  // namespace denseprop
+}  // namespace denseprop::bf16

@@ -3,9 +3,13 @@
 // C only.
 #pragma once
 
+#include <stdexcept>
+#include <string>
+
 #include "bf16.hpp"
 #include "bf16_avx512.hpp"
 #include "bf16_tiles.hpp"
+#include "parallel.hpp"
 
 namespace denseprop::bf16 {
 
