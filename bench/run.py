@@ -1,6 +1,6 @@
 """denseprop against NumPy, PyTorch, JAX and scikit-learn, side by side in one run.
 
-    python bench/run.py                 # everything, about 6 minutes on 2 cores
+    python bench/run.py                 # everything, about 8 minutes on 2 cores
     python bench/run.py --quick         # shorter budgets, same configurations
     python bench/run.py --dtype bfloat16   # the bf16 rows alone
 
