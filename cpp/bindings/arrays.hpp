@@ -282,18 +282,24 @@ inline double real(py::handle obj, const char* name) {
   return py::float_(py::reinterpret_borrow<py::object>(obj));
 }
 
-// compute_dtype: None (products in the arrays' own dtype) or "bfloat16", which float32 takes
-// only; `of` names what must be float32 ("float32 arrays", "a float32 network").
-template <class T> Compute compute_of(py::handle obj, const char* of) {
+// compute_dtype: None (products in the arrays' own dtype) or "bfloat16". Whether the dtype
+// takes it is the caller's to check (the Network refuses bfloat16 for float64 itself).
+inline Compute compute_of(py::handle obj) {
   if (obj.is_none()) return Compute::native;
   if (!py::isinstance<py::str>(obj))
     throw py::type_error(cat("compute_dtype: expected None or 'bfloat16', got ", type_name(obj)));
   if (obj.cast<std::string>() != "bfloat16")
     throw py::value_error(
         cat("compute_dtype: expected None or 'bfloat16', got ", std::string(py::repr(obj))));
-  if (!std::is_same_v<T, float>)
-    throw py::value_error(cat("compute_dtype: bfloat16 products need ", of, ", got float64"));
   return Compute::bfloat16;
+}
+
+// compute_of for a kernel on arrays of T: bfloat16 products take float32 arrays only.
+template <class T> Compute array_compute(py::handle obj) {
+  const Compute compute = compute_of(obj);
+  if (compute == Compute::bfloat16 && !std::is_same_v<T, float>)
+    throw py::value_error("compute_dtype: bfloat16 products need float32 arrays, got float64");
+  return compute;
 }
 
 // A name argument (an activation's, a loss's ...) as a string; what is not a str becomes its

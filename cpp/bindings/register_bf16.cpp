@@ -11,10 +11,12 @@ namespace denseprop::bindings {
 namespace {
 
 bf16::Kernel kernel_named(const std::string& name) {
-  for (int i = 0; i < int(std::size(bf16::kernel_names)); ++i)
+  std::string names;
+  for (int i = 0; i < int(std::size(bf16::kernel_names)); ++i) {
     if (name == bf16::kernel_names[i]) return bf16::Kernel(i);
-  throw py::value_error(
-      cat("kernel: expected one of emulated, avx512_bf16, amx, amx_model, got '", name, "'"));
+    names += cat(i ? ", " : "", bf16::kernel_names[i]);
+  }
+  throw py::value_error(cat("kernel: expected one of ", names, ", got '", name, "'"));
 }
 
 // Why this CPU and OS cannot run `kernel` ("" when they can): a native kernel's instructions
@@ -57,10 +59,8 @@ py::array bf16_matmul(py::handle a_obj, py::handle b_obj, const std::string& ker
       throw py::value_error(cat("c: expected shape (", m, ", ", n, "), got ", shape_str(given)));
     std::copy_n(given.data(), m * n, c.mutable_data());
   }
-  const bf16::Operand oa =
-      transpose_a ? bf16::Operand{a.data(), m, ka, 1, m} : bf16::Operand{a.data(), m, ka, ka, 1};
-  const bf16::Operand ob =
-      transpose_b ? bf16::Operand{b.data(), kb, n, 1, kb} : bf16::Operand{b.data(), kb, n, n, 1};
+  const bf16::Operand oa = (transpose_a ? bf16::cols_of : bf16::rows_of)(a.data(), m, ka);
+  const bf16::Operand ob = (transpose_b ? bf16::cols_of : bf16::rows_of)(b.data(), kb, n);
   float* dst = c.mutable_data();
   {
     py::gil_scoped_release nogil;

@@ -15,7 +15,7 @@ py::object layer_forward(py::handle x_arg, py::handle w_obj, py::handle b_obj,
   const py::array x_obj = ndarray(x_arg, "x");  // read once, for all that follows
   return dispatch(float_dtype(x_obj, "x"), [&](auto tag) -> py::object {
     using T = decltype(tag);
-    const Compute compute = compute_of<T>(compute_obj, "float32 arrays");
+    const Compute compute = array_compute<T>(compute_obj);
     const auto x = input<T>(x_obj, "x", 2, "(batch, in)", "x");
     const auto w = input<T>(w_obj, "w", 2, "(out, in)", "x");
     const auto b = input<T>(b_obj, "b", 1, "(out,)", "x");
@@ -43,7 +43,7 @@ py::tuple layer_backward(py::handle x_arg, py::handle w_obj, py::handle a_obj,
   const py::array x_obj = ndarray(x_arg, "x");  // read once, for all that follows
   return dispatch(float_dtype(x_obj, "x"), [&](auto tag) -> py::tuple {
     using T = decltype(tag);
-    const Compute compute = compute_of<T>(compute_obj, "float32 arrays");
+    const Compute compute = array_compute<T>(compute_obj);
     const auto x = input<T>(x_obj, "x", 2, "(batch, in)", "x");
     const auto w = input<T>(w_obj, "w", 2, "(out, in)", "x");
     const auto a = input<T>(a_obj, "a", 2, "(batch, out)", "x");

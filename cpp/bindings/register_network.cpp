@@ -142,8 +142,8 @@ template <class T> void bind_network(py::module_& m, const char* name) {
             return py::none();
           },
           [](M& self, py::handle compute) {
-            const Compute c = compute_of<T>(compute, "a float32 network");
-            self.locked([&] { self.net.set_compute(c); });
+            const Compute c = compute_of(compute);
+            self.locked([&] { self.net.set_compute(c); });  // refuses bfloat16 on float64
           },
           "None (products in the network's dtype) or 'bfloat16' (bfloat16 operands, float32 "
           "accumulation; float32 networks only).")

@@ -66,6 +66,11 @@ struct Operand {
   float at(Index r, Index c) const { return data[r * row_stride + c * col_stride]; }
 };
 
+// Operands over memory as it lies: a row-major rows × cols matrix, or the transpose of one
+// (memory's rows are its columns).
+inline Operand rows_of(const float* p, Index rows, Index cols) { return {p, rows, cols, cols, 1}; }
+inline Operand cols_of(const float* p, Index rows, Index cols) { return {p, rows, cols, 1, rows}; }
+
 inline Index round_up(Index n, Index to) { return (n + to - 1) / to * to; }
 
 // Two values rounded to bfloat16 as one 32-bit pair, lo in the low half: a pair of k as the
@@ -115,12 +120,13 @@ inline void pack_a_rows(const Operand& a, Index kp, Bits* out, Index r0, Index r
 inline void pack_b_panels(const Operand& b, Index kp, Bits* out, Index p0, Index p1) {
   const Index k = b.rows, n = b.cols;
   const auto at = [&](Index row, Index col) { return row < k && col < n ? b.at(row, col) : 0.0f; };
-  for (Index p = p0; p < p1 && b.row_stride == 1; ++p) {
-    std::uint32_t* panel = reinterpret_cast<std::uint32_t*>(out + p * kp * 16);
-    const Index col = 16 * p;
-    {
-      // B = Wᵀ: a column of B is a row of memory, whose pairs are adjacent; 16 × 16 blocks of
-      // pairs are transposed through L1.
+  const auto panel = [&](Index p) { return reinterpret_cast<std::uint32_t*>(out + p * kp * 16); };
+  if (b.row_stride == 1) {
+    // B = Wᵀ: a column of B is a row of memory, whose pairs are adjacent; 16 × 16 blocks of
+    // pairs are transposed through L1.
+    for (Index p = p0; p < p1; ++p) {
+      const Index col = 16 * p;
+      std::uint32_t* dst = panel(p);
       for (Index kk = 0; kk < kp / 2; kk += 16) {
         std::uint32_t block[16][16];
         for (Index j = 0; j < 16; ++j) {
@@ -132,17 +138,17 @@ inline void pack_b_panels(const Operand& b, Index kp, Bits* out, Index p0, Index
               block[j][t] = round_pair(at(2 * (kk + t), col + j), at(2 * (kk + t) + 1, col + j));
         }
         for (Index t = 0; t < 16; ++t)
-          for (Index j = 0; j < 16; ++j) panel[(kk + t) * 16 + j] = block[j][t];
+          for (Index j = 0; j < 16; ++j) dst[(kk + t) * 16 + j] = block[j][t];
       }
     }
+    return;
   }
-  if (b.row_stride == 1) return;
   // B's rows are memory's rows: a pair of k is two rows, interleaved; read along the rows, 16
   // panels at a time (a panel's walk down k alone would touch a page per row).
   for (Index g = p0; g < p1; g += 16)
     for (Index kk = 0; kk < kp / 2; ++kk)
       for (Index p = g; p < std::min(p1, g + 16); ++p) {
-        std::uint32_t* dst = reinterpret_cast<std::uint32_t*>(out + p * kp * 16) + kk * 16;
+        std::uint32_t* dst = panel(p) + kk * 16;
         const Index col = 16 * p;
         const float* r0 = b.data + 2 * kk * b.row_stride + col * b.col_stride;
         const float* r1 = r0 + b.row_stride;
@@ -173,11 +179,11 @@ using BlockKernel = void (*)(const Bits* a, const Bits* b0, const Bits* b1, Inde
 
 // One thread's share of C: rows [m0, m1) and columns [n0, n1), multiples of 32 but at the ends.
 // Blocked for the caches: C's mc × nc part stays in L2 while k runs in runs of kc, long ones,
-// since each run loads and stores the C tiles again (kc = 256 took twice as long as 1024 on a
-// Sapphire Rapids core); within a run a 32-row block of A is held while the columns pass. A
-// block of C whose rows and columns all lie in C and take α = 1 is accumulated in C itself; the
-// others in `part`, then scaled and added into C. Sums over k keep one order whatever the
-// blocking: C is float32 between runs, as in the tiles.
+// since each run loads and stores the C tiles again (kc = 256 took twice as long as 1024 on the
+// "Intel(R) Xeon(R) Processor" with AMX, family 6 model 207); within a run a 32-row block of A is
+// held while the columns pass. A block of C whose rows and columns all lie in C and take α = 1 is
+// accumulated in C itself; the others in `part`, then scaled and added into C. Sums over k keep one
+// order whatever the blocking: C is float32 between runs, as in the tiles.
 inline void blocks(BlockKernel kernel, const Bits* pa, const Bits* pb, Index m, Index n, Index kp,
                    float* c, float alpha, bool accumulate, Index m0, Index m1, Index n0, Index n1) {
   constexpr Index mc = 256, nc = 256, kc = 1024;

@@ -17,12 +17,6 @@ template <class Dst, class Lhs, class Rhs> void product(Dst dst, const Lhs& lhs,
 
 // Compute::bfloat16 is taken by float32 layers only (the Network and the bindings refuse it for
 // float64). The bf16 products below read the maps' memory as bf16::product's row-major operands.
-inline bf16::Operand rows_of(const float* p, Index rows, Index cols) {
-  return {p, rows, cols, cols, 1};
-}
-inline bf16::Operand cols_of(const float* p, Index rows, Index cols) {
-  return {p, rows, cols, 1, rows};
-}
 
 // A = b 1ᵀ, then A += W X, then A = g(A). Eigen's `A = W X` zeroes A before the GEMM adds into
 // it: starting from the bias instead saves that pass and the bias add. Split by samples (unless
@@ -37,8 +31,8 @@ void dense_forward(CMat<T> x, CRowMat<T> w, const T* b, Mat<T> a, ActivationSpec
   if constexpr (std::is_same_v<T, float>) {
     if (compute == Compute::bfloat16) {
       a.colwise() = CVec<T>(b, m);
-      bf16::product(rows_of(x.data(), n, x.rows()), cols_of(w.data(), w.cols(), m), a.data(), 1.0f,
-                    true);
+      bf16::product(bf16::rows_of(x.data(), n, x.rows()), bf16::cols_of(w.data(), w.cols(), m),
+                    a.data(), 1.0f, true);
       activate<T>(a, act, z);
       return;
     }
@@ -63,8 +57,8 @@ template <class T>
 void weight_gradient(CMat<T> x, CMat<T> dz, RowMat<T> dw, Compute compute = Compute::native) {
   if constexpr (std::is_same_v<T, float>) {
     if (compute == Compute::bfloat16)
-      return bf16::product(cols_of(dz.data(), dz.rows(), dz.cols()),
-                           rows_of(x.data(), x.cols(), x.rows()), dw.data(), 1.0f, false);
+      return bf16::product(bf16::cols_of(dz.data(), dz.rows(), dz.cols()),
+                           bf16::rows_of(x.data(), x.cols(), x.rows()), dw.data(), 1.0f, false);
   }
   if (x.cols() == 1)
     dw.noalias() = dz.col(0) * x.col(0).transpose();
@@ -79,8 +73,8 @@ void weight_sgd_update(CMat<T> x, CMat<T> dz, RowMat<T> w, T lr,
                        Compute compute = Compute::native) {
   if constexpr (std::is_same_v<T, float>) {
     if (compute == Compute::bfloat16)
-      return bf16::product(cols_of(dz.data(), dz.rows(), dz.cols()),
-                           rows_of(x.data(), x.cols(), x.rows()), w.data(), -lr, true);
+      return bf16::product(bf16::cols_of(dz.data(), dz.rows(), dz.cols()),
+                           bf16::rows_of(x.data(), x.cols(), x.rows()), w.data(), -lr, true);
   }
   if (x.cols() == 1)
     w.noalias() -= (lr * dz.col(0)) * x.col(0).transpose();
@@ -103,8 +97,8 @@ void delta_backward(CRowMat<T> w, CMat<T> a, const T* z, CMat<T> da, Mat<T> dz, 
   if (!dx) return;
   if constexpr (std::is_same_v<T, float>) {
     if (compute == Compute::bfloat16)
-      return bf16::product(rows_of(dz.data(), dz.cols(), dz.rows()),
-                           rows_of(w.data(), w.rows(), w.cols()), dx, 1.0f, false);
+      return bf16::product(bf16::rows_of(dz.data(), dz.cols(), dz.rows()),
+                           bf16::rows_of(w.data(), w.rows(), w.cols()), dx, 1.0f, false);
   }
   product(Mat<T>(dx, w.cols(), dz.cols()), w.transpose(), dz);
 }
