@@ -153,7 +153,7 @@ def config_change(part, key, value):
         (config_change("optimizer", "lr", "fast"), "config: lr must be a number"),
         (config_change("optimizer", "lr", -1.0), "configuration: lr: must be a finite number"),
         (config_change("optimizer", "nesterov", 1), "config: nesterov must be true or false"),
-        (config_change("optimizer", "optimizer", "rmsprop"), "configuration: optimizer: unknown"),
+        (config_change("optimizer", "optimizer", "lion"), "configuration: optimizer: unknown"),
         (config_change("optimizer", "seed", 5), "config: seed must be an integer for dpsgd"),
         (config_change("optimizer", "surprise", 1), "config optimizer: unexpected surprise"),
     ],

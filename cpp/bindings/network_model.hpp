@@ -189,10 +189,11 @@ template <class T> struct Inputs {
   }
 };
 
-// DP-SGD needs every sample's own input; the sparse layer does not keep them.
-template <class T> void expect_dense_for_dpsgd(Network<T>& net, const Inputs<T>& x) {
-  if (!x.dense && net.optimizer().info().name == std::string_view("dpsgd"))
-    throw py::value_error("x: dpsgd needs dense inputs, got a sparse matrix");
+// A per-sample optimizer (DP-SGD) needs every sample's own input; the sparse layer keeps none.
+template <class T> void expect_dense_per_sample(Network<T>& net, const Inputs<T>& x) {
+  if (!x.dense && net.optimizer().info().per_sample)
+    throw py::value_error(
+        cat("x: ", net.optimizer().info().name, " needs dense inputs, got a sparse matrix"));
 }
 
 }  // namespace denseprop::bindings

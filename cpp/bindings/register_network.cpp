@@ -231,7 +231,7 @@ template <class T> void bind_network(py::module_& m, const char* name) {
           "train_step",
           [](M& self, py::handle x_obj, py::handle y_obj) {
             const Inputs<T> x(self.net, x_obj, "x");
-            expect_dense_for_dpsgd(self.net, x);
+            expect_dense_per_sample(self.net, x);
             const auto y = targets(self.net, y_obj, x.n());
             return self.locked([&] {
               return x.visit(
@@ -246,7 +246,7 @@ template <class T> void bind_network(py::module_& m, const char* name) {
           [](M& self, py::handle x_obj, py::handle y_obj, py::handle order_obj,
              std::int64_t batch_size, bool checked) {
             const Inputs<T> x(self.net, x_obj, "x", checked);
-            expect_dense_for_dpsgd(self.net, x);
+            expect_dense_per_sample(self.net, x);
             const py::ssize_t n = x.n();
             const auto y = targets(self.net, y_obj, n, checked);
             const auto order = labels(order_obj, "order", n, n, "x");

@@ -23,41 +23,49 @@ std::uint64_t noise_seed(py::handle obj) {
   return value.cast<std::uint64_t>();
 }
 
-OptimizerSettings settings(py::handle kind, py::handle lr, py::handle momentum, py::handle nesterov,
-                           py::handle beta1, py::handle beta2, py::handle eps,
-                           py::handle weight_decay, py::handle clip_norm,
-                           py::handle noise_multiplier, py::handle seed) {
+const SettingInfo* find_setting(std::string_view name) {
+  for (const SettingInfo& row : setting_table)
+    if (row.name == name) return &row;
+  return nullptr;
+}
+
+// optimizer=, seed= and any setting of setting_table by its name; the others keep their
+// defaults. The values are checked against their rows, then by the optimizer's own rules.
+OptimizerSettings settings(const py::args& args, const py::kwargs& kwargs) {
+  if (!args.empty()) throw py::type_error("OptimizerSettings: takes its settings by name only");
   OptimizerSettings s;
-  s.kind = parse_optimizer(name_argument(kind));
-  s.lr = real(lr, "lr");
-  s.momentum = real(momentum, "momentum");
-  s.nesterov = py::bool_(py::reinterpret_borrow<py::object>(nesterov));
-  s.beta1 = real(beta1, "beta1");
-  s.beta2 = real(beta2, "beta2");
-  s.eps = real(eps, "eps");
-  s.weight_decay = real(weight_decay, "weight_decay");
-  s.clip_norm = real(clip_norm, "clip_norm");
-  s.noise_multiplier = real(noise_multiplier, "noise_multiplier");
+  py::object seed = py::none();
+  for (const auto& [key, value] : kwargs) {
+    const std::string name = py::str(key);
+    if (name == "optimizer") {
+      s.kind = parse_optimizer(name_argument(value));
+    } else if (name == "seed") {
+      seed = py::reinterpret_borrow<py::object>(value);
+    } else if (const SettingInfo* row = find_setting(name)) {
+      s[row->id] = row->flag ? double(bool(py::bool_(py::reinterpret_borrow<py::object>(value))))
+                             : real(value, name.c_str());
+    } else {
+      throw py::type_error(cat("unexpected keyword argument '", name,
+                               "': the optimizers' settings are ", names_of(setting_table)));
+    }
+  }
   check(s);
   // Only DP-SGD draws noise: the others keep no seed (and draw none from the OS).
   s.seed = optimizer_table[s.kind].per_sample ? noise_seed(seed) : 0;
   return s;
 }
 
+py::object value_of(const OptimizerSettings& s, const SettingInfo& row) {
+  const double v = s[row.id];
+  return row.flag ? py::object(py::bool_(v != 0)) : py::object(py::float_(v));
+}
+
 // The settings as `Network.optimizer` shows them (and `Network.save` writes them): the
-// optimizer's name and every hyperparameter; seed None unless the optimizer draws noise.
+// optimizer's name and every setting; seed None unless the optimizer draws noise.
 py::dict as_dict(const OptimizerSettings& s) {
   py::dict d;
   d["optimizer"] = std::string(optimizer_table[s.kind].name);
-  d["lr"] = s.lr;
-  d["momentum"] = s.momentum;
-  d["nesterov"] = s.nesterov;
-  d["beta1"] = s.beta1;
-  d["beta2"] = s.beta2;
-  d["eps"] = s.eps;
-  d["weight_decay"] = s.weight_decay;
-  d["clip_norm"] = s.clip_norm;
-  d["noise_multiplier"] = s.noise_multiplier;
+  for (const SettingInfo& row : setting_table) d[py::str(std::string(row.name))] = value_of(s, row);
   d["seed"] = optimizer_table[s.kind].per_sample ? py::object(py::int_(s.seed)) : py::none();
   return d;
 }
@@ -69,6 +77,29 @@ py::list optimizers() {
     d["name"] = std::string(e.name);
     d["per_sample"] = e.per_sample;
     d["equation"] = std::string(e.equation);
+    py::list names;
+    names.append("lr");
+    names.append("weight_decay");
+    for (std::size_t i = 0; i < e.setting_count(); ++i)
+      names.append(std::string(setting_table[std::size_t(e.settings[i])].name));
+    d["settings"] = names;
+    out.append(d);
+  }
+  return out;
+}
+
+py::list optimizer_settings() {
+  py::list out;
+  for (const SettingInfo& row : setting_table) {
+    py::dict d;
+    d["name"] = std::string(row.name);
+    d["default"] = row.flag ? py::object(py::bool_(row.default_value != 0))
+                            : py::object(py::float_(row.default_value));
+    d["flag"] = row.flag;
+    d["low"] = row.low;
+    d["high"] = row.high;
+    d["low_open"] = row.low_open;
+    d["help"] = std::string(row.help);
     out.append(d);
   }
   return out;
@@ -79,31 +110,33 @@ py::list optimizers() {
 void register_optimizers(py::module_& m) {
   // module_local: the portable and the x86-64-v3 module each bind the same C++ type, and one
   // process may load both.
+  // module_local: the portable and the x86-64-v3 module each bind the same C++ type, and one
+  // process may load both.
   py::class_<OptimizerSettings>(m, "OptimizerSettings", py::module_local(),
-                                "Every setting of a Network's optimizer, by name; checked when "
-                                "made, with the message users see.")
-      .def(py::init(&settings), py::kw_only(), py::arg("optimizer") = "sgd", py::arg("lr") = 0.01,
-           py::arg("momentum") = 0.0, py::arg("nesterov") = false, py::arg("beta1") = 0.9,
-           py::arg("beta2") = 0.999, py::arg("eps") = 1e-8, py::arg("weight_decay") = 0.0,
-           py::arg("clip_norm") = 1.0, py::arg("noise_multiplier") = 1.0,
-           py::arg("seed") = py::none())
+                                "Every setting of a Network's optimizer, by name (optimizer=, "
+                                "seed= and those of optimizer_settings()); checked when made, "
+                                "with the message users see.")
+      .def(py::init(&settings))
       .def_property_readonly(
           "optimizer",
           [](const OptimizerSettings& s) { return std::string(optimizer_table[s.kind].name); })
-      .def_readonly("lr", &OptimizerSettings::lr)
-      .def_readonly("momentum", &OptimizerSettings::momentum)
-      .def_readonly("nesterov", &OptimizerSettings::nesterov)
-      .def_readonly("beta1", &OptimizerSettings::beta1)
-      .def_readonly("beta2", &OptimizerSettings::beta2)
-      .def_readonly("eps", &OptimizerSettings::eps)
-      .def_readonly("weight_decay", &OptimizerSettings::weight_decay)
-      .def_readonly("clip_norm", &OptimizerSettings::clip_norm)
-      .def_readonly("noise_multiplier", &OptimizerSettings::noise_multiplier)
       .def_readonly("seed", &OptimizerSettings::seed)
+      .def(
+          "__getattr__",
+          [](const OptimizerSettings& s, const std::string& name) {
+            const SettingInfo* row = find_setting(name);
+            if (!row) throw py::attribute_error(cat("no optimizer setting '", name, "'"));
+            return value_of(s, *row);
+          },
+          "A setting's value by its name (s.lr, s.beta2, ...).")
       .def("as_dict", &as_dict, "The settings as a dict of keyword arguments of set_optimizer.");
   m.def("optimizers", &optimizers,
         "The optimizers, one dict each: name, per_sample (the step is formed from per-sample "
-        "gradients) and equation.");
+        "gradients), equation and settings (the names of those it reads).");
+  m.def("optimizer_settings", &optimizer_settings,
+        "Every optimizer setting, one dict each: name, default, flag (true or false rather "
+        "than a number), low, high, low_open (the range low..high, low excluded when "
+        "low_open) and help.");
 }
 
 }  // namespace denseprop::bindings

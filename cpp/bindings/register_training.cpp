@@ -116,7 +116,7 @@ template <class T> void bind_training(py::module_& m, const char* name) {
           [](M& self, py::handle x_obj, py::handle y_obj, py::handle orders_obj,
              std::int64_t batch_size, bool checked) {
             const Inputs<T> x(self.net, x_obj, "x", checked);
-            expect_dense_for_dpsgd(self.net, x);
+            expect_dense_per_sample(self.net, x);
             const Index n = x.n();
             const auto y = targets(self.net, y_obj, n, checked);
             const auto orders = epoch_orders(orders_obj, n);
@@ -143,7 +143,7 @@ template <class T> void bind_training(py::module_& m, const char* name) {
              double power_t, double tol, double n_iter_no_change, py::handle best_obj,
              bool batch_penalty, bool stop_when_diverged, bool exact_match) {
             const Data<T> d(self.net, x_obj, y_obj, w_obj, "x", "sample_weight");
-            expect_dense_for_dpsgd(self.net, d.x);
+            expect_dense_per_sample(self.net, d.x);
             std::optional<Data<T>> val;
             std::optional<Array<T>> best;
             if (!val_obj.is_none()) {

@@ -30,7 +30,7 @@ from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_targ
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from . import _core
-from ._tables import HIDDEN, LOSSES
+from ._tables import HIDDEN, LOSSES, OPTIMIZERS
 from .network import Network
 from .sparse import is_sparse
 
@@ -47,6 +47,9 @@ __all__ = ["MLPClassifier", "MLPRegressor"]
 # scikit-learn's activation names ("logistic"), and every hidden activation of denseprop's table
 _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", **{n: n for n in HIDDEN}}
 _STOCHASTIC = ("sgd", "adam")
+# scikit-learn's name of each optimizer setting it has -> denseprop's (optimizers.hpp's table)
+_OPTIMIZER_SETTINGS = {"momentum": "momentum", "nesterovs_momentum": "nesterov",
+                       "beta_1": "beta1", "beta_2": "beta2", "epsilon": "eps"}  # fmt: skip
 _SPARSE_FORMATS = ["csr", "csc"]
 _OWN_READERS = ("pandas", "polars", "pyarrow", "scipy")  # libraries scikit-learn reads itself
 
@@ -277,17 +280,14 @@ class _BaseMLP(BaseEstimator):
     def _set_optimizer(self) -> None:
         """scikit-learn's optimizer for this fit: a new one (state cleared) at the initial
         learning rate. ``alpha`` is applied per batch by the training loop."""
-        sgd = self.solver == "sgd"
-        momentum = float(self.momentum) if sgd else 0.0
+        settings = {ours: getattr(self, theirs) for theirs, ours in _OPTIMIZER_SETTINGS.items()}
+        # scikit-learn's Nesterov momentum is on only with momentum
+        settings["nesterov"] = bool(settings["nesterov"]) and settings["momentum"] > 0
+        read = OPTIMIZERS[self.solver]["settings"]
         self.network_.set_optimizer(
-            self.solver,
-            float(self.learning_rate_init),
-            momentum=momentum,
-            nesterov=sgd and bool(self.nesterovs_momentum) and momentum > 0,
-            beta1=float(self.beta_1),
-            beta2=float(self.beta_2),
-            eps=float(self.epsilon),
-        )
+            self.solver, float(self.learning_rate_init),
+            **{name: value for name, value in settings.items() if name in read},
+        )  # fmt: skip
         self._learning_rate = float(self.learning_rate_init)
         self._optimizer_ready = True
 

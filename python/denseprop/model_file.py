@@ -42,7 +42,7 @@ from numpy.typing import NDArray
 
 from . import _checks, _core, _training
 from ._init import INITS
-from ._tables import ACTIVATIONS, HIDDEN, LOSSES
+from ._tables import ACTIVATIONS, HIDDEN, LOSSES, OPTIMIZER_SETTINGS, OPTIMIZERS
 
 if TYPE_CHECKING:
     from .network import Network
@@ -55,8 +55,6 @@ _LARGEST_CONFIG = 1 << 20  # characters of the JSON configuration
 _DEFLATE_RATIO = 1032  # the most deflate can shrink data by
 _NETWORK_KEYS = {"sizes", "activation", "output_activation", "loss", "dtype", "init",
                  "negative_slope"}  # fmt: skip
-_OPTIMIZER_KEYS = {"optimizer", "lr", "momentum", "nesterov", "beta1", "beta2", "eps",
-                   "weight_decay", "clip_norm", "noise_multiplier", "seed"}  # fmt: skip
 # What an archive member or a zip reader raises on damaged bytes (an encrypted or unknown
 # compression flag: RuntimeError, NotImplementedError).
 _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, struct.error,
@@ -332,7 +330,8 @@ def _config(text: str) -> dict[str, Any]:
     _keys(config, "config", {"network", "optimizer"}, {"format"})
     network, optimizer = config["network"], config["optimizer"]
     _keys(network, "config network", _NETWORK_KEYS, {"compute_dtype"})  # added later: optional
-    _keys(optimizer, "config optimizer", _OPTIMIZER_KEYS)
+    # a setting added after the file was written takes its default
+    _keys(optimizer, "config optimizer", {"optimizer", "seed"}, set(OPTIMIZER_SETTINGS))
     sizes = network["sizes"]
     if not (isinstance(sizes, list) and len(sizes) >= 2 and all(_is_int(s) for s in sizes)):
         _fail(f"config: sizes must be a list of at least 2 integers, got {sizes!r:.80}")
@@ -351,18 +350,21 @@ def _config(text: str) -> dict[str, Any]:
         compute = network["compute_dtype"]
         _fail(f"config: compute_dtype must be null or bfloat16, got {compute!r:.80}")
     numbers = [("negative_slope", network["negative_slope"])]
-    numbers += [(k, optimizer[k]) for k in sorted(_OPTIMIZER_KEYS - {"optimizer", "nesterov",
-                                                                     "seed"})]  # fmt: skip
+    flags = [k for k, s in OPTIMIZER_SETTINGS.items() if s["flag"] and k in optimizer]
+    numbers += [(k, optimizer[k]) for k in sorted(set(OPTIMIZER_SETTINGS) - set(flags))
+                if k in optimizer]  # fmt: skip
     for key, value in numbers:
         if not (_is_int(value) or isinstance(value, float)):
             _fail(f"config: {key} must be a number, got {value!r:.80}")
-    if not isinstance(optimizer["nesterov"], bool):
-        _fail(f"config: nesterov must be true or false, got {optimizer['nesterov']!r}")
+    for key in flags:
+        if not isinstance(optimizer[key], bool):
+            _fail(f"config: {key} must be true or false, got {optimizer[key]!r}")
     seed = optimizer["seed"]
     if not (seed is None or (_is_int(seed) and 0 <= seed < 2**64)):
         _fail(f"config: seed must be null or an integer in [0, 2**64), got {seed!r:.80}")
-    if (seed is None) != (optimizer["optimizer"] != "dpsgd"):
-        _fail("config: seed must be an integer for dpsgd and null otherwise")
+    noisy = [name for name, o in OPTIMIZERS.items() if o["per_sample"]]  # they draw noise
+    if (seed is None) == (optimizer["optimizer"] in noisy):
+        _fail(f"config: seed must be an integer for {' and '.join(noisy)} and null otherwise")
     return dict(config)
 
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import os
+import textwrap
 import threading
 import types
 from collections.abc import Sequence
@@ -24,7 +26,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _checks, _core, _metrics, _plot, _training, backprop, model_file
 from ._init import INITS, initialise
-from ._tables import LOSSES
+from ._tables import LOSSES, OPTIMIZERS, setting_parameters, settings_help
 from .sparse import is_sparse
 
 if TYPE_CHECKING:
@@ -388,19 +390,7 @@ class Network:
 
     @_one_at_a_time
     def set_optimizer(
-        self,
-        optimizer: str = "sgd",
-        lr: float = 0.01,
-        *,
-        momentum: float = 0.0,
-        nesterov: bool = False,
-        beta1: float = 0.9,
-        beta2: float = 0.999,
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
-        clip_norm: float = 1.0,
-        noise_multiplier: float = 1.0,
-        seed: int | None = None,
+        self, optimizer: str = "sgd", lr: float = 0.01, *, seed: int | None = None, **settings: Any
     ) -> Network:
         """Choose the optimizer of `train_step`, `fit` and `partial_fit`; clears its state.
 
@@ -408,6 +398,7 @@ class Network:
         optional). adam: bias-corrected. ``weight_decay`` adds ``λ W`` to the
         weights' gradients (L2; biases are not decayed). adamw: Adam whose weight
         decay is decoupled, ``W -= lr λ W`` beside the step (PyTorch's AdamW).
+        ``denseprop.optimizers()`` lists each optimizer's equation and the settings it reads.
 
         dpsgd (differentially private SGD): each sample's gradient is clipped to
         L2 norm ``clip_norm``, the clipped gradients summed, Gaussian noise of
@@ -416,13 +407,13 @@ class Network:
         (no momentum). The noise comes from ``seed`` (None: a fresh one, kept in
         `optimizer`) and the step count, so a saved or pickled network continues
         the same noise stream.
+
+        Every setting is taken by name (an optimizer ignores those it does not read) and
+        checked against its range; see Other Parameters.
         """
-        settings = _core.OptimizerSettings(
-            optimizer=optimizer, lr=lr, momentum=momentum, nesterov=nesterov, beta1=beta1,
-            beta2=beta2, eps=eps, weight_decay=weight_decay, clip_norm=clip_norm,
-            noise_multiplier=noise_multiplier, seed=seed,
-        )  # fmt: skip
-        self._core.set_optimizer(settings)
+        self._core.set_optimizer(
+            _core.OptimizerSettings(optimizer=optimizer, lr=lr, seed=seed, **settings)
+        )
         return self
 
     @_one_at_a_time
@@ -474,13 +465,6 @@ class Network:
         lr: float = 0.01,
         momentum: float = 0.0,
         *,
-        nesterov: bool = False,
-        beta1: float = 0.9,
-        beta2: float = 0.999,
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
-        clip_norm: float = 1.0,
-        noise_multiplier: float = 1.0,
         validation_data: tuple[ArrayLike, ArrayLike] | None = None,
         early_stopping: bool = False,
         patience: int = 10,
@@ -490,6 +474,7 @@ class Network:
         verbose: bool = False,
         progress: bool | None = None,
         comm: MPI.Comm | None = None,
+        **settings: Any,
     ) -> Network:
         """Train for ``epochs`` passes over ``(x, y)`` in mini-batches; returns ``self``.
 
@@ -505,7 +490,7 @@ class Network:
         restored. ``verbose`` prints one line per epoch; ``progress`` (default:
         when stderr is a terminal) draws a progress bar.
 
-        ``optimizer="dpsgd"`` trains with differentially private SGD (see
+        The optimizer's settings are `set_optimizer`'s, by name. ``optimizer="dpsgd"`` trains with differentially private SGD (see
         `set_optimizer`), ``clip_norm`` and ``noise_multiplier`` its settings,
         its noise seeded from ``seed``.
 
@@ -523,12 +508,9 @@ class Network:
             tol = _checks.number(tol, "tol")
             x, y, validation = self._training_data(x, y, validation_data)
             batch_size, rng = _batching(x.shape[0], batch_size, seed, comm, agreed.seed)
-            noise_seed = int(rng.integers(2**63)) if optimizer == "dpsgd" else None
-            self.set_optimizer(
-                optimizer, lr, momentum=momentum, nesterov=nesterov, beta1=beta1, beta2=beta2,
-                eps=eps, weight_decay=weight_decay, clip_norm=clip_norm,
-                noise_multiplier=noise_multiplier, seed=noise_seed,
-            )  # fmt: skip
+            noisy = isinstance(optimizer, str) and OPTIMIZERS.get(optimizer, {}).get("per_sample")
+            noise_seed = int(rng.integers(2**63)) if noisy else None
+            self.set_optimizer(optimizer, lr, momentum=momentum, seed=noise_seed, **settings)
             schedule = _training.Schedule(
                 epochs, batch_size, bool(early_stopping), patience, tol, bool(shuffle),
                 bool(verbose), progress,
@@ -667,3 +649,18 @@ class Network:
 
     def __setstate__(self, state: dict[str, NDArray[Any]]) -> None:
         self.__dict__.update(model_file.from_state(state, type(self), "a pickled Network").__dict__)
+
+
+def _spell_out_settings(method: Any, skip: tuple[str, ...]) -> None:
+    """``method``'s signature and docstring with its ``**settings`` listed from the table, so
+    that ``help()``, the API reference and editors show every optimizer setting."""
+    signature = inspect.signature(method)
+    fixed = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    method.__signature__ = signature.replace(parameters=fixed + setting_parameters(skip=skip))
+    heading = "Other Parameters\n----------------\n"
+    section = textwrap.indent(heading + settings_help(), " " * 8)
+    method.__doc__ = f"{method.__doc__.rstrip()}\n\n{section}\n"
+
+
+_spell_out_settings(Network.set_optimizer, skip=("lr",))
+_spell_out_settings(Network.fit, skip=("lr", "momentum"))

@@ -414,7 +414,7 @@ template <class T> class Network {
   void clipped_sum(const T* x, Index batch) {
     T* c = norms_.data();
     squared_norms(x, batch, c);
-    clip_factors<T>(c, batch, T(optimizer_.settings().clip_norm));
+    clip_factors<T>(c, batch, T(optimizer_.settings()[Setting::clip_norm]));
     for (Index l = 0; l < layers(); ++l) {
       const Index in = sizes_[l], out = sizes_[l + 1];
       Mat<T> d(delta(l), out, batch);
@@ -428,7 +428,8 @@ template <class T> class Network {
   // Plain SGD from what backward(Pass::sgd) left: W ← (1 − ηλ) W − η dZ Aᵀ, accumulated by the
   // product itself, and b ← b − η db.
   void sgd_update(const T* x, Index batch) {
-    const T lr = T(optimizer_.settings().lr), decay = T(optimizer_.settings().weight_decay);
+    const T lr = T(optimizer_.settings()[Setting::lr]),
+            decay = T(optimizer_.settings()[Setting::weight_decay]);
     for (Index l = 0; l < layers(); ++l) {
       const Index in = sizes_[l], out = sizes_[l + 1];
       RowMat<T> w(params_.data() + offsets_[l], out, in);
@@ -452,13 +453,14 @@ template <class T> class Network {
   bool sgd_cannot_overflow(const T* x, Index batch) {
     Index reads = 0;
     for (Index l = 0; l < layers(); ++l) reads += (sizes_[l] + sizes_[l + 1]) * batch;
-    const double decay_factor = 1 - optimizer_.settings().lr * optimizer_.settings().weight_decay;
+    const double decay_factor =
+        1 - optimizer_.settings()[Setting::lr] * optimizer_.settings()[Setting::weight_decay];
     if (sparse_input_ || reads >= 3 * parameter_count() || std::abs(decay_factor) > 1) return false;
     constexpr int unsafe =
         std::numeric_limits<T>::max_exponent - std::numeric_limits<T>::digits - 2;
     // bf16 products round each operand by up to 2⁻⁸ of itself: half the limit covers that.
     const double limit = std::ldexp(1.0, compute_ == Compute::bfloat16 ? unsafe - 1 : unsafe) /
-                         optimizer_.settings().lr;
+                         optimizer_.settings()[Setting::lr];
     for (Index l = 0; l < layers(); ++l) {
       const CMat<T> a = layer_input(x, l, batch), dz = layer_dz(l, batch);
       const double row_sums =

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -19,24 +20,100 @@
 
 namespace denseprop {
 
-// Every setting of every optimizer, by name; `kind` is the index of an entry of Optimizers.
+// Every setting an optimizer can take, declared once: its keyword (in set_optimizer, fit, the
+// model file and Network.optimizer), default, range and one line of help. An optimizer's entry
+// lists the settings it reads beside lr and weight_decay, which all take; the bindings, Python's
+// signatures and the model file follow from this table, and a model file written before a
+// setting existed loads with its default.
+enum class Setting : std::size_t {
+  lr,
+  weight_decay,
+  momentum,
+  nesterov,
+  beta1,
+  beta2,
+  eps,
+  clip_norm,
+  noise_multiplier,
+  count
+};
+
+struct SettingInfo {
+  Setting id;
+  std::string_view name;
+  double default_value;
+  // value in [low, high], or (low, high] when low_open; a flag is true or false instead
+  double low, high;
+  bool low_open;
+  bool flag;
+  std::string_view help;
+};
+
+namespace range {
+inline constexpr double inf = std::numeric_limits<double>::infinity();
+inline constexpr bool open = true, closed = false;
+}  // namespace range
+
+inline constexpr std::array<SettingInfo, std::size_t(Setting::count)> setting_table{{
+    {Setting::lr, "lr", 0.01, 0, range::inf, range::open, false, "the learning rate η"},
+    {Setting::weight_decay, "weight_decay", 0, 0, range::inf, range::closed, false,
+     "λ: the weights' decay (L2 on the gradient; decoupled for adamw); biases are not decayed"},
+    {Setting::momentum, "momentum", 0, 0, 1, range::closed, false, "μ: the velocity's decay"},
+    {Setting::nesterov, "nesterov", 0, 0, 1, range::closed, true,
+     "Nesterov's momentum (needs momentum > 0)"},
+    {Setting::beta1, "beta1", 0.9, 0, 1, range::closed, false,
+     "β₁: the first moment's decay (< 1)"},
+    {Setting::beta2, "beta2", 0.999, 0, 1, range::closed, false,
+     "β₂: the second moment's decay (< 1)"},
+    {Setting::eps, "eps", 1e-8, 0, range::inf, range::open, false,
+     "ε: added to the root of the second moment"},
+    {Setting::clip_norm, "clip_norm", 1, 0, range::inf, range::open, false,
+     "C: each sample's gradient is clipped to this L2 norm"},
+    {Setting::noise_multiplier, "noise_multiplier", 1, 0, range::inf, range::closed, false,
+     "σ: the noise's standard deviation is σC"},
+}};
+
+constexpr bool in_order() {
+  for (std::size_t i = 0; i < setting_table.size(); ++i)
+    if (std::size_t(setting_table[i].id) != i) return false;
+  return true;
+}
+static_assert(in_order(), "setting_table lists the settings in Setting's order");
+
+// The value of every setting (each optimizer reads its own), `kind` the index of an entry of
+// Optimizers, and DP-SGD's noise stream (see noise.hpp).
 struct OptimizerSettings {
   std::size_t kind = 0;
-  double lr = 0.01;
-  double momentum = 0;  // sgd
-  bool nesterov = false;
-  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // adam
-  double weight_decay = 0;  // L2: λ p is added to the gradient of each decayed parameter
-  double clip_norm = 1, noise_multiplier = 1;  // dpsgd: C and σ
-  std::uint64_t seed = 0;                      // dpsgd: the noise stream (see noise.hpp)
+  std::array<double, std::size_t(Setting::count)> values = defaults();
+  std::uint64_t seed = 0;
+
+  double operator[](Setting s) const { return values[std::size_t(s)]; }
+  double& operator[](Setting s) { return values[std::size_t(s)]; }
+  static constexpr std::array<double, std::size_t(Setting::count)> defaults() {
+    std::array<double, std::size_t(Setting::count)> v{};
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = setting_table[i].default_value;
+    return v;
+  }
 };
+
+// The settings an optimizer reads besides lr and weight_decay, for its docs and messages.
+using SettingList = std::array<Setting, 4>;
 
 struct OptimizerInfo {
   std::string_view name;
   // The step is formed from each sample's gradient (DP-SGD's clipping), not the batch's.
   bool per_sample;
   std::string_view equation;  // the step, for the docs and `optimizers()`
+  SettingList settings;       // Setting::count ends a shorter list
+  constexpr std::size_t setting_count() const {
+    std::size_t n = 0;
+    while (n < settings.size() && settings[n] != Setting::count) ++n;
+    return n;
+  }
 };
+
+inline constexpr bool per_sample = true, per_batch = false;
+inline constexpr Setting end_of_list = Setting::count;
 
 // A segment of the buffers an update works on: parameters, gradients and the two state buffers
 // at the same offset; `decay` is λ for weights, 0 for biases; `step` counts from 1.
@@ -70,25 +147,29 @@ template <class T, class F> void in_parts(Segment<T> s, const F& f) {
 namespace detail {
 inline void refuse(const std::string& what) { throw std::invalid_argument(what); }
 inline std::string str(double v) { return format_number(v); }
-// value in [low, high] (or (low, high] when low_open), finite.
-inline void check_range(const char* name, double value, double low, double high, bool low_open) {
-  const bool above = low_open ? value > low : value >= low;
-  if (!(above && value <= high && std::isfinite(value)))
-    refuse(std::string(name) + ": must be a finite number in " + (low_open ? "(" : "[") + str(low) +
-           ", " + str(high) + "], got " + str(value));
+// The range of a setting's row, with the message users see.
+inline void check_range(const SettingInfo& row, double value) {
+  if (row.flag) return;
+  const bool above = row.low_open ? value > row.low : value >= row.low;
+  if (!(above && value <= row.high && std::isfinite(value)))
+    refuse(std::string(row.name) + ": must be a finite number in " + (row.low_open ? "(" : "[") +
+           str(row.low) + ", " + str(row.high) + "], got " + str(value));
 }
 }  // namespace detail
 
 // sgd (PyTorch's):  d = g + λp;  v = μv + d;  p -= η (nesterov ? d + μv : v)   (v = d if μ = 0)
 struct Sgd {
-  static constexpr OptimizerInfo info{"sgd", false,
-                                      "d = g + λp; v = μv + d; p -= η (nesterov ? d + μv : v)"};
-  static int state_buffers(const OptimizerSettings& s) { return s.momentum != 0 ? 1 : 0; }
+  static constexpr OptimizerInfo info{"sgd",
+                                      per_batch,
+                                      "d = g + λp; v = μv + d; p -= η (nesterov ? d + μv : v)",
+                                      {Setting::momentum, Setting::nesterov, end_of_list}};
+  static int state_buffers(const OptimizerSettings& s) { return s[Setting::momentum] != 0; }
   // Without momentum the step can be fused into the weight gradient's product.
-  static bool fusable(const OptimizerSettings& s) { return s.momentum == 0; }
+  static bool fusable(const OptimizerSettings& s) { return s[Setting::momentum] == 0; }
   static void check(const OptimizerSettings&) {}
   template <class T> static void update(const OptimizerSettings& c, Segment<T> whole) {
-    const T lr = T(c.lr), mu = T(c.momentum);
+    const T lr = T(c[Setting::lr]), mu = T(c[Setting::momentum]);
+    const bool nesterov = c[Setting::nesterov] != 0;
     in_parts(whole, [&](Segment<T> s) {
       auto d = s.g + s.decay * s.p;
       if (mu == T(0)) {
@@ -97,7 +178,7 @@ struct Sgd {
       }
       auto v = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(s.first, s.p.size());
       v = mu * v + d;
-      if (c.nesterov)
+      if (nesterov)
         s.p -= lr * (d + mu * v);
       else
         s.p -= lr * v;
@@ -105,31 +186,39 @@ struct Sgd {
   }
 };
 
+// 1 − β and 1 − βᵗ in double: in float, 1 − 0.999 keeps only 3 of its 7 digits (β₂ rounds to
+// 0.99900001), which skews the moments and their bias correction by 1e-5.
+inline double bias_correction(double beta, std::int64_t step) {
+  return 1.0 - std::pow(beta, double(step));
+}
+
 // adam (bias-corrected):  m = β₁m + (1-β₁)d;  s = β₂s + (1-β₂)d²;
 //                         p -= η (m / (1-β₁ᵗ)) / (√(s / (1-β₂ᵗ)) + ε)
 struct Adam {
   static constexpr OptimizerInfo info{
-      "adam", false, "d = g + λp; m = β₁m + (1−β₁)d; s = β₂s + (1−β₂)d²; p -= η m̂ / (√ŝ + ε)"};
+      "adam",
+      per_batch,
+      "d = g + λp; m = β₁m + (1−β₁)d; s = β₂s + (1−β₂)d²; p -= η m̂ / (√ŝ + ε)",
+      {Setting::beta1, Setting::beta2, Setting::eps, end_of_list}};
   static int state_buffers(const OptimizerSettings&) { return 2; }
   static bool fusable(const OptimizerSettings&) { return false; }
   static void check(const OptimizerSettings& s) {
-    if (s.beta1 >= 1 || s.beta2 >= 1)
+    if (s[Setting::beta1] >= 1 || s[Setting::beta2] >= 1)
       detail::refuse("beta1, beta2: must be < 1 for adam's bias correction");
   }
   template <class T> static void update(const OptimizerSettings& c, Segment<T> whole) {
-    const T b1 = T(c.beta1), b2 = T(c.beta2);
-    // 1 − β and 1 − βᵗ in double: in float, 1 − 0.999 keeps only 3 of its 7 digits (β₂ rounds
-    // to 0.99900001), which skews the moments and their bias correction by 1e-5
-    const T c1 = T(1.0 - std::pow(c.beta1, double(whole.step)));
-    const T c2 = T(1.0 - std::pow(c.beta2, double(whole.step)));
+    const double beta1 = c[Setting::beta1], beta2 = c[Setting::beta2];
+    const T b1 = T(beta1), b2 = T(beta2), lr = T(c[Setting::lr]), eps = T(c[Setting::eps]);
+    const T c1 = T(bias_correction(beta1, whole.step));
+    const T c2 = T(bias_correction(beta2, whole.step));
     in_parts(whole, [&](Segment<T> s) {
       const Index n = s.p.size();
       auto d = s.g + s.decay * s.p;
       auto m = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(s.first, n);
       auto v = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(s.second, n);
-      m = b1 * m + T(1.0 - c.beta1) * d;
-      v = b2 * v + T(1.0 - c.beta2) * d.square();
-      s.p -= T(c.lr) * (m / c1) / ((v / c2).sqrt() + T(c.eps));
+      m = b1 * m + T(1.0 - beta1) * d;
+      v = b2 * v + T(1.0 - beta2) * d.square();
+      s.p -= lr * (m / c1) / ((v / c2).sqrt() + eps);
     });
   }
 };
@@ -139,21 +228,23 @@ struct Adam {
 //   ε)
 struct AdamW {
   static constexpr OptimizerInfo info{
-      "adamw", false, "m = β₁m + (1−β₁)g; s = β₂s + (1−β₂)g²; p ← p (1 − ηλ) − η m̂ / (√ŝ + ε)"};
+      "adamw", per_batch, "m = β₁m + (1−β₁)g; s = β₂s + (1−β₂)g²; p ← p (1 − ηλ) − η m̂ / (√ŝ + ε)",
+      Adam::info.settings};
   static int state_buffers(const OptimizerSettings&) { return 2; }
   static bool fusable(const OptimizerSettings&) { return false; }
   static void check(const OptimizerSettings& s) { Adam::check(s); }
   template <class T> static void update(const OptimizerSettings& c, Segment<T> whole) {
-    const T b1 = T(c.beta1), b2 = T(c.beta2), lr = T(c.lr);
-    const T c1 = T(1.0 - std::pow(c.beta1, double(whole.step)));  // in double, as adam's
-    const T c2 = T(1.0 - std::pow(c.beta2, double(whole.step)));
+    const double beta1 = c[Setting::beta1], beta2 = c[Setting::beta2];
+    const T b1 = T(beta1), b2 = T(beta2), lr = T(c[Setting::lr]), eps = T(c[Setting::eps]);
+    const T c1 = T(bias_correction(beta1, whole.step));
+    const T c2 = T(bias_correction(beta2, whole.step));
     in_parts(whole, [&](Segment<T> s) {
       const Index n = s.p.size();
       auto m = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(s.first, n);
       auto v = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(s.second, n);
-      m = b1 * m + T(1.0 - c.beta1) * s.g;
-      v = b2 * v + T(1.0 - c.beta2) * s.g.square();
-      s.p = s.p * (T(1) - lr * s.decay) - lr * (m / c1) / ((v / c2).sqrt() + T(c.eps));
+      m = b1 * m + T(1.0 - beta1) * s.g;
+      v = b2 * v + T(1.0 - beta2) * s.g.square();
+      s.p = s.p * (T(1) - lr * s.decay) - lr * (m / c1) / ((v / c2).sqrt() + eps);
     });
   }
 };
@@ -161,17 +252,19 @@ struct AdamW {
 // DP-SGD (Abadi et al. 2016): SGD's plain step on the privatised gradient (see Network and
 // Optimizer::privatise): each sample's gradient clipped to C, summed, N(0, σ²C²) noise added.
 struct DpSgd {
-  static constexpr OptimizerInfo info{
-      "dpsgd", true, "g = (Σ_i clip_C(g_i) + N(0, σ²C²)) / batch; p -= η (g + λp)"};
+  static constexpr OptimizerInfo info{"dpsgd",
+                                      per_sample,
+                                      "g = (Σ_i clip_C(g_i) + N(0, σ²C²)) / batch; p -= η (g + λp)",
+                                      {Setting::clip_norm, Setting::noise_multiplier, end_of_list}};
   static int state_buffers(const OptimizerSettings&) { return 0; }
   static bool fusable(const OptimizerSettings&) { return false; }
   static void check(const OptimizerSettings& s) {
-    if (s.momentum != 0)
+    if (s[Setting::momentum] != 0)
       detail::refuse("momentum: dpsgd takes plain SGD steps, got momentum=" +
-                     detail::str(s.momentum));
+                     detail::str(s[Setting::momentum]));
   }
   template <class T> static void update(const OptimizerSettings& c, Segment<T> s) {
-    s.p -= T(c.lr) * (s.g + s.decay * s.p);
+    s.p -= T(c[Setting::lr]) * (s.g + s.decay * s.p);
   }
 };
 
@@ -182,21 +275,13 @@ inline std::size_t parse_optimizer(std::string_view name) {
   return find_entry(optimizer_table, name, "optimizer");
 }
 
-// Refuses settings no optimizer can take, then those the chosen one cannot, with the message
-// users see.
+// Refuses settings out of their rows' ranges, then those the chosen optimizer cannot take,
+// with the message users see.
 inline void check(const OptimizerSettings& s) {
-  using detail::check_range;
-  constexpr double inf = std::numeric_limits<double>::infinity();
   if (s.kind >= optimizer_table.size()) detail::refuse("optimizer: unknown kind");
-  check_range("lr", s.lr, 0, inf, true);
-  check_range("momentum", s.momentum, 0, 1, false);
-  check_range("beta1", s.beta1, 0, 1, false);
-  check_range("beta2", s.beta2, 0, 1, false);
-  check_range("eps", s.eps, 0, inf, true);
-  check_range("weight_decay", s.weight_decay, 0, inf, false);
-  check_range("clip_norm", s.clip_norm, 0, inf, true);
-  check_range("noise_multiplier", s.noise_multiplier, 0, inf, false);
-  if (s.nesterov && s.momentum == 0) detail::refuse("nesterov: needs momentum > 0");
+  for (const SettingInfo& row : setting_table) detail::check_range(row, s[row.id]);
+  if (s[Setting::nesterov] != 0 && s[Setting::momentum] == 0)
+    detail::refuse("nesterov: needs momentum > 0");
   visit<Optimizers>(s.kind, [&](auto entry) { entry.check(s); });
 }
 
@@ -213,8 +298,8 @@ template <class T> class Optimizer {
   }
   // A learning-rate schedule or a per-batch L2 strength changes these between steps; the
   // state (velocity, moments, step count) is kept.
-  void set_learning_rate(double lr) { settings_.lr = lr; }
-  void set_weight_decay(double weight_decay) { settings_.weight_decay = weight_decay; }
+  void set_learning_rate(double lr) { settings_[Setting::lr] = lr; }
+  void set_weight_decay(double weight_decay) { settings_[Setting::weight_decay] = weight_decay; }
   void reset() {
     std::fill(first_.begin(), first_.end(), T(0));
     std::fill(second_.begin(), second_.end(), T(0));
@@ -260,9 +345,8 @@ template <class T> class Optimizer {
   // g = (Σ_i c_i g_i + N(0, σ²C²)) / batch, the noise drawn from (seed, step) for every parameter.
   void privatise(T* grads, Index n, Index batch) const {
     const OptimizerSettings& c = settings_;
-    if (c.noise_multiplier > 0)
-      add_gaussian_noise<T>(grads, n, T(c.noise_multiplier * c.clip_norm), c.seed,
-                            std::uint64_t(steps_));
+    const double sigma = c[Setting::noise_multiplier] * c[Setting::clip_norm];
+    if (sigma > 0) add_gaussian_noise<T>(grads, n, T(sigma), c.seed, std::uint64_t(steps_));
     Vec<T>(grads, n) /= T(batch);
   }
 
@@ -272,7 +356,7 @@ template <class T> class Optimizer {
                  {grads + offset, n},
                  first_.data() + offset,
                  second_.data() + offset,
-                 decay ? T(settings_.weight_decay) : T(0),
+                 decay ? T(settings_[Setting::weight_decay]) : T(0),
                  steps_};
     visit<Optimizers>(settings_.kind, [&](auto entry) { entry.update(settings_, s); });
   }
