@@ -14,7 +14,7 @@ rounded to float32: the bf16 kernels' result up to the order of their float32 su
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ __all__ = [
     "ACTIVATIONS",
     "FROM_INPUT",
     "LOSSES",
+    "OPTIMIZER_STEPS",
     "REDUCTIONS",
     "activation_backward",
     "activation_forward",
@@ -622,6 +623,17 @@ def adamw_step(
             c1 = f(1 - beta1**t)
             c2 = f(1 - beta2**t)
             p[...] = p * (f(1) - f(lr) * f(decay)) - f(lr) * (mp / c1) / (np.sqrt(sp / c2) + f(eps))
+
+
+# Each optimizer's step (but the per-sample ones, whose twin takes per-sample gradients) in one
+# form: step(params, grads, state, t, **settings) in place, ``state`` its two buffers, lists of
+# ``(w, b)`` zeros like ``params`` at first, ``t`` the step from 1, ``settings`` those it reads
+# (``denseprop.optimizers()``), by name.
+OPTIMIZER_STEPS: dict[str, Callable[..., None]] = {
+    "sgd": lambda params, grads, state, t, **kw: sgd_step(params, grads, state[0], **kw),
+    "adam": lambda params, grads, state, t, **kw: adam_step(params, grads, *state, t, **kw),
+    "adamw": lambda params, grads, state, t, **kw: adamw_step(params, grads, *state, t, **kw),
+}
 
 
 def fit_epoch(

@@ -1,0 +1,56 @@
+"""Every optimizer of the table against its NumPy twin (`reference.OPTIMIZER_STEPS`), each
+setting it reads away from its default: an optimizer added to optimizers.hpp with its twin is
+tested here without a line of its own. (DP-SGD, per-sample, is tested in test_dpsgd.py.)"""
+
+import numpy as np
+import pytest
+
+import denseprop
+from denseprop import reference
+from denseprop._tables import OPTIMIZER_SETTINGS, OPTIMIZERS
+
+from conftest import TOLERANCES
+
+# A value inside each setting's range other than its default; a setting added later is tested
+# at its default until it gets one here.
+AWAY_FROM_DEFAULT = {"lr": 0.05, "weight_decay": 0.01, "momentum": 0.9, "nesterov": True,
+                     "beta1": 0.8, "beta2": 0.95, "eps": 1e-6, "alpha": 0.9}  # fmt: skip
+BATCHED = [name for name, o in OPTIMIZERS.items() if not o["per_sample"]]
+
+
+def test_every_batched_optimizer_has_a_twin():
+    assert set(BATCHED) == set(reference.OPTIMIZER_STEPS)
+
+
+def test_every_setting_has_a_default_in_its_range():
+    for name, s in OPTIMIZER_SETTINGS.items():
+        if s["flag"]:
+            assert isinstance(s["default"], bool), name
+            continue
+        low_ok = s["default"] > s["low"] if s["low_open"] else s["default"] >= s["low"]
+        assert low_ok and s["default"] <= s["high"] and s["help"], name
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("optimizer", BATCHED)
+def test_three_steps_equal_the_twin(optimizer, dtype):
+    rng = np.random.default_rng(3)
+    sizes, batch = [5, 7, 3], 9
+    net = denseprop.Network(sizes, "tanh", dtype=dtype, seed=1)
+    read = OPTIMIZERS[optimizer]["settings"]
+    settings = {k: AWAY_FROM_DEFAULT.get(k, OPTIMIZER_SETTINGS[k]["default"]) for k in read}
+    net.set_optimizer(optimizer, **settings)
+    params = [(w.copy(), b.copy()) for w, b in zip(net.weights, net.biases)]
+    state = tuple([(np.zeros_like(w), np.zeros_like(b)) for w, b in params] for _ in range(2))
+    for t in range(1, 4):
+        x = rng.standard_normal((batch, sizes[0])).astype(dtype)
+        y = rng.integers(0, sizes[-1], batch)
+        net.train_step(x, y)
+        _, grads = reference.network_loss_and_gradients(
+            [w for w, _ in params], [b for _, b in params], x, y, net.activations, net.loss
+        )
+        reference.OPTIMIZER_STEPS[optimizer](params, grads, state, t, **settings)
+    tolerance = TOLERANCES[np.dtype(dtype)]
+    for (w, b), w_net, b_net in zip(params, net.weights, net.biases):
+        np.testing.assert_allclose(w_net, w, **tolerance)
+        np.testing.assert_allclose(b_net, b, **tolerance)
