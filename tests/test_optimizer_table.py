@@ -54,3 +54,34 @@ def test_three_steps_equal_the_twin(optimizer, dtype):
     for (w, b), w_net, b_net in zip(params, net.weights, net.biases):
         np.testing.assert_allclose(w_net, w, **tolerance)
         np.testing.assert_allclose(b_net, b, **tolerance)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rmsprop_steps_as_torch_does(dtype):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    net = denseprop.Network([4, 6, 2], "relu", loss="mse", dtype=dtype, seed=2)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 2))
+    model = model.to(torch.float32 if dtype == np.float32 else torch.float64)
+    with torch.no_grad():
+        for linear, w, b in zip(model[::2], net.weights, net.biases):
+            linear.weight.copy_(torch.from_numpy(w))
+            linear.bias.copy_(torch.from_numpy(b))
+    settings = {"lr": 0.02, "alpha": 0.9, "eps": 1e-6}
+    net.set_optimizer("rmsprop", weight_decay=0.01, **settings)
+    # denseprop decays weights only: PyTorch's parameter groups say the same
+    groups = [{"params": [m.weight for m in model[::2]], "weight_decay": 0.01},
+              {"params": [m.bias for m in model[::2]], "weight_decay": 0.0}]  # fmt: skip
+    torch_optimizer = torch.optim.RMSprop(groups, **settings)
+    for _ in range(3):
+        x, y = rng.standard_normal((5, 4)).astype(dtype), rng.standard_normal((5, 2)).astype(dtype)
+        net.train_step(x, y)
+        torch_optimizer.zero_grad()
+        # denseprop's mse is half the squared error, averaged over the batch
+        out = model(torch.from_numpy(x))
+        (0.5 * ((out - torch.from_numpy(y)) ** 2).sum(dim=1).mean()).backward()
+        torch_optimizer.step()
+    tolerance = TOLERANCES[np.dtype(dtype)]
+    for linear, w, b in zip(model[::2], net.weights, net.biases):
+        np.testing.assert_allclose(w, linear.weight.detach().numpy(), **tolerance)
+        np.testing.assert_allclose(b, linear.bias.detach().numpy(), **tolerance)

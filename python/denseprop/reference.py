@@ -39,6 +39,7 @@ __all__ = [
     "mse",
     "network_forward",
     "network_loss_and_gradients",
+    "rmsprop_step",
     "round_bf16",
     "sgd_step",
     "sigmoid",
@@ -625,6 +626,25 @@ def adamw_step(
             p[...] = p * (f(1) - f(lr) * f(decay)) - f(lr) * (mp / c1) / (np.sqrt(sp / c2) + f(eps))
 
 
+def rmsprop_step(
+    params: list[tuple[NDArray[Any], NDArray[Any]]],
+    grads: list[tuple[NDArray[Any], NDArray[Any]]],
+    v: list[tuple[NDArray[Any], NDArray[Any]]],
+    lr: float,
+    alpha: float = 0.99,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+) -> None:
+    """One RMSprop step in place, PyTorch's formulation: ``d = g + weight_decay * p`` (weights
+    only), ``v = alpha v + (1 - alpha) d^2``, ``p -= lr d / (sqrt(v) + eps)``."""
+    for (w, b), (gw, gb), (vw, vb) in zip(params, grads, v):
+        for p, g, vp, decay in ((w, gw, vw, weight_decay), (b, gb, vb, 0.0)):
+            f = p.dtype.type
+            d = g + f(decay) * p
+            vp[...] = f(alpha) * vp + f(1 - alpha) * d * d  # 1 - alpha in float64, as adam_step
+            p -= f(lr) * d / (np.sqrt(vp) + f(eps))
+
+
 # Each optimizer's step (but the per-sample ones, whose twin takes per-sample gradients) in one
 # form: step(params, grads, state, t, **settings) in place, ``state`` its two buffers, lists of
 # ``(w, b)`` zeros like ``params`` at first, ``t`` the step from 1, ``settings`` those it reads
@@ -633,6 +653,7 @@ OPTIMIZER_STEPS: dict[str, Callable[..., None]] = {
     "sgd": lambda params, grads, state, t, **kw: sgd_step(params, grads, state[0], **kw),
     "adam": lambda params, grads, state, t, **kw: adam_step(params, grads, *state, t, **kw),
     "adamw": lambda params, grads, state, t, **kw: adamw_step(params, grads, *state, t, **kw),
+    "rmsprop": lambda params, grads, state, t, **kw: rmsprop_step(params, grads, state[0], **kw),
 }
 
 

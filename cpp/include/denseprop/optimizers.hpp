@@ -33,6 +33,7 @@ enum class Setting : std::size_t {
   beta1,
   beta2,
   eps,
+  alpha,
   clip_norm,
   noise_multiplier,
   count
@@ -67,6 +68,8 @@ inline constexpr std::array<SettingInfo, std::size_t(Setting::count)> setting_ta
      "β₂: the second moment's decay (< 1)"},
     {Setting::eps, "eps", 1e-8, 0, range::inf, range::open, false,
      "ε: added to the root of the second moment"},
+    {Setting::alpha, "alpha", 0.99, 0, 1, range::closed, false,
+     "α: the decay of the squared gradients' running average"},
     {Setting::clip_norm, "clip_norm", 1, 0, range::inf, range::open, false,
      "C: each sample's gradient is clipped to this L2 norm"},
     {Setting::noise_multiplier, "noise_multiplier", 1, 0, range::inf, range::closed, false,
@@ -249,6 +252,27 @@ struct AdamW {
   }
 };
 
+// rmsprop (Hinton 2012; PyTorch's RMSprop):  d = g + λp;  v = αv + (1−α)d²;  p -= η d / (√v + ε)
+struct RmsProp {
+  static constexpr OptimizerInfo info{"rmsprop",
+                                      per_batch,
+                                      "d = g + λp; v = αv + (1−α)d²; p -= η d / (√v + ε)",
+                                      {Setting::alpha, Setting::eps, end_of_list}};
+  static int state_buffers(const OptimizerSettings&) { return 1; }
+  static bool fusable(const OptimizerSettings&) { return false; }
+  static void check(const OptimizerSettings&) {}
+  template <class T> static void update(const OptimizerSettings& c, Segment<T> whole) {
+    const double alpha = c[Setting::alpha];
+    const T a = T(alpha), rest = T(1.0 - alpha), lr = T(c[Setting::lr]), eps = T(c[Setting::eps]);
+    in_parts(whole, [&](Segment<T> s) {
+      auto d = s.g + s.decay * s.p;
+      auto v = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(s.first, s.p.size());
+      v = a * v + rest * d.square();
+      s.p -= lr * d / (v.sqrt() + eps);
+    });
+  }
+};
+
 // DP-SGD (Abadi et al. 2016): SGD's plain step on the privatised gradient (see Network and
 // Optimizer::privatise): each sample's gradient clipped to C, summed, N(0, σ²C²) noise added.
 struct DpSgd {
@@ -268,7 +292,7 @@ struct DpSgd {
   }
 };
 
-using Optimizers = std::tuple<Sgd, Adam, DpSgd, AdamW>;
+using Optimizers = std::tuple<Sgd, Adam, DpSgd, AdamW, RmsProp>;
 inline constexpr auto optimizer_table = infos_of<OptimizerInfo>(static_cast<Optimizers*>(nullptr));
 
 inline std::size_t parse_optimizer(std::string_view name) {
