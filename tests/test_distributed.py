@@ -136,5 +136,27 @@ def test_gradient_buffer_is_a_writable_view_of_the_gradients(rng):
     np.testing.assert_array_equal(buffer, net._core.grads)
     buffer[...] = 0
     assert not net._core.grads.any()
-    with pytest.raises(ValueError, match="count: must be >= 1, got 0"):
-        net._core.apply_gradient_sum(0, True)
+
+
+def test_a_step_of_one_process_is_train_step(rng):
+    """distributed_step with a reduce that adds nothing (one process) is train_step; a step
+    empty on every process is refused, and a reduce that fails leaves the network as it was."""
+    nets = [denseprop.Network([3, 4, 2], dtype="float64", seed=0) for _ in range(2)]
+    x, y = rng.standard_normal((5, 3)), rng.integers(0, 2, 5)
+    for net in nets:
+        net.set_optimizer("adam", 0.1)
+    loss, count = nets[0]._core.distributed_step(x, y, lambda loss, n: (loss, n))
+    assert count == 5
+    np.testing.assert_allclose(loss / count, nets[1].train_step(x, y), rtol=1e-14)
+    np.testing.assert_allclose(nets[0].params, nets[1].params, rtol=1e-13, atol=1e-15)
+    with pytest.raises(ValueError, match="x: the batch is empty on every rank"):
+        nets[0]._core.distributed_step(None, None, lambda loss, n: (loss, n))
+    before = nets[0].params.copy()
+
+    def failing(loss, n):
+        msg = "the network is down"
+        raise OSError(msg)
+
+    with pytest.raises(OSError, match="the network is down"):
+        nets[0]._core.distributed_step(x, y, failing)
+    np.testing.assert_array_equal(nets[0].params, before)

@@ -115,12 +115,14 @@ def test_fit_epoch_equals_train_steps_over_the_shuffled_batches(rng, dtype):
     for net in nets:
         net.set_optimizer("sgd", 0.2, momentum=0.5)
     order = rng.permutation(37)
-    mean_loss = nets[0]._core.fit_epoch(x, y, order, 8)
+    nets[0].partial_fit(x[order], y[order], batch_size=8, shuffle=False)
+    mean_loss = nets[0].loss_curve_[-1]
     losses = [nets[1].train_step(x[order[i : i + 8]], y[order[i : i + 8]]) for i in range(0, 37, 8)]
     sizes = [len(order[i : i + 8]) for i in range(0, 37, 8)]
     assert_close(mean_loss, np.dot(losses, sizes) / 37, dtype)
-    # Same arithmetic, but fit_epoch gathers each batch into its own buffer: Eigen's
-    # vectorised sums start at the first aligned element, so the rounding may differ.
+    # Same arithmetic, but an epoch reads each batch from its place in x, train_step from its
+    # own array: Eigen's vectorised sums start at the first aligned element, so the rounding
+    # may differ.
     ulps = 8 * np.finfo(dtype).eps
     for w0, w1 in zip(nets[0].weights, nets[1].weights):
         np.testing.assert_allclose(w0, w1, rtol=ulps, atol=ulps)
@@ -151,17 +153,11 @@ def test_adamw_matches_pytorch(rng):
         np.testing.assert_allclose(b, layer.bias.detach().numpy(), rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("chunk_epochs", [1, 3, None])
-def test_fit_runs_the_same_epochs_in_one_call_or_one_each(rng, dtype, monkeypatch, capsys,
-                                                          chunk_epochs):  # fmt: skip
-    """Without per-epoch work the epochs run many per C++ call (in chunks of EPOCH_ORDERS
-    indices); verbose fits take one call each. Same shuffles, same arithmetic: bitwise equal."""
-    from denseprop import _training
-
+def test_fit_runs_the_same_epochs_with_or_without_python_between_them(rng, dtype, capsys):
+    """Without per-epoch work the epochs run in one C++ call; verbose fits call back into
+    Python after each. Same shuffles, same arithmetic: bitwise equal."""
     x = rng.standard_normal((37, 6)).astype(dtype)
     y = rng.integers(0, 4, 37)
-    if chunk_epochs is not None:
-        monkeypatch.setattr(_training, "EPOCH_ORDERS", chunk_epochs * 37)
     nets = [denseprop.Network([6, 5, 4], "tanh", dtype=dtype, seed=2) for _ in range(2)]
     for net, verbose in zip(nets, (False, True)):
         net.fit(x, y, epochs=7, batch_size=8, optimizer="adam", lr=0.05, seed=5, verbose=verbose)
@@ -170,19 +166,44 @@ def test_fit_runs_the_same_epochs_in_one_call_or_one_each(rng, dtype, monkeypatc
     np.testing.assert_array_equal(nets[0].params, nets[1].params)
 
 
-def test_fit_epochs_refuses_bad_orders(rng):
+def test_the_training_loop_refuses_bad_settings_before_a_step(rng):
     net = denseprop.Network([6, 5, 4], dtype=np.float64, seed=0)
     x, y = rng.standard_normal((5, 6)), rng.integers(0, 4, 5)
     before = net.params.copy()
     cases = [
-        (np.zeros((2, 4), np.int64), ValueError, "orders: expected rows of 5 sample indices"),
-        (np.full((2, 5), 5), ValueError,
-         r"orders: sample index 5 at index 0 is out of range \[0, 5\)"),
-        (np.zeros(5, np.int64), ValueError, "orders"),
-        (np.zeros((2, 5)), TypeError, "orders: sample indices need an integer dtype"),
+        ({"max_epochs": 0}, "max_epochs: must be >= 1, got 0"),
+        ({"batch_size": 0}, "batch_size: must be >= 1, got 0"),
+        ({"stop": "never"}, "stop: unknown 'never', expected none, convergence or patience"),
+        ({"schedule": "cosine"}, "learning_rate: unknown 'cosine'"),
+        ({"tol": -1.0}, "tol: must be >= 0"),
+        ({"reduce": lambda loss, n: (loss, n), "steps": 1}, "steps: 1 batches of 2 do not cover"),
     ]
-    for orders, error, match in cases:
-        with pytest.raises(error, match=match):
-            net._core.fit_epochs(x, y, orders, 2)
+    for change, match in cases:
+        kwargs = {"state": denseprop._core.TrainingState(), "max_epochs": 2, "batch_size": 2}
+        with pytest.raises(ValueError, match=match):
+            net._core.run_epochs(x, y, **{**kwargs, **change})
     np.testing.assert_array_equal(net.params, before)
-    assert len(net._core.fit_epochs(x, y, np.tile(np.arange(5), (3, 1)), 2)) == 3
+
+
+@pytest.mark.parametrize(
+    ("n", "seed", "k"), [(0, 0, 0), (1, 5, 3), (37, 2**64 - 1, 0), (1000, 12345, 7)]
+)
+def test_the_training_loops_shuffle_is_its_numpy_twin(n, seed, k):
+    order = denseprop._core.permutation(n, seed, k)
+    np.testing.assert_array_equal(order, ref.permutation(n, seed, k))
+    assert sorted(order) == list(range(n))
+
+
+def test_fit_shuffles_each_epoch_with_the_loops_permutation(rng):
+    """fit(seed=s) is partial_fit without shuffling over x[permutation(n, seed, k)] for epoch k,
+    its seed the first draw of numpy's generator of s."""
+    x, y = rng.standard_normal((23, 4)), rng.integers(0, 3, 23)
+    nets = [denseprop.Network([4, 5, 3], "tanh", dtype=np.float64, seed=1) for _ in range(2)]
+    nets[0].fit(x, y, epochs=3, batch_size=5, lr=0.1, seed=9)
+    nets[1].set_optimizer("sgd", 0.1)
+    shuffles = int(np.random.default_rng(9).integers(2**63))
+    for k in range(3):
+        order = ref.permutation(23, shuffles, k)
+        nets[1].partial_fit(x[order], y[order], batch_size=5, shuffle=False)
+    np.testing.assert_allclose(nets[0].params, nets[1].params, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(nets[0].loss_curve_, nets[1].loss_curve_, rtol=1e-13)

@@ -2,14 +2,12 @@
 setting it reads away from its default: an optimizer added to optimizers.hpp with its twin is
 tested here without a line of its own. (DP-SGD, per-sample, is tested in test_dpsgd.py.)"""
 
+import denseprop
 import numpy as np
 import pytest
-
-import denseprop
+from conftest import TOLERANCES
 from denseprop import reference
 from denseprop._tables import OPTIMIZER_SETTINGS, OPTIMIZERS
-
-from conftest import TOLERANCES
 
 # A value inside each setting's range other than its default; a setting added later is tested
 # at its default until it gets one here.

@@ -1,8 +1,11 @@
 // What data-parallel training needs of a Network beyond one process's step: the gradient buffer
 // as a writable view (each process's local gradient is summed in place there across processes)
-// and the two halves of a step that such a sum goes between. No MPI here: the package's Python
-// side (denseprop/distributed.py) does the communication.
+// and the step whose halves such a sum goes between (distributed.hpp). No MPI here: the package's
+// Python side (denseprop/distributed.py) does the communication.
 #include <string>
+#include <utility>
+
+#include "denseprop/distributed.hpp"
 
 #include "network_model.hpp"
 #include "register.hpp"
@@ -25,26 +28,37 @@ template <class T> void bind_distributed(py::module_& m, const char* name) {
          "in place between clipped_gradient_sum or loss_and_gradients(reduction='sum') and "
          "apply_gradient_sum.")
       .def(
-          "clipped_gradient_sum",
-          [](M& self, py::handle x_obj, py::handle y_obj) {
-            const auto x = features(self.net, x_obj);
-            const auto y = targets(self.net, y_obj, x.shape(0));
-            return self.locked(
-                [&] { return self.net.clipped_gradient_sum(x.data(), y.view(), x.shape(0)); });
+          "distributed_step",
+          [](M& self, py::handle x_obj, py::handle y_obj, py::object reduce) {
+            auto reduced = [&](double loss, Index samples) {
+              py::gil_scoped_acquire gil;
+              const auto total = reduce(loss, samples).template cast<std::pair<double, Index>>();
+              return typename Network<T>::BatchLoss{total.first, total.second};
+            };
+            typename Network<T>::BatchLoss step;
+            if (x_obj.is_none()) {  // this process has no samples in this step
+              step = self.locked([&] {
+                return distributed_step(self.net, static_cast<const T*>(nullptr), Targets<T>{}, 0,
+                                        reduced, true);
+              });
+            } else {
+              const Inputs<T> x(self.net, x_obj, "x");
+              expect_dense_per_sample(self.net, x);
+              const auto y = targets(self.net, y_obj, x.n());
+              step = self.locked([&] {
+                return x.visit([&](const auto& in) {
+                  return distributed_step(self.net, in, y.view(), x.n(), reduced, true);
+                });
+              });
+            }
+            return py::make_tuple(step.sum, step.samples);
           },
-          py::arg("x"), py::arg("y"),
-          "DP-SGD's sum of per-sample gradients, each clipped to clip_norm, into `grads`; "
-          "returns the summed loss. The parameters do not change.")
-      .def(
-          "apply_gradient_sum",
-          [](M& self, std::int64_t count, bool undoable) {
-            if (count < 1) throw py::value_error(cat("count: must be >= 1, got ", count));
-            return self.locked([&] { return self.net.apply_gradient_sum(count, undoable); });
-          },
-          py::arg("count"), py::arg("undoable"),
-          "One optimizer step on `grads` / count (DP-SGD: its noise added first), `grads` "
-          "holding the gradient of a loss summed over count samples. Returns whether the "
-          "parameters stayed finite; if not and `undoable`, the step is undone.");
+          py::arg("x"), py::arg("y"), py::arg("reduce"),
+          "One step of several processes, this one's batch (x, y) (None, None: empty): the "
+          "gradient of its summed loss, then reduce(loss, samples), which sums the gradient "
+          "buffer and (loss, samples) over the processes and returns the totals, then one "
+          "optimizer step on the mean (undone if it overflows a parameter). Returns the totals, "
+          "the loss NaN if any process's was not finite or the step overflowed.");
 }
 
 }  // namespace

@@ -222,7 +222,9 @@ template <class T> void bind_network(py::module_& m, const char* name) {
           "check",
           [](M& self, py::handle x_obj, py::handle y_obj) {
             const Inputs<T> x(self.net, x_obj, "x");
-            if (!y_obj.is_none()) targets(self.net, y_obj, x.n());
+            if (y_obj.is_none()) return;
+            expect_dense_per_sample(self.net, x);
+            targets(self.net, y_obj, x.n());
           },
           py::arg("x"), py::arg("y") = py::none(),
           "Raise the error train_step would raise for (x, y) (forward for x alone), without "
@@ -242,27 +244,21 @@ template <class T> void bind_network(py::module_& m, const char* name) {
           "One optimizer step on the batch's mean loss, returned (as before the update). "
           "A non-finite loss leaves the parameters unchanged.")
       .def(
-          "fit_epoch",
-          [](M& self, py::handle x_obj, py::handle y_obj, py::handle order_obj,
-             std::int64_t batch_size, bool checked) {
-            const Inputs<T> x(self.net, x_obj, "x", checked);
-            expect_dense_per_sample(self.net, x);
-            const py::ssize_t n = x.n();
-            const auto y = targets(self.net, y_obj, n, checked);
-            const auto order = labels(order_obj, "order", n, n, "x");
-            if (batch_size < 1)
-              throw py::value_error(cat("batch_size: must be >= 1, got ", batch_size));
-            return self.locked([&] {
-              return x.visit([&](const auto& in) {
-                return self.net.fit_epoch(in, y.view(), order.data(), n, batch_size);
+          "forward_csr",
+          [](M& self, py::handle x_obj) {
+            const Inputs<T> x(self.net, x_obj, "x");
+            const py::ssize_t batch = x.n();
+            auto out = new_array<T>({batch, py::ssize_t(self.net.outputs())});
+            T* dst = out.mutable_data();
+            self.locked([&] {
+              x.visit([&](const auto& in) {
+                const auto a = self.net.forward(in, batch);
+                std::copy_n(a.data(), a.size(), dst);
               });
             });
+            return out;
           },
-          py::arg("x"), py::arg("y"), py::arg("order"), py::arg("batch_size"), py::kw_only(),
-          py::arg("checked") = false,
-          "One epoch of train_step over x[order] in batches; returns the mean per-sample loss, "
-          "or the first non-finite batch loss, where it stops. `checked`: x and y are the "
-          "arrays `check` accepted, unchanged since, so they are not scanned for NaN again.")
+          py::arg("x"), "forward for x as a scipy.sparse CSR matrix (or a dense array).")
       .def(
           "workspace",
           [](M& self) {

@@ -1,11 +1,14 @@
-// Whole-run training of the compiled Network: many epochs per call with scikit-learn's
-// convergence test and schedules (training.hpp), the L-BFGS objective on flat parameters, and
-// the learning-rate hook. Added to the classes register_network defines.
+// Training beyond one step, added to the classes register_network defines: the one training
+// loop (training.hpp) with its stop rules, schedules and Python's work between epochs or steps,
+// the L-BFGS objective on flat parameters, and the learning-rate hook.
 #include "denseprop/training.hpp"
+
+#include "denseprop/distributed.hpp"
 
 #include <pybind11/stl.h>
 
 #include <cmath>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -16,6 +19,13 @@
 
 namespace denseprop::bindings {
 namespace {
+
+StopRule parse_stop(const std::string& name) {
+  if (name == "none") return StopRule::none;
+  if (name == "convergence") return StopRule::convergence;
+  if (name == "patience") return StopRule::patience;
+  throw py::value_error(cat("stop: unknown '", name, "', expected none, convergence or patience"));
+}
 
 Schedule parse_schedule(const std::string& name) {
   if (name == "constant") return Schedule::constant;
@@ -32,16 +42,6 @@ const char* stop_name(Stop s) {
     case Stop::max_epochs: break;
   }
   return "max_epochs";
-}
-
-// orders: (epochs, n) sample indices, each in [0, n).
-Array<std::int64_t> epoch_orders(py::handle obj, Index n) {
-  const py::array a = ndarray(obj, "orders");
-  expect_integers(a, "orders", "sample indices");
-  check_ndim(a, "orders", 2, "(epochs, samples)");
-  if (a.shape(1) != n)
-    throw py::value_error(cat("orders: expected rows of ", n, " sample indices, got ", a.shape(1)));
-  return int64_below(a, "orders", "sample index", n);
 }
 
 void expect_number(double v, const char* name, double low, bool open = false) {
@@ -65,28 +65,12 @@ template <class T> void bind_training(py::module_& m, const char* name) {
   using M = Model<T>;
   auto cls = py::reinterpret_borrow<py::class_<M>>(m.attr(name));
   cls.def(
-         "forward_csr",
-         [](M& self, py::handle x_obj) {
-           const Inputs<T> x(self.net, x_obj, "x");
-           const py::ssize_t batch = x.n();
-           auto out = new_array<T>({batch, py::ssize_t(self.net.outputs())});
-           T* dst = out.mutable_data();
-           self.locked([&] {
-             x.visit([&](const auto& in) {
-               const auto a = self.net.forward(in, batch);
-               std::copy_n(a.data(), a.size(), dst);
-             });
-           });
-           return out;
+         "set_learning_rate",
+         [](M& self, double lr) {
+           expect_number(lr, "lr", 0, true);
+           self.locked([&] { self.net.optimizer().set_learning_rate(lr); });
          },
-         py::arg("x"), "forward for x as a scipy.sparse CSR matrix (or a dense array).")
-      .def(
-          "set_learning_rate",
-          [](M& self, double lr) {
-            expect_number(lr, "lr", 0, true);
-            self.locked([&] { self.net.optimizer().set_learning_rate(lr); });
-          },
-          py::arg("lr"), "Change the learning rate; the optimizer's state is kept.")
+         py::arg("lr"), "Change the learning rate; the optimizer's state is kept.")
       .def(
           "loss_and_gradient",
           [](M& self, py::handle params_obj, py::handle x_obj, py::handle y_obj, py::handle w_obj,
@@ -112,94 +96,127 @@ template <class T> void bind_training(py::module_& m, const char* name) {
           "(loss, gradient (parameters,)) of the whole set at params: the mean loss, weighted, "
           "plus alpha / (2 sum(weights)) ||W||^2. The network's parameters are left as they were.")
       .def(
-          "fit_epochs",
-          [](M& self, py::handle x_obj, py::handle y_obj, py::handle orders_obj,
-             std::int64_t batch_size, bool checked) {
+          "run_epochs",
+          [](M& self, py::handle x_obj, py::handle y_obj, py::handle w_obj, TrainingState& state,
+             std::int64_t max_epochs, std::int64_t batch_size, bool shuffle,
+             const std::string& stop, double tol, double n_iter_no_change,
+             const std::string& schedule, double lr_init, double power_t, py::handle alpha_obj,
+             double data_scale, py::handle val_obj, py::object after_epoch, bool scored,
+             py::handle best_obj, py::object reduce, std::int64_t steps, bool stop_when_diverged,
+             bool exact_match, bool checked) {
             const Inputs<T> x(self.net, x_obj, "x", checked);
             expect_dense_per_sample(self.net, x);
             const Index n = x.n();
-            const auto y = targets(self.net, y_obj, n, checked);
-            const auto orders = epoch_orders(orders_obj, n);
-            if (batch_size < 1)
-              throw py::value_error(cat("batch_size: must be >= 1, got ", batch_size));
-            std::vector<double> losses;
-            self.locked([&] {
-              x.visit([&](const auto& in) {
-                fit_epochs(self.net, in, y.view(), orders.data(), n, Index(orders.shape(0)),
-                           batch_size, losses);
-              });
-            });
-            return losses;
-          },
-          py::arg("x"), py::arg("y"), py::arg("orders"), py::arg("batch_size"), py::kw_only(),
-          py::arg("checked") = false,
-          "fit_epoch once per row of orders (epochs, samples): the list of the epochs' mean "
-          "losses, NaN for an epoch that overflowed a parameter; stops after a non-finite one.")
-      .def(
-          "train_epochs",
-          [](M& self, py::handle x_obj, py::handle y_obj, py::handle w_obj, py::handle val_obj,
-             TrainingState& state, std::int64_t max_epochs, std::int64_t batch_size, bool shuffle,
-             double alpha, double data_scale, const std::string& schedule, double lr_init,
-             double power_t, double tol, double n_iter_no_change, py::handle best_obj,
-             bool batch_penalty, bool stop_when_diverged, bool exact_match) {
-            const Data<T> d(self.net, x_obj, y_obj, w_obj, "x", "sample_weight");
-            expect_dense_per_sample(self.net, d.x);
+            ParsedTargets<T> y = targets(self.net, y_obj, n, checked);
+            y.weights = sample_weights<T>(w_obj, "sample_weight", n);
             std::optional<Data<T>> val;
-            std::optional<Array<T>> best;
             if (!val_obj.is_none()) {
               const py::tuple v = py::cast<py::tuple>(val_obj);
               if (v.size() != 3)
                 throw py::value_error("validation: expected (x_val, y_val, sample_weight_val)");
               val.emplace(self.net, v[0], v[1], v[2], "x_val", "sample_weight_val");
+              if (!after_epoch.is_none())
+                throw py::value_error("validation: scored in C++ or by after_epoch, not both");
+              scored = true;
+            }
+            std::optional<Array<T>> best;
+            if (!best_obj.is_none())
               best = output<T>(best_obj, "best_params", {py::ssize_t(self.net.parameter_count())},
                                "the network", {});
-            }
             if (max_epochs < 1)
               throw py::value_error(cat("max_epochs: must be >= 1, got ", max_epochs));
             if (batch_size < 1)
               throw py::value_error(cat("batch_size: must be >= 1, got ", batch_size));
-            expect_number(alpha, "alpha", 0);
-            expect_number(lr_init, "lr_init", 0, true);
-            expect_number(power_t, "power_t", 0);
             expect_number(tol, "tol", 0);
             expect_number(n_iter_no_change, "n_iter_no_change", 0);
+            expect_number(lr_init, "lr_init", 0, true);
+            expect_number(power_t, "power_t", 0);
+            std::optional<BatchPenalty> penalty;
+            if (!alpha_obj.is_none()) {
+              const double alpha = real(alpha_obj, "alpha");
+              expect_number(alpha, "alpha", 0);
+              penalty = BatchPenalty{alpha, data_scale};
+            }
+            if (!reduce.is_none() && steps * batch_size < n)
+              throw py::value_error(cat("steps: ", steps, " batches of ", batch_size,
+                                        " do not cover the ", n, " samples"));
             TrainingSettings s;
-            s.batch_size = batch_size, s.shuffle = shuffle, s.penalty = {alpha, data_scale};
+            s.batch_size = batch_size, s.shuffle = shuffle, s.stop = parse_stop(stop);
             s.schedule = parse_schedule(schedule), s.lr_init = lr_init, s.power_t = power_t;
-            s.tol = tol, s.n_iter_no_change = n_iter_no_change, s.batch_penalty = batch_penalty;
+            s.tol = tol, s.n_iter_no_change = n_iter_no_change;
             s.stop_when_diverged = stop_when_diverged, s.exact_match = exact_match;
             std::vector<double> losses, scores;
             std::vector<RateChange> changes;
             T* best_params = best ? best->mutable_data() : nullptr;
-            const Stop stop = self.locked([&] {
-              return d.x.visit([&](const auto& x) {
-                if (!val) {
-                  const Validation<T, const T*>* none = nullptr;
-                  return train_epochs(self.net, x, d.y.view(), d.n(), none, s, state, max_epochs,
-                                      best_params, losses, scores, changes);
-                }
+            // Python's work is called with the network unlocked and the GIL held: a scorer may
+            // use the network.
+            py::gil_scoped_release nogil;
+            std::unique_lock<std::mutex> lock(self.busy);
+            auto in_python = [&](auto&& f) {
+              lock.unlock();
+              py::gil_scoped_acquire gil;
+              auto result = f();
+              lock.lock();
+              return result;
+            };
+            auto reduced = [&](double loss, Index samples) {
+              return in_python([&] {
+                const auto total = reduce(loss, samples).template cast<std::pair<double, Index>>();
+                return typename Network<T>::BatchLoss{total.first, total.second};
+              });
+            };
+            const Stop why = x.visit([&](const auto& in) {
+              auto run = [&](const auto& steps_of, auto&& after) {
+                return run_epochs(self.net, in, y.view(), n, steps_of, after, scored, s, state,
+                                  max_epochs, best_params, losses, scores, changes);
+              };
+              auto with_steps = [&](auto&& after) {
+                if (reduce.is_none())
+                  return run(LocalSteps<T>{penalty ? &*penalty : nullptr}, after);
+                return run(DistributedSteps<T, decltype(reduced)>{reduced, Index(steps)}, after);
+              };
+              if (val)
                 return val->x.visit([&](const auto& vx) {
                   using VX = std::decay_t<decltype(vx)>;
                   const Validation<T, VX> v{vx, val->y.view(), val->n()};
-                  return train_epochs(self.net, x, d.y.view(), d.n(), &v, s, state, max_epochs,
-                                      best_params, losses, scores, changes);
+                  return with_steps([&](std::int64_t, double) -> std::optional<double> {
+                    return validation_score(self.net, v, s.exact_match);
+                  });
+                });
+              if (after_epoch.is_none())
+                return with_steps([](std::int64_t, double) { return std::optional<double>(); });
+              return with_steps([&](std::int64_t epoch, double loss) {
+                return in_python([&] {
+                  const py::object score = after_epoch(epoch, loss);
+                  return score.is_none() ? std::optional<double>()
+                                         : std::optional<double>(score.cast<double>());
                 });
               });
             });
+            lock.unlock();
+            py::gil_scoped_acquire gil;
             py::list rate_changes;
             for (const RateChange& c : changes) rate_changes.append(py::make_tuple(c.epoch, c.lr));
-            return py::make_tuple(losses, scores, stop_name(stop), rate_changes);
+            return py::make_tuple(losses, scores, stop_name(why), rate_changes);
           },
-          py::arg("x"), py::arg("y"), py::arg("sample_weight"), py::arg("validation"),
-          py::arg("state"), py::arg("max_epochs"), py::arg("batch_size"), py::arg("shuffle"),
-          py::arg("alpha"), py::arg("data_scale"), py::arg("schedule"), py::arg("lr_init"),
-          py::arg("power_t"), py::arg("tol"), py::arg("n_iter_no_change"), py::arg("best_params"),
-          py::arg("batch_penalty") = true, py::arg("stop_when_diverged") = false,
-          py::arg("exact_match") = true,
-          "Up to max_epochs epochs as scikit-learn's MLPs train (see training.hpp): returns "
-          "(losses, validation scores, 'max_epochs' | 'converged' | 'diverged', "
-          "[(epoch, new learning rate), ...]). validation is None or (x, y, sample_weight); "
-          "best_params receives the best-scoring parameters.");
+          py::arg("x"), py::arg("y"), py::arg("sample_weight") = py::none(), py::kw_only(),
+          py::arg("state"), py::arg("max_epochs"), py::arg("batch_size"), py::arg("shuffle") = true,
+          py::arg("stop") = "none", py::arg("tol") = 1e-4, py::arg("n_iter_no_change") = 10.0,
+          py::arg("schedule") = "constant", py::arg("lr_init") = 1e-3, py::arg("power_t") = 0.5,
+          py::arg("alpha") = py::none(), py::arg("data_scale") = 1.0,
+          py::arg("validation") = py::none(), py::arg("after_epoch") = py::none(),
+          py::arg("scored") = false, py::arg("best_params") = py::none(),
+          py::arg("reduce") = py::none(), py::arg("steps") = 0,
+          py::arg("stop_when_diverged") = true, py::arg("exact_match") = true,
+          py::arg("checked") = false,
+          "The one training loop (training.hpp): up to max_epochs epochs, reshuffled from "
+          "state.seed, stopped early by `stop` ('none', 'convergence', 'patience'). Returns "
+          "(losses, scores, 'max_epochs' | 'converged' | 'diverged', [(epoch, new learning "
+          "rate), ...]). alpha: scikit-learn's per-batch L2 penalty. validation: (x, y, "
+          "sample_weight) scored in C++; after_epoch(epoch, loss): Python's work between epochs, "
+          "returning the epoch's score when `scored`. reduce(loss, samples): sums the gradient "
+          "buffer and (loss, samples) over processes, `steps` steps per epoch. best_params "
+          "receives the parameters the rule keeps.");
 }
 
 }  // namespace
@@ -217,6 +234,17 @@ void register_training(py::module_& m) {
       .def_readwrite("no_improvement", &TrainingState::no_improvement)
       .def_readwrite("best_loss", &TrainingState::best_loss)
       .def_readwrite("best_score", &TrainingState::best_score);
+  m.def(
+      "permutation",
+      [](std::int64_t n, std::uint64_t seed, std::int64_t k) {
+        if (n < 0) throw py::value_error(cat("n: must be >= 0, got ", n));
+        auto order = new_array<std::int64_t>({py::ssize_t(n)});
+        permutation(order.mutable_data(), n, seed, k);
+        return order;
+      },
+      py::arg("n"), py::arg("seed"), py::arg("k"),
+      "The order of epoch k's samples when the training loop reshuffles from `seed`: a "
+      "permutation of range(n), Fisher-Yates on SplitMix64's stream from (seed, k).");
   bind_training<float>(m, "NetworkF32");
   bind_training<double>(m, "NetworkF64");
 }

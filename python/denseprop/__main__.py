@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from . import Network, build_info, reference
+from . import Network, _core, _training, build_info, reference
 
 
 def load_data(seed: int) -> tuple[Any, Any, Any, Any, str]:
@@ -43,10 +43,10 @@ def distributed_fit(net: Network, x: Any, y: Any, epochs: int, seed: int) -> flo
 
     comm = MPI.COMM_WORLD
     net.set_optimizer("sgd", 0.1)
-    rng, order = np.random.default_rng(seed), np.arange(len(x))
+    shuffles = _training.LOCAL.seed(np.random.default_rng(seed))  # as fit draws its shuffles
     start = time.perf_counter()
-    for _ in range(epochs):
-        rng.shuffle(order)
+    for k in range(epochs):
+        order = _core.permutation(len(x), shuffles, k)
         total = 0.0
         for first in range(0, len(x), 32):
             part = np.array_split(order[first : first + 32], comm.size)[comm.rank]

@@ -1,7 +1,7 @@
 # Types of the compiled kernels: the same in every compiled variant (_core_portable,
 # _core_x86_64_v3, ...), whichever _core re-exports. Arrays are float32 or float64, the same
 # for all arrays of one call.
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -28,6 +28,7 @@ def _bf16_matmul(
     c: ArrayLike | None = None,
 ) -> NDArray[np.float32]: ...
 def activations() -> list[dict[str, Any]]: ...
+def permutation(n: int, seed: int, k: int) -> NDArray[np.int64]: ...
 def losses() -> list[dict[str, Any]]: ...
 def optimizers() -> list[dict[str, Any]]: ...
 def optimizer_settings() -> list[dict[str, Any]]: ...
@@ -99,7 +100,7 @@ class OptimizerSettings:
     def as_dict(self) -> dict[str, Any]: ...
 
 class TrainingState:
-    """What a run of train_epochs carries to the next (see training.hpp)."""
+    """What a run of run_epochs carries to the next (see training.hpp)."""
 
     seed: int
     shuffles: int
@@ -147,50 +148,45 @@ class _Network(Generic[_F]):
     def per_sample_gradient_norms(self, x: ArrayLike, y: ArrayLike) -> NDArray[_F]: ...
     def check(self, x: ArrayLike, y: ArrayLike | None = None) -> None: ...
     def train_step(self, x: ArrayLike, y: ArrayLike) -> float: ...
-    def fit_epoch(
-        self,
-        x: ArrayLike,
-        y: ArrayLike,
-        order: ArrayLike,
-        batch_size: int,
-        *,
-        checked: bool = False,
-    ) -> float: ...
     def workspace(self) -> tuple[int, list[int]]: ...
     def forward_csr(self, x: Any) -> NDArray[_F]: ...
     def set_learning_rate(self, lr: float) -> None: ...
     def loss_and_gradient(
         self, params: ArrayLike, x: Any, y: ArrayLike, sample_weight: ArrayLike | None, alpha: float
     ) -> tuple[float, NDArray[_F]]: ...
-    def fit_epochs(
-        self, x: Any, y: ArrayLike, orders: ArrayLike, batch_size: int, *, checked: bool = False
-    ) -> list[float]: ...
-    def train_epochs(
+    def run_epochs(
         self,
         x: Any,
         y: ArrayLike,
-        sample_weight: ArrayLike | None,
-        validation: tuple[Any, ArrayLike, ArrayLike | None] | None,
+        sample_weight: ArrayLike | None = None,
+        *,
         state: TrainingState,
         max_epochs: int,
         batch_size: int,
-        shuffle: bool,
-        alpha: float,
-        data_scale: float,
-        schedule: str,
-        lr_init: float,
-        power_t: float,
-        tol: float,
-        n_iter_no_change: float,
-        best_params: NDArray[_F] | None,
-        batch_penalty: bool = True,
-        stop_when_diverged: bool = False,
+        shuffle: bool = True,
+        stop: str = "none",
+        tol: float = 1e-4,
+        n_iter_no_change: float = 10.0,
+        schedule: str = "constant",
+        lr_init: float = 1e-3,
+        power_t: float = 0.5,
+        alpha: float | None = None,
+        data_scale: float = 1.0,
+        validation: tuple[Any, ArrayLike, ArrayLike | None] | None = None,
+        after_epoch: Callable[[int, float], float | None] | None = None,
+        scored: bool = False,
+        best_params: NDArray[Any] | None = None,
+        reduce: Callable[[float, int], tuple[float, int]] | None = None,
+        steps: int = 0,
+        stop_when_diverged: bool = True,
         exact_match: bool = True,
+        checked: bool = False,
     ) -> tuple[list[float], list[float], str, list[tuple[int, float]]]: ...
     @property
     def gradient_buffer(self) -> NDArray[_F]: ...
-    def clipped_gradient_sum(self, x: ArrayLike, y: ArrayLike) -> float: ...
-    def apply_gradient_sum(self, count: int, undoable: bool) -> bool: ...
+    def distributed_step(
+        self, x: Any, y: ArrayLike | None, reduce: Callable[[float, int], tuple[float, int]]
+    ) -> tuple[float, int]: ...
 
 class NetworkF32(_Network[np.float32]): ...
 class NetworkF64(_Network[np.float64]): ...

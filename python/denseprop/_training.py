@@ -1,26 +1,32 @@
-"""A Network's training loop: its epochs in C++ (many per call, or one call each where Python
-has work between them), early stopping, and the snapshot that puts the network back as it was
-when training fails."""
+"""Network.fit's and partial_fit's side of the one training loop (``run_epochs`` in C++,
+training.hpp): what to hand it (the plan, the shuffles' seed, the steps' `Strategy`) and the
+Python work between its epochs (a validation score, verbose lines, the progress bar), the one
+divergence message, and the snapshot that puts the network back when training fails."""
 
 from __future__ import annotations
 
-import math
+import contextlib
 import time
+import types
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Callable, Union
+from typing import Any, Callable, Protocol, Union
 
 import numpy as np
 from numpy.typing import NDArray
 
-from . import _core
+from . import _checks, _core
 from .progress import ProgressBar
 
 Core = Union[_core.NetworkF32, _core.NetworkF64]
 
 
-def finite(core: Core, loss: float) -> bool:
-    """Whether an epoch's loss and the parameters after it are finite."""
-    return math.isfinite(loss) and bool(np.isfinite(core.params).all())
+def diverged(where: str, loss: float, lr: float, state: str) -> FloatingPointError:
+    """The one message of a step or epoch whose loss or parameters stopped being finite."""
+    return FloatingPointError(
+        f"{where}the training loss became {loss} or the parameters overflowed; the network "
+        f"is {state}. Try a smaller learning rate (lr={lr})"
+    )
 
 
 @dataclass(frozen=True)
@@ -51,114 +57,154 @@ class Snapshot:
         core.optimizer_steps = self.steps
 
 
+class Strategy(Protocol):
+    """How a Network trains: by this process alone (`LOCAL`) or by several together
+    (`denseprop.distributed.Strategy`, MPI). `Network.fit`, `partial_fit` and `train_step`
+    hand theirs to the loop instead of branching on ``comm``."""
+
+    leader: bool  # prints
+
+    @property
+    def reduce(self) -> Callable[[float, int], tuple[float, int]] | None:
+        """Sums a step's gradient and (loss, samples) over the processes; None alone."""
+
+    @property
+    def after_epoch(self) -> Callable[[], None] | None:
+        """The strategy's own Python work after each epoch, if any."""
+
+    def agreement(self, undo: Callable[[], None]) -> AbstractContextManager[Any]:
+        """The block of a fit's argument checks: ``as agreed``, with ``agreed.settings`` (to
+        be the same everywhere) and ``agreed.seed`` (a fresh seed shared by every process)."""
+
+    def batching(self, n: int, batch_size: Any, seed: Any,
+                 fresh_seed: int | None) -> tuple[int, np.random.Generator]:  # fmt: skip
+        """``batch_size`` checked, and the generator of ``seed``."""
+
+    def start(self, net: Any) -> None:
+        """Before a fit's first epoch."""
+
+    def score(self, net: Any, x: NDArray[Any], y: NDArray[Any]) -> float:
+        """`Network.score` of the validation data."""
+
+    def train_step(self, net: Any, x: Any, y: Any) -> float:
+        """`Network.train_step`."""
+
+    def seed(self, rng: np.random.Generator) -> int:
+        """The seed of this process's reshuffles."""
+
+    def steps(self, n: int, batch_size: int) -> int:
+        """Steps per epoch over ``n`` samples (0: as many as its batches)."""
+
+
+class _Local:
+    """A process training alone."""
+
+    leader = True
+    reduce = None
+    after_epoch = None
+
+    def agreement(self, undo: Callable[[], None]) -> AbstractContextManager[Any]:
+        return contextlib.nullcontext(types.SimpleNamespace(settings={}, seed=None))
+
+    def batching(self, n: int, batch_size: Any, seed: Any,
+                 fresh_seed: int | None) -> tuple[int, np.random.Generator]:  # fmt: skip
+        """Any ``batch_size`` past ``n`` is ``n``."""
+        return min(_checks.count(batch_size, "batch_size"), n), _checks.generator(seed)
+
+    def start(self, net: Any) -> None:
+        pass
+
+    def score(self, net: Any, x: NDArray[Any], y: NDArray[Any]) -> float:
+        return float(net.score(x, y))
+
+    def train_step(self, net: Any, x: Any, y: Any) -> float:
+        return float(net.train_step(x, y))
+
+    def seed(self, rng: np.random.Generator) -> int:
+        return int(rng.integers(2**63))
+
+    def steps(self, n: int, batch_size: int) -> int:
+        return 0
+
+
+LOCAL: Strategy = _Local()
+
+
 @dataclass(frozen=True)
-class Schedule:
-    """How `run_epochs` trains: the epochs, batches and shuffling, and when it stops early."""
+class Plan:
+    """What `run` trains: the epochs, batches and shuffling, and when it stops early."""
 
     epochs: int
     batch_size: int
-    early_stopping: bool
-    patience: int
-    tol: float
     shuffle: bool
-    verbose: bool
-    progress: bool | None
+    early_stopping: bool = False
+    patience: int = 10
+    tol: float = 1e-4
+    verbose: bool = False
+    progress: bool | None = False
 
 
-# How many sample indices of epoch orders Network.fit hands to C++ at once (8 MB of int64).
-EPOCH_ORDERS = 1 << 20
-
-
-def diverged(where: str, loss: float, lr: float, state: str) -> FloatingPointError:
-    return FloatingPointError(
-        f"{where}the training loss became {loss} or the parameters overflowed; the network "
-        f"is {state}. Try a smaller learning rate (lr={lr})"
-    )
-
-
-def run_epochs(
+def run(
     core: Core,
-    x: NDArray[Any],
+    x: Any,
     y: NDArray[Any],
-    schedule: Schedule,
-    rng: np.random.Generator,
+    plan: Plan,
+    seed: int,
+    strategy: Strategy,
     validation_score: Callable[[], float] | None,
     loss_curve: list[float],
     validation_scores: list[float],
-    *,
-    epoch: Callable[[NDArray[Any], int], float] | None = None,
-    leader: bool = True,
+    where: str,
+    state_after: str,
 ) -> None:
-    """Train ``core`` on ``(x, y)`` as ``schedule`` says, appending to the two curves.
+    """Train ``core`` on ``(x, y)`` (arrays ``core.check`` accepted: not scanned for NaN
+    again) as ``plan`` says, appending to the two curves.
 
-    ``x`` and ``y`` must be arrays ``core.check`` accepted: the epochs do not scan them for NaN.
-
-    Each epoch reshuffles from ``rng`` (when ``shuffle``). Without a validation score, early
-    stopping, printing or a progress bar, the epochs run in C++ in calls of many epochs
-    (`EPOCH_ORDERS` indices at a time); otherwise one call each, with the same shuffles. With
-    ``early_stopping``, stops once the validation score (or, without ``validation_score``, the
-    training loss) has not improved by ``tol`` for ``patience`` epochs; with a validation score
-    the best parameters are put back. A non-finite epoch raises FloatingPointError (the caller
-    restores its snapshot).
-
-    ``epoch(order, batch_size)``, the epoch's mean loss, replaces the C++ call (data-parallel
-    training: `distributed.epoch`); only the ``leader`` prints.
+    With ``early_stopping``, stops once the validation score (or, without
+    ``validation_score``, the training loss) has not improved by ``tol`` for ``patience``
+    epochs; with a validation score the best parameters are put back (the loop's "patience"
+    rule). A non-finite epoch raises `diverged` with ``where`` ("{epoch}" its number) and
+    ``state_after`` (the caller restores its snapshot). Python runs between epochs only when
+    there is Python work to do.
     """
-    s = schedule
-    n = x.shape[0]
-    order = np.arange(n)
-    bar = ProgressBar(s.epochs, enabled=s.progress if leader else False)
+    bar = ProgressBar(plan.epochs, enabled=plan.progress if strategy.leader else False)
+    printing = plan.verbose and strategy.leader
+    started = [time.perf_counter()]
 
-    def check(number: int, loss: float) -> None:
-        if not finite(core, loss):
-            bar.close()
-            where, state = f"epoch {number}: ", "restored to what it was before fit"
-            raise diverged(where, loss, core.optimizer.lr, state)
-
-    per_epoch_work = validation_score is not None or s.early_stopping or s.verbose or bar.enabled
-    if epoch is None and not per_epoch_work:
-        chunk = max(1, EPOCH_ORDERS // n)
-        for first in range(0, s.epochs, chunk):
-            orders = np.empty((min(chunk, s.epochs - first), n), np.int64)
-            for row in orders:
-                if s.shuffle:
-                    rng.shuffle(order)
-                row[...] = order
-            losses = core.fit_epochs(x, y, orders, s.batch_size, checked=True)
-            loss_curve.extend(losses)
-            check(first + len(losses), losses[-1])
-        return
-    best, best_params, stale = -math.inf, None, 0
-    for number in range(1, s.epochs + 1):
-        start = time.perf_counter()
-        if s.shuffle:
-            rng.shuffle(order)
-        if epoch is None:
-            loss = core.fit_epoch(x, y, order, s.batch_size, checked=True)  # checked before
-        else:
-            loss = epoch(order, s.batch_size)
-        check(number, loss)
-        loss_curve.append(loss)
-        line = f"epoch {number}/{s.epochs}  loss {loss:.6f}"
+    def after_epoch(epoch: int, loss: float) -> float | None:
+        if strategy.after_epoch is not None:
+            strategy.after_epoch()
+        line = f"epoch {epoch}/{plan.epochs}  loss {loss:.6f}"
+        score = None
         if validation_score is not None:
-            validation_scores.append(validation_score())
-            line += f"  validation {validation_scores[-1]:.4f}"
+            score = validation_score()
+            line += f"  validation {score:.4f}"
         bar.update(line)
-        if s.verbose and leader:
-            bar.write(f"{line}  ({time.perf_counter() - start:.3f} s)")
-        if not s.early_stopping:
-            continue
-        current = validation_scores[-1] if validation_score is not None else -loss
-        if current > best + s.tol:
-            best, stale = current, 0
-            if validation_score is not None:
-                best_params = core.params.copy()
-        else:
-            stale += 1
-        if stale >= s.patience:
-            if s.verbose and leader:
-                bar.write(f"no improvement for {s.patience} epochs: stopping")
-            break
-    if best_params is not None:
-        core.params[...] = best_params
-    bar.close()
+        if printing:
+            now = time.perf_counter()
+            bar.write(f"{line}  ({now - started[0]:.3f} s)")
+            started[0] = now
+        return score
+
+    work = validation_score is not None or printing or bar.enabled or strategy.after_epoch
+    scored = validation_score is not None
+    state = _core.TrainingState()
+    state.seed, state.lr = seed, float(core.optimizer.lr)
+    try:
+        losses, scores, stop, _ = core.run_epochs(
+            x, y, state=state, max_epochs=plan.epochs, batch_size=plan.batch_size,
+            shuffle=plan.shuffle, stop="patience" if plan.early_stopping else "none",
+            tol=plan.tol, n_iter_no_change=float(plan.patience), lr_init=state.lr,
+            after_epoch=after_epoch if work else None, scored=scored,
+            best_params=core.params.copy() if scored and plan.early_stopping else None,
+            reduce=strategy.reduce, steps=strategy.steps(x.shape[0], plan.batch_size),
+            checked=True,
+        )  # fmt: skip
+    finally:
+        bar.close()
+    if stop == "diverged":
+        raise diverged(where.format(epoch=len(losses)), losses[-1], state.lr, state_after)
+    loss_curve.extend(losses)
+    validation_scores.extend(scores)
+    if stop == "converged" and printing:
+        print(f"no improvement for {plan.patience} epochs: stopping")

@@ -1,15 +1,17 @@
 """Data-parallel training over MPI: each process (rank) steps on its own shard of the data and
 every rank holds bitwise the same parameters after every step.
 
-A step on a rank's batch, as Horovod and PyTorch's DDP take it:
+A step on a rank's batch, as Horovod and PyTorch's DDP take it (C++: distributed.hpp):
 
 1. C++ forms the gradient of the batch's *summed* loss in the network's gradient buffer (for
    DP-SGD the sum of the per-sample gradients, each clipped); an empty batch contributes 0.
-2. One small ``Allreduce`` of (loss, samples, failed): the ranks agree on whether any of them
-   failed before the collective that could block; if one did, every rank raises its error.
-3. One ``Allreduce`` of the gradient buffer in place (a NumPy view of the C++ buffer, no copy).
-4. The optimizer step on the sum divided by the global sample count, the same on every rank
+2. One small ``Allreduce`` of (loss, samples), then one of the gradient buffer in place (a
+   NumPy view of the C++ buffer, no copy): `_Reduction`, called back from C++.
+3. The optimizer step on the sum divided by the global sample count, the same on every rank
    (DP-SGD adds its seeded noise once, the same on every rank, so it is one process's noise).
+
+Arguments are checked before the first collective, and an error on any rank is raised on every
+rank. `Strategy` hands these steps to the one training loop that `Network.fit` runs.
 
 So a step equals one process's step on the concatenated batches, weighted by their true sizes.
 This module is imported only when a communicator is passed: ``import denseprop`` never imports
@@ -22,19 +24,18 @@ import math
 import zlib
 from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import numpy as np
 from mpi4py import MPI
 from numpy.typing import ArrayLike, NDArray
 
+from . import _checks
 from ._metrics import r2
-from ._tables import OPTIMIZERS
+from ._seam import seam_of
+from ._training import diverged
 
-if TYPE_CHECKING:
-    from .network import Network
-
-__all__ = ["Agreement", "broadcast_parameters", "epoch", "score", "train_step"]
+__all__ = ["Agreement", "Strategy", "broadcast_parameters", "score", "train_step"]
 
 # Errors raised on every rank with their own type; any other becomes a RuntimeError.
 _ERRORS: dict[str, type[Exception]] = {
@@ -94,21 +95,21 @@ class Agreement:
                 raise ValueError(msg)
 
 
-def broadcast_parameters(net: Network, comm: MPI.Comm, root: int = 0) -> None:
+def broadcast_parameters(net: Any, comm: MPI.Comm, root: int = 0) -> None:
     """Copy the parameters and the optimizer's state of rank ``root`` to every rank.
 
     Every rank must call it, with networks of the same sizes and dtype.
     """
-    core = net._core
+    core = seam_of(net).core
     first, second = core.optimizer_state
     for buffer in (core.params, first, second):
         comm.Bcast(buffer, root=root)
     core.optimizer_steps = comm.bcast(core.optimizer_steps, root=root)
 
 
-def _expect_same_parameters(net: Network, comm: MPI.Comm) -> None:
+def _expect_same_parameters(net: Any, comm: MPI.Comm) -> None:
     """Raise on every rank if the ranks' parameters are not bitwise the same (checksums)."""
-    sums = comm.allgather(zlib.crc32(net._core.params.tobytes()))
+    sums = comm.allgather(zlib.crc32(net.params.tobytes()))
     if len(set(sums)) > 1:
         msg = (
             "the ranks' parameters differ (CRC-32 per rank: "
@@ -118,43 +119,49 @@ def _expect_same_parameters(net: Network, comm: MPI.Comm) -> None:
         raise RuntimeError(msg)
 
 
-def _step(net: Network, x: ArrayLike, y: ArrayLike, comm: MPI.Comm,
-          undoable: bool) -> tuple[float, int]:  # fmt: skip
-    """One step on every rank's batch: (the global summed loss, the global sample count).
-
-    The loss is NaN, and nothing is updated, if any rank's loss was not finite; it is NaN
-    after the update if that overflowed a parameter (then undone when ``undoable``).
-    """
-    core = net._core
-    grads = core.gradient_buffer
-    loss, count, failure = 0.0, 0, None
-    try:
-        xa, ya = net._x(x), net._y(y)
-        count = xa.shape[0] if xa.ndim else 0
-        if count == 0:  # this rank has no samples in this step: it adds nothing
+def train_step(net: Any, x: ArrayLike, y: ArrayLike, comm: MPI.Comm) -> float:
+    """`Network.train_step` with ``comm``: one step on the union of every rank's batch; returns
+    its mean loss. The ranks must hold the same network and parameters (see
+    `broadcast_parameters`); networks of different sizes make the gradients' Allreduce fail,
+    which MPI reports by ending the job (fit checks the networks agree before it starts)."""
+    seam = seam_of(net)
+    core = seam.core
+    failure: Exception | None = None
+    xa: Any = None
+    ya: Any = None
+    try:  # the step's own checks, before any collective a failed rank would not reach
+        xa, ya = seam.inputs(x), seam.targets(y)
+        if (xa.shape[0] if xa.ndim else 0) == 0:  # no samples here in this step: it adds 0
             _expect_empty(net, xa, ya)
-            grads[...] = 0
-        elif OPTIMIZERS[core.optimizer.optimizer]["per_sample"]:  # DP-SGD
-            loss = core.clipped_gradient_sum(xa, ya)
+            xa = ya = None
         else:
-            loss = core.loss_and_gradients(xa, ya, "sum")
-    except Exception as e:  # reported to every rank below, so none waits on this one
-        failure, loss, count = e, 0.0, 0
-    stats = np.array([loss, count, failure is not None], dtype=np.float64)
-    comm.Allreduce(MPI.IN_PLACE, stats, op=MPI.SUM)
-    if stats[2]:
+            core.check(xa, ya)
+    except Exception as e:
+        failure = e
+    if comm.allreduce(failure is not None, op=MPI.LOR):
         _raise_agreed(comm.allgather(_report(comm, failure)), failure)
-    comm.Allreduce(MPI.IN_PLACE, grads, op=MPI.SUM)
-    loss, count = float(stats[0]), int(stats[1])
-    if count == 0:
-        msg = "x: the batch is empty on every rank"
-        raise ValueError(msg)
-    if math.isfinite(loss) and not core.apply_gradient_sum(count, undoable):
-        loss = math.nan
-    return loss, count
+    loss, count = core.distributed_step(xa, ya, _Reduction(core, comm))
+    mean = float(loss / count)
+    if not math.isfinite(mean):
+        where, state = "", "as before the step"
+        raise diverged(where, mean, core.optimizer.lr, state)
+    return mean
 
 
-def _expect_empty(net: Network, x: NDArray[Any], y: NDArray[Any]) -> None:
+class _Reduction:
+    """A step's sum over the ranks, in place: its (loss, samples), then the gradient buffer."""
+
+    def __init__(self, core: Any, comm: MPI.Comm) -> None:
+        self.grads, self.comm = core.gradient_buffer, comm
+
+    def __call__(self, loss: float, samples: int) -> tuple[float, int]:
+        stats = np.array([loss, samples], dtype=np.float64)
+        self.comm.Allreduce(MPI.IN_PLACE, stats, op=MPI.SUM)
+        self.comm.Allreduce(MPI.IN_PLACE, self.grads, op=MPI.SUM)
+        return float(stats[0]), int(stats[1])
+
+
+def _expect_empty(net: Any, x: NDArray[Any], y: NDArray[Any]) -> None:
     """An empty batch must still have the shapes of a batch: x (0, inputs), y with 0 rows."""
     if x.shape != (0, net.sizes[0]):
         msg = f"x: expected shape (batch, {net.sizes[0]}), got {x.shape}"
@@ -164,42 +171,51 @@ def _expect_empty(net: Network, x: NDArray[Any], y: NDArray[Any]) -> None:
         raise ValueError(msg)
 
 
-def train_step(net: Network, x: ArrayLike, y: ArrayLike, comm: MPI.Comm) -> float:
-    """`Network.train_step` with ``comm``: one step on the union of every rank's batch; returns
-    its mean loss. The ranks must hold the same network and parameters (see
-    `broadcast_parameters`); networks of different sizes make the gradients' Allreduce fail,
-    which MPI reports by ending the job (fit checks the networks agree before it starts)."""
-    loss, count = _step(net, x, y, comm, undoable=True)
-    mean = loss / count
-    if not math.isfinite(mean):
-        msg = (
-            f"the loss became {mean} or the parameters overflowed; the network is as before "
-            f"the step. Try a smaller learning rate (lr={net._core.optimizer.lr})"
-        )
-        raise FloatingPointError(msg)
-    return mean
+class Strategy:
+    """The one training loop's steps over MPI (`_training.Strategy`): each rank reshuffles its
+    own shard from one seed, every epoch takes as many steps on every rank (the most batches of
+    any shard; a rank whose shard ran out steps with empty batches), each step summed over the
+    ranks; after each epoch the ranks' parameters are checked to be the same. Only rank 0
+    prints."""
+
+    def __init__(self, net: Any, comm: MPI.Comm) -> None:
+        self.comm: MPI.Comm = comm
+        self.leader = comm.rank == 0
+        self.reduce = _Reduction(seam_of(net).core, comm)
+        self.after_epoch: Callable[[], None] | None = lambda: _expect_same_parameters(net, comm)
+
+    def agreement(self, undo: Callable[[], None]) -> Agreement:
+        return Agreement(self.comm, undo)
+
+    def batching(self, n: int, batch_size: Any, seed: Any,
+                 fresh_seed: int | None) -> tuple[int, np.random.Generator]:  # fmt: skip
+        """``batch_size`` per rank, and the generator of ``seed``: an int, the same on every
+        rank, or None for ``fresh_seed``, drawn once for all ranks."""
+        batch_size = _checks.count(batch_size, "batch_size")
+        if seed is None:
+            return batch_size, _checks.generator(fresh_seed)
+        return batch_size, _checks.generator(_checks.count(seed, "seed", low=0))
+
+    def start(self, net: Any) -> None:
+        """Rank 0's parameters and optimizer state on every rank."""
+        broadcast_parameters(net, self.comm)
+
+    def score(self, net: Any, x: NDArray[Any], y: NDArray[Any]) -> float:
+        return score(net, x, y, self.comm)
+
+    def train_step(self, net: Any, x: ArrayLike, y: ArrayLike) -> float:
+        return train_step(net, x, y, self.comm)
+
+    def seed(self, rng: np.random.Generator) -> int:
+        """This rank's own, drawn from ``rng`` (the same on every rank)."""
+        return int(np.random.default_rng([int(rng.integers(2**63)), self.comm.rank])
+                   .integers(2**63))  # fmt: skip
+
+    def steps(self, n: int, batch_size: int) -> int:
+        return int(self.comm.allreduce(-(-n // batch_size), op=MPI.MAX))
 
 
-def epoch(net: Network, x: NDArray[Any], y: NDArray[Any], order: NDArray[Any],
-          batch_size: int, comm: MPI.Comm) -> float:  # fmt: skip
-    """One epoch over this rank's ``x[order]`` in batches of ``batch_size``, the other ranks
-    stepping alongside on theirs; returns the global mean per-sample loss, or NaN at the first
-    step that was not finite, where it stops. A rank whose samples ran out takes its part in the
-    remaining steps with empty batches. Steps are not undone (the caller restores a failed fit).
-    """
-    steps = comm.allreduce(-(-x.shape[0] // batch_size), op=MPI.MAX)
-    total, count = 0.0, 0
-    for k in range(steps):
-        batch = order[k * batch_size : (k + 1) * batch_size]
-        loss, n = _step(net, x[batch], y[batch], comm, undoable=False)
-        if not math.isfinite(loss):
-            return math.nan
-        total, count = total + loss, count + n
-    _expect_same_parameters(net, comm)
-    return total / count
-
-
-def score(net: Network, x: NDArray[Any], y: NDArray[Any], comm: MPI.Comm) -> float:
+def score(net: Any, x: NDArray[Any], y: NDArray[Any], comm: MPI.Comm) -> float:
     """`Network.score` of the union of every rank's ``(x, y)``: accuracy, or R² (the mean over
     outputs), from sums reduced over the ranks; the same value on every rank."""
     if net.is_classifier:
@@ -213,9 +229,3 @@ def score(net: Network, x: NDArray[Any], y: NDArray[Any], comm: MPI.Comm) -> flo
     mean = sums[1:] / sums[0]
     squares = np.stack([((t - out) ** 2).sum(axis=0), ((t - mean) ** 2).sum(axis=0)])
     return r2(*comm.allreduce(squares))
-
-
-def rank_generator(rng: np.random.Generator, comm: MPI.Comm) -> np.random.Generator:
-    """A generator of this rank's own, drawn from ``rng`` (the same on every rank): shuffles
-    per rank that are reproducible from one seed."""
-    return np.random.default_rng([int(rng.integers(2**63)), comm.rank])

@@ -30,6 +30,7 @@ from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_targ
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from . import _core
+from ._seam import seam_of
 from ._tables import HIDDEN, LOSSES, OPTIMIZERS
 from .network import Network
 from .sparse import is_sparse
@@ -354,15 +355,17 @@ class _BaseMLP(BaseEstimator):
         else:
             state.best_loss = float(self.best_loss_)  # type: ignore[arg-type]
         schedule = self.learning_rate if self.solver == "sgd" else "constant"
-        losses, scores, stop, rate_changes = net._core.train_epochs(
-            x_train, targets, sample_weight, validation, state,
+        losses, scores, stop, rate_changes = seam_of(net).core.run_epochs(
+            x_train, targets, sample_weight, state=state,
             max_epochs=1 if incremental else int(self.max_iter),
-            batch_size=batch_size, shuffle=bool(self.shuffle), alpha=float(self.alpha),
+            batch_size=batch_size, shuffle=bool(self.shuffle), stop="convergence",
+            tol=float(self.tol), n_iter_no_change=float(self.n_iter_no_change),
+            schedule=schedule, lr_init=float(self.learning_rate_init),
+            power_t=float(self.power_t), alpha=float(self.alpha),
             # scikit-learn's squared error is the mean over outputs, not the sum
             data_scale=1.0 / self.n_outputs_ if self._network_loss() == "mse" else 1.0,
-            schedule=schedule, lr_init=float(self.learning_rate_init),
-            power_t=float(self.power_t), tol=float(self.tol),
-            n_iter_no_change=float(self.n_iter_no_change), best_params=self._best_params,
+            validation=validation, best_params=self._best_params,
+            stop_when_diverged=False,
         )  # fmt: skip
         self.n_iter_ = len(losses)
         self.t_ = state.t
@@ -372,7 +375,7 @@ class _BaseMLP(BaseEstimator):
         self.loss_curve_ += losses
         self.loss_ = losses[-1]
         if self.early_stopping:
-            self.validation_scores_ += scores  # type: ignore[operator]
+            self.validation_scores_ += scores
             self.best_validation_score_ = state.best_score
         else:
             self.best_loss_ = state.best_loss
@@ -390,8 +393,6 @@ class _BaseMLP(BaseEstimator):
                 "optimization hasn't converged yet."
             )
             warnings.warn(msg, ConvergenceWarning, stacklevel=4)
-        if self.early_stopping:
-            net.params[...] = self._best_params
 
     def _report(
         self, losses: list[float], scores: list[float], stop: str, changes: dict[int, float]
@@ -426,7 +427,7 @@ class _BaseMLP(BaseEstimator):
         alpha = float(self.alpha)
 
         def objective(params: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
-            loss, grad = net._core.loss_and_gradient(
+            loss, grad = seam_of(net).core.loss_and_gradient(
                 params.astype(dtype, copy=False), x, targets, sample_weight, alpha
             )
             return loss, grad.astype(np.float64)

@@ -33,19 +33,20 @@ import os
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from . import _checks, _core, _training
 from ._init import INITS
+from ._seam import seam_of
 from ._tables import ACTIVATIONS, HIDDEN, LOSSES, OPTIMIZER_SETTINGS, OPTIMIZERS
 
-if TYPE_CHECKING:
-    from .network import Network
+# The Network class, handed in by it: model files never import `network`.
+_Net = TypeVar("_Net")
 
 __all__ = ["FORMAT_VERSION", "from_state", "read", "state", "write"]
 
@@ -72,23 +73,24 @@ def _fail(what: str) -> NoReturn:
 # -- writing -------------------------------------------------------------------------------
 
 
-def state(net: Network) -> dict[str, NDArray[Any]]:
-    """The arrays of a model file, as views of the network's own (also its pickled state)."""
-    with net._lock:
-        first, second = net._core.optimizer_state
-        config = {"network": net._config, "optimizer": net.optimizer}
+def state(net: Any) -> dict[str, NDArray[Any]]:
+    """The arrays of a model file, as views of the `Network`'s own (also its pickled state)."""
+    seam = seam_of(net)
+    with seam.lock:
+        first, second = seam.core.optimizer_state
+        config = {"network": seam.config, "optimizer": net.optimizer}
         arrays = {"format_version": np.array(FORMAT_VERSION, np.int64),
                   "config": np.array(json.dumps(config))}  # fmt: skip
         for l, (w, b) in enumerate(zip(net.weights, net.biases)):
             arrays[f"W{l}"], arrays[f"b{l}"] = w, b
         arrays["optimizer_first"], arrays["optimizer_second"] = first, second
-        arrays["optimizer_steps"] = np.array(net._core.optimizer_steps, np.int64)
+        arrays["optimizer_steps"] = np.array(seam.core.optimizer_steps, np.int64)
         arrays["loss_curve"] = np.array(net.loss_curve_, dtype=np.float64)
         arrays["validation_scores"] = np.array(net.validation_scores_, dtype=np.float64)
         return arrays
 
 
-def write(net: Network, path: str | os.PathLike[str]) -> None:
+def write(net: Any, path: str | os.PathLike[str]) -> None:
     """Write ``net`` to ``path`` (used as given: no ".npz" is added)."""
     arrays: dict[str, Any] = state(net)
     with open(path, "wb") as f:
@@ -98,7 +100,7 @@ def write(net: Network, path: str | os.PathLike[str]) -> None:
 # -- reading -------------------------------------------------------------------------------
 
 
-def read(path: str | os.PathLike[str], cls: type[Network]) -> Network:
+def read(path: str | os.PathLike[str], cls: Callable[..., _Net]) -> _Net:
     """The ``cls`` saved at ``path``, bitwise as it was; ValueError naming ``path`` if the file
     is not a valid model file, OSError if it cannot be read."""
     with open(path, "rb") as f:  # OSError (missing, a folder, no permission) as it is
@@ -110,7 +112,7 @@ def read(path: str | os.PathLike[str], cls: type[Network]) -> Network:
         raise ValueError(msg) from None
 
 
-def from_state(arrays: Mapping[str, Any], cls: type[Network], source: str) -> Network:
+def from_state(arrays: Mapping[str, Any], cls: Callable[..., _Net], source: str) -> _Net:
     """A ``cls`` from the arrays of a model file (a pickled Network's state), checked as
     `read` checks a file; ``source`` names them in the error."""
     if not isinstance(arrays, Mapping):
@@ -169,8 +171,10 @@ class _Archive:
             elif info.compress_type == zipfile.ZIP_DEFLATED:
                 room = _DEFLATE_RATIO * info.compress_size + 64
             else:
-                _fail(f"{name}: compressed by method {info.compress_type}, expected none "
-                      "(numpy.savez) or deflate (numpy.savez_compressed)")
+                _fail(
+                    f"{name}: compressed by method {info.compress_type}, expected none "
+                    "(numpy.savez) or deflate (numpy.savez_compressed)"
+                )
             if info.file_size > room:
                 _fail(f"{name}: declares {info.file_size} bytes, more than the file holds")
             self._infos[name[:-4]] = info
@@ -208,8 +212,10 @@ class _Archive:
         nbytes = math.prod(shape) * dtype.itemsize
         size = self._infos[key].file_size
         if size != offset + nbytes:
-            _fail(f"{key}: its header declares {nbytes} bytes of data, the archive holds "
-                  f"{size - offset}")
+            _fail(
+                f"{key}: its header declares {nbytes} bytes of data, the archive holds "
+                f"{size - offset}"
+            )
         with self._member(key) as f:
             f.read(offset)
             raw = f.read(nbytes)
@@ -245,7 +251,7 @@ def _read(source: _Source, key: str, dtype: Any, shape: tuple[int | None, ...]) 
     return data
 
 
-def _build(source: _Source, cls: type[Network]) -> Network:
+def _build(source: _Source, cls: Callable[..., _Net]) -> _Net:
     keys = set(source.keys())
     if "config" not in keys:
         _fail("no configuration (config) in it")
@@ -294,13 +300,22 @@ def _build(source: _Source, cls: type[Network]) -> Network:
     losses = _finite(_read(source, "loss_curve", np.float64, (None,)), "loss_curve")
     scores = _finite(_read(source, "validation_scores", np.float64, (None,)), "validation_scores")
     try:  # what only the C++ network checks: the pairing of loss and output, the sizes' bounds
-        net = cls(sizes, c["activation"], c["loss"], output_activation=c["output_activation"],
-                  dtype=dtype, init=c["init"], negative_slope=c["negative_slope"], seed=0,
-                  compute_dtype=c.get("compute_dtype"))
+        net = cls(
+            sizes,
+            c["activation"],
+            c["loss"],
+            output_activation=c["output_activation"],
+            dtype=dtype,
+            init=c["init"],
+            negative_slope=c["negative_slope"],
+            seed=0,
+            compute_dtype=c.get("compute_dtype"),
+        )
     except (TypeError, ValueError) as e:
         _fail(f"configuration: {e}")
-    net._restore(_training.Snapshot(np.concatenate([p.ravel() for p in params]), settings,
-                                    first, second, steps, losses.tolist(), scores.tolist()))
+    seam_of(net).restore(_training.Snapshot(np.concatenate([p.ravel() for p in params]),
+                                            settings, first, second, steps, losses.tolist(),
+                                            scores.tolist()))  # fmt: skip
     return net
 
 

@@ -4,75 +4,38 @@ The parameters live in one C++ buffer; ``Network.weights`` and ``Network.biases`
 NumPy views of it. Every method checks its arguments before the model is touched, so a
 bad argument raises and leaves the network exactly as it was. The compiled module checks
 what it is given (sizes, names, hyperparameters) with the messages raised here; the class
-holds the Pythonic surface, and its concerns live beside it: `_checks` (shared argument
-checks), `_init` (initial weights), `_training` (the epochs), `_metrics`, `_plot`, and
-`model_file` (saving and loading) and `onnx_export`.
+holds the Pythonic surface, and its concerns live beside it: `_learning` (its optimizer and
+training methods, a base class), `_checks` (shared argument checks), `_init` (initial
+weights), `_training` (the one training loop's Python side), `_metrics`, `_plot`,
+`model_file` (saving and loading) and `onnx_export`; the adapters reach it through `_seam`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import inspect
 import os
-import textwrap
 import threading
-import types
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Callable, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import _checks, _core, _metrics, _plot, _training, backprop, model_file
+from . import _checks, _core, _metrics, _plot, backprop, model_file
 from ._init import INITS, initialise
-from ._tables import LOSSES, OPTIMIZERS, setting_parameters, settings_help
+from ._learning import Learning, _one_at_a_time
+from ._seam import Seam
+from ._tables import LOSSES
 from .sparse import is_sparse
 
 if TYPE_CHECKING:
-    from mpi4py import MPI
+    pass
 
 __all__ = ["Network"]
 
 _Method = TypeVar("_Method", bound=Callable[..., Any])
 
 
-def _agreement(comm: MPI.Comm | None, undo: Callable[[], None]) -> Any:
-    """The block of a fit's argument checks: with ``comm`` a `distributed.Agreement` (an error on
-    any rank is raised on every rank), else one that only holds ``settings`` and ``seed``."""
-    if comm is None:
-        return contextlib.nullcontext(types.SimpleNamespace(settings={}, seed=None))
-    from . import distributed
-
-    return distributed.Agreement(comm, undo)
-
-
-def _batching(n: int, batch_size: Any, seed: Any, comm: MPI.Comm | None,
-              fresh_seed: int | None) -> tuple[int, np.random.Generator]:  # fmt: skip
-    """``batch_size`` checked (in one process any size past ``n`` is ``n``; with ``comm`` it is
-    per rank) and the generator of ``seed``; with ``comm`` that must be an int, the same on
-    every rank, or None for ``fresh_seed``, drawn once for all ranks."""
-    batch_size = _checks.count(batch_size, "batch_size")
-    if comm is None:
-        return min(batch_size, n), _checks.generator(seed)
-    if seed is None:
-        return batch_size, _checks.generator(fresh_seed)
-    return batch_size, _checks.generator(_checks.count(seed, "seed", low=0))
-
-
-def _one_at_a_time(method: _Method) -> _Method:
-    """``method`` run holding the Network's lock: a call from another thread waits until it
-    ends, so steps, fits, saves and traces never see or leave each other's half-done state."""
-
-    @functools.wraps(method)
-    def locked(self: Network, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            return method(self, *args, **kwargs)
-
-    return cast(_Method, locked)
-
-
-class Network:
+class Network(Learning):
     """A multilayer perceptron: dense layers, one fused C++ call per training step.
 
     Parameters
@@ -148,6 +111,7 @@ class Network:
             "compute_dtype": compute_dtype,
         }
         self._lock = threading.RLock()
+        self._seam = self._make_seam()
         self._dtype: np.dtype[Any] = dt
         layers = self._core.layers(self._core.params)
         self.weights = [w for w, _ in layers]
@@ -388,219 +352,6 @@ class Network:
         return backprop.jacobian(self.weights, self.biases, self.activations, x,
                                  negative_slope=self._config["negative_slope"])  # fmt: skip
 
-    @_one_at_a_time
-    def set_optimizer(
-        self, optimizer: str = "sgd", lr: float = 0.01, *, seed: int | None = None, **settings: Any
-    ) -> Network:
-        """Choose the optimizer of `train_step`, `fit` and `partial_fit`; clears its state.
-
-        sgd: ``v = momentum v + g; p -= lr v`` (PyTorch's form, Nesterov
-        optional). adam: bias-corrected. ``weight_decay`` adds ``λ W`` to the
-        weights' gradients (L2; biases are not decayed). adamw: Adam whose weight
-        decay is decoupled, ``W -= lr λ W`` beside the step (PyTorch's AdamW).
-        ``denseprop.optimizers()`` lists each optimizer's equation and the settings it reads.
-
-        dpsgd (differentially private SGD): each sample's gradient is clipped to
-        L2 norm ``clip_norm``, the clipped gradients summed, Gaussian noise of
-        standard deviation ``noise_multiplier * clip_norm`` added to every
-        parameter, the result divided by the batch size and an SGD step taken
-        (no momentum). The noise comes from ``seed`` (None: a fresh one, kept in
-        `optimizer`) and the step count, so a saved or pickled network continues
-        the same noise stream.
-
-        Every setting is taken by name (an optimizer ignores those it does not read) and
-        checked against its range; see Other Parameters.
-        """
-        self._core.set_optimizer(
-            _core.OptimizerSettings(optimizer=optimizer, lr=lr, seed=seed, **settings)
-        )
-        return self
-
-    @_one_at_a_time
-    def set_learning_rate(self, lr: float) -> Network:
-        """Change the optimizer's learning rate, keeping its state (velocity, moments, step
-        count), as a schedule does between epochs; returns ``self``."""
-        self._core.set_learning_rate(lr)
-        return self
-
-    @property
-    def optimizer(self) -> dict[str, Any]:
-        """The optimizer's settings, as `set_optimizer` takes them (DP-SGD's seed included)."""
-        return self._core.optimizer.as_dict()
-
-    @_one_at_a_time
-    def train_step(self, x: ArrayLike, y: ArrayLike, comm: MPI.Comm | None = None) -> float:
-        """One optimizer step on the batch ``(x, y)``; returns its mean loss before the step.
-
-        A non-finite loss, or a step that overflows the parameters, raises
-        FloatingPointError and leaves the network as it was. ``x`` may be a scipy.sparse CSR
-        or CSC matrix (the first layer then works on its non-zeros; not with dpsgd), here
-        and in `fit`, `partial_fit`, `gradients` and `score`.
-
-        With an mpi4py communicator ``comm``, ``(x, y)`` is this rank's part of the batch (it
-        may be empty) and the step is taken on the union of every rank's part, the same on
-        every rank; the ranks must start from the same network (`denseprop.distributed`).
-        """
-        if comm is not None:
-            from . import distributed
-
-            return distributed.train_step(self, x, y, comm)
-        loss = self._core.train_step(self._x(x), self._y(y))
-        if not np.isfinite(loss):
-            msg = (
-                f"the loss became {loss} or the parameters overflowed; the network is as "
-                f"before the step. Try a smaller learning rate (lr={self._core.optimizer.lr})"
-            )
-            raise FloatingPointError(msg)
-        return loss
-
-    @_one_at_a_time
-    def fit(
-        self,
-        x: ArrayLike,
-        y: ArrayLike,
-        epochs: int = 200,
-        batch_size: int = 32,
-        optimizer: str = "sgd",
-        lr: float = 0.01,
-        momentum: float = 0.0,
-        *,
-        validation_data: tuple[ArrayLike, ArrayLike] | None = None,
-        early_stopping: bool = False,
-        patience: int = 10,
-        tol: float = 1e-4,
-        shuffle: bool = True,
-        seed: Any = None,
-        verbose: bool = False,
-        progress: bool | None = None,
-        comm: MPI.Comm | None = None,
-        **settings: Any,
-    ) -> Network:
-        """Train for ``epochs`` passes over ``(x, y)`` in mini-batches; returns ``self``.
-
-        The optimizer starts afresh with the settings given here by name (see
-        `set_optimizer`). Each epoch reshuffles the samples from ``seed`` (when
-        ``shuffle``) and keeps the last, partial batch. ``loss_curve_`` gets each
-        epoch's mean training loss; ``validation_scores_`` the `score` on
-        ``validation_data = (x_val, y_val)``.
-
-        With ``early_stopping``, training stops once the validation score (or,
-        without validation data, the training loss) has not improved by ``tol``
-        for ``patience`` epochs; with validation data the best parameters are
-        restored. ``verbose`` prints one line per epoch; ``progress`` (default:
-        when stderr is a terminal) draws a progress bar.
-
-        The optimizer's settings are `set_optimizer`'s, by name. ``optimizer="dpsgd"`` trains with differentially private SGD (see
-        `set_optimizer`), ``clip_norm`` and ``noise_multiplier`` its settings,
-        its noise seeded from ``seed``.
-
-        With an mpi4py communicator ``comm``, ``(x, y)`` (and ``validation_data``) are this
-        rank's shard and training is data-parallel: ``batch_size`` per rank, each step on the
-        union of the ranks' batches, rank 0's initial parameters on every rank, shuffles per
-        rank from ``seed`` (an int, the same on every rank, or None), the loss and validation
-        scores of all shards, so every rank stops at the same epoch; only rank 0 prints. A bad
-        argument on any rank raises on every rank.
-        """
-        saved = _training.Snapshot.take(self._core, self.loss_curve_, self.validation_scores_)
-        with _agreement(comm, lambda: self._restore(saved)) as agreed:
-            epochs = _checks.count(epochs, "epochs")
-            patience = _checks.count(patience, "patience")
-            tol = _checks.number(tol, "tol")
-            x, y, validation = self._training_data(x, y, validation_data)
-            batch_size, rng = _batching(x.shape[0], batch_size, seed, comm, agreed.seed)
-            noisy = isinstance(optimizer, str) and OPTIMIZERS.get(optimizer, {}).get("per_sample")
-            noise_seed = int(rng.integers(2**63)) if noisy else None
-            self.set_optimizer(optimizer, lr, momentum=momentum, seed=noise_seed, **settings)
-            schedule = _training.Schedule(
-                epochs, batch_size, bool(early_stopping), patience, tol, bool(shuffle),
-                bool(verbose), progress,
-            )  # fmt: skip
-            agreed.settings = {"network": self._config, "optimizer": self.optimizer,
-                               "epochs": epochs, "batch_size": batch_size, "patience": patience,
-                               "tol": tol, "early_stopping": early_stopping, "shuffle": shuffle,
-                               "validation_data": validation is not None}  # fmt: skip
-        self.loss_curve_, self.validation_scores_ = [], []
-        try:
-            epoch: Callable[[NDArray[Any], int], float] | None = None
-            score: Callable[..., float] = self.score
-            if comm is not None:
-                from . import distributed
-
-                distributed.broadcast_parameters(self, comm)
-                rng = distributed.rank_generator(rng, comm)
-                epoch = functools.partial(distributed.epoch, self, x, y, comm=comm)
-                score = functools.partial(distributed.score, self, comm=comm)
-            validation_score = None if validation is None else functools.partial(score, *validation)
-            _training.run_epochs(self._core, x, y, schedule, rng, validation_score,
-                                 self.loss_curve_, self.validation_scores_, epoch=epoch,
-                                 leader=comm is None or comm.rank == 0)  # fmt: skip
-        except Exception:  # a diverging epoch, or an argument only the C++ side can judge
-            self._restore(saved)
-            raise
-        return self
-
-    @_one_at_a_time
-    def partial_fit(
-        self,
-        x: ArrayLike,
-        y: ArrayLike,
-        batch_size: int = 32,
-        shuffle: bool = True,
-        seed: Any = None,
-        comm: MPI.Comm | None = None,
-    ) -> Network:
-        """One more epoch over ``(x, y)`` with the current optimizer and its state.
-
-        Appends the epoch's mean loss to ``loss_curve_``; returns ``self``. If the
-        loss or the parameters become non-finite, raises FloatingPointError and
-        leaves the network as it was before the call. ``comm``: as in `fit`, but the
-        parameters are not broadcast (the ranks must already hold the same ones).
-        """
-        saved = _training.Snapshot.take(self._core, self.loss_curve_, self.validation_scores_)
-        with _agreement(comm, lambda: self._restore(saved)) as agreed:
-            x, y, _ = self._training_data(x, y, None)
-            batch_size, rng = _batching(x.shape[0], batch_size, seed, comm, agreed.seed)
-            agreed.settings = {"network": self._config, "optimizer": self.optimizer,
-                               "batch_size": batch_size, "shuffle": shuffle}  # fmt: skip
-        if comm is None:
-            order = rng.permutation(x.shape[0]) if shuffle else np.arange(x.shape[0])
-            loss = self._core.fit_epoch(x, y, order, batch_size, checked=True)
-        else:
-            from . import distributed
-
-            rng = distributed.rank_generator(rng, comm)
-            order = rng.permutation(x.shape[0]) if shuffle else np.arange(x.shape[0])
-            loss = distributed.epoch(self, x, y, order, batch_size, comm)
-        if not _training.finite(self._core, loss):
-            self._restore(saved)
-            where, state = "partial_fit: ", "as before the call"
-            raise _training.diverged(where, loss, self._core.optimizer.lr, state)
-        self.loss_curve_.append(loss)
-        return self
-
-    def _restore(self, saved: _training.Snapshot) -> None:
-        saved.restore(self._core)
-        self.loss_curve_, self.validation_scores_ = saved.loss_curve, saved.validation_scores
-
-    def _training_data(
-        self, x: ArrayLike, y: ArrayLike, validation_data: Any
-    ) -> tuple[NDArray[Any], NDArray[Any], tuple[NDArray[Any], NDArray[Any]] | None]:
-        """Checks every array of a fit before the first step, so a bad one changes nothing.
-        (The epochs then trust them: x and y are scanned for NaN once, here.)"""
-        x, y = self._checked(x, y)
-        validation = None
-        if validation_data is not None:
-            if not (isinstance(validation_data, tuple) and len(validation_data) == 2):
-                msg = "validation_data: expected a tuple (x_val, y_val)"
-                raise TypeError(msg)
-            try:
-                validation = self._checked(*validation_data)
-            except (TypeError, ValueError) as e:
-                msg = f"validation_data: {e}"
-                raise type(e)(msg) from None
-        x = x if is_sparse(x) else np.ascontiguousarray(x)  # CSR, from _x
-        return x, np.ascontiguousarray(y), validation
-
     def plot_loss_curve(self, path: str | os.PathLike[str] | None = None) -> Any:
         """Plot ``loss_curve_`` (and ``validation_scores_`` on a second axis).
 
@@ -649,18 +400,8 @@ class Network:
 
     def __setstate__(self, state: dict[str, NDArray[Any]]) -> None:
         self.__dict__.update(model_file.from_state(state, type(self), "a pickled Network").__dict__)
+        self._seam = self._make_seam()  # bound to this object, not the one built to load it
 
-
-def _spell_out_settings(method: Any, skip: tuple[str, ...]) -> None:
-    """``method``'s signature and docstring with its ``**settings`` listed from the table, so
-    that ``help()``, the API reference and editors show every optimizer setting."""
-    signature = inspect.signature(method)
-    fixed = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
-    method.__signature__ = signature.replace(parameters=fixed + setting_parameters(skip=skip))
-    heading = "Other Parameters\n----------------\n"
-    section = textwrap.indent(heading + settings_help(), " " * 8)
-    method.__doc__ = f"{method.__doc__.rstrip()}\n\n{section}\n"
-
-
-_spell_out_settings(Network.set_optimizer, skip=("lr",))
-_spell_out_settings(Network.fit, skip=("lr", "momentum"))
+    def _make_seam(self) -> Seam:
+        """The internal interface the package's adapters use (see `denseprop._seam`)."""
+        return Seam(self._core, self._lock, self._config, self._x, self._y, self._restore)

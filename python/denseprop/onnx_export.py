@@ -14,13 +14,12 @@ is refused by name.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
-if TYPE_CHECKING:
-    from .network import Network
+from ._seam import seam_of
 
 __all__ = ["ACTIVATIONS", "OPSET", "estimator_to_onnx", "network_to_onnx"]
 
@@ -66,8 +65,11 @@ ACTIVATIONS: dict[str, Activation | None] = {
     "relu": _op("Relu"),
     # PRelu, not LeakyRelu: its slope is a tensor of the graph's dtype, LeakyRelu's alpha a
     # float32 attribute, which would round a float64 network's slope.
-    "leaky_relu": Activation(lambda g, z, slope: g.node("PRelu", z, g.constant(
-        f"slope_{len(g.nodes)}", np.array(slope, g.dtype)))),
+    "leaky_relu": Activation(
+        lambda g, z, slope: g.node(
+            "PRelu", z, g.constant(f"slope_{len(g.nodes)}", np.array(slope, g.dtype))
+        )
+    ),
     "softmax": _op("Softmax", axis=1),
     "gelu": Activation(lambda g, z, slope: g.node("Gelu", z), 20),
     "gelu_tanh": Activation(lambda g, z, slope: g.node("Gelu", z, approximate="tanh"), 20),
@@ -87,9 +89,9 @@ def _onnx() -> Any:
     return onnx
 
 
-def _layers(net: Network, graph: _Graph) -> str:
+def _layers(net: Any, graph: _Graph) -> str:
     """The network's layers on the graph's input ``x``; returns the name of their output."""
-    a, slope = "x", float(net._config["negative_slope"])
+    a, slope = "x", float(seam_of(net).config["negative_slope"])
     for l, (w, b, name) in enumerate(zip(net.weights, net.biases, net.activations)):
         entry = ACTIVATIONS.get(name)
         if entry is None:
@@ -127,10 +129,10 @@ def _write(graph: _Graph, inputs: int, width: int | None, path: Any, name: str) 
     return model
 
 
-def network_to_onnx(net: Network, path: str | os.PathLike[str] | None = None) -> Any:
+def network_to_onnx(net: Any, path: str | os.PathLike[str] | None = None) -> Any:
     """``net`` as an ONNX model computing `Network.forward`; see `Network.to_onnx`."""
     onnx = _onnx()
-    with net._lock:
+    with seam_of(net).lock:
         graph = _Graph(onnx, net.dtype)
         _layers(net, graph)
         return _write(graph, net.sizes[0], net.sizes[-1], path, "denseprop_network")
@@ -142,7 +144,7 @@ def estimator_to_onnx(estimator: Any, path: str | os.PathLike[str] | None = None
     output, else ``(samples, outputs)``)."""
     onnx = _onnx()
     net = estimator.network_
-    with net._lock:
+    with seam_of(net).lock:
         graph = _Graph(onnx, net.dtype)
         out = _layers(net, graph)
         width: int | None = net.sizes[-1]

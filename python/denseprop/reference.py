@@ -39,6 +39,7 @@ __all__ = [
     "mse",
     "network_forward",
     "network_loss_and_gradients",
+    "permutation",
     "rmsprop_step",
     "round_bf16",
     "sgd_step",
@@ -492,8 +493,15 @@ def network_loss_and_gradients(
     grads = []
     for l in range(len(weights) - 1, -1, -1):
         grad, gw, gb = dense_backward(
-            a[l], weights[l], a[l + 1], grad, acts[l], need_grad_x=l > 0, z=z[l + 1],
-            negative_slope=negative_slope, compute_dtype=compute_dtype,
+            a[l],
+            weights[l],
+            a[l + 1],
+            grad,
+            acts[l],
+            need_grad_x=l > 0,
+            z=z[l + 1],
+            negative_slope=negative_slope,
+            compute_dtype=compute_dtype,
         )
         grads.append((gw, gb))
     return value, grads[::-1]
@@ -550,9 +558,7 @@ def dpsgd_step(
     then ``sgd_step(params, g, None, lr, weight_decay=weight_decay)``.
     """
     batch = per_sample_grads[0][1].shape[0]
-    squared = sum(
-        (gw * gw).sum(axis=(1, 2)) + (gb * gb).sum(axis=1) for gw, gb in per_sample_grads
-    )
+    squared = sum((gw * gw).sum(axis=(1, 2)) + (gb * gb).sum(axis=1) for gw, gb in per_sample_grads)
     norms = np.sqrt(squared)
     clip = norms.dtype.type(clip_norm)
     factors = np.ones_like(norms)
@@ -651,10 +657,37 @@ def rmsprop_step(
 # (``denseprop.optimizers()``), by name.
 OPTIMIZER_STEPS: dict[str, Callable[..., None]] = {
     "sgd": lambda params, grads, state, t, **kw: sgd_step(params, grads, state[0], **kw),
-    "adam": lambda params, grads, state, t, **kw: adam_step(params, grads, *state, t, **kw),
-    "adamw": lambda params, grads, state, t, **kw: adamw_step(params, grads, *state, t, **kw),
+    "adam": lambda params, grads, state, t, **kw: adam_step(
+        params, grads, state[0], state[1], t, **kw
+    ),
+    "adamw": lambda params, grads, state, t, **kw: adamw_step(
+        params, grads, state[0], state[1], t, **kw
+    ),
     "rmsprop": lambda params, grads, state, t, **kw: rmsprop_step(params, grads, state[0], **kw),
 }
+
+
+def _splitmix64(z: int) -> int:
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _WORD
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _WORD
+    return z ^ (z >> 31)
+
+
+_WORD = (1 << 64) - 1
+
+
+def permutation(n: int, seed: int, k: int) -> NDArray[np.int64]:
+    """The order of epoch ``k``'s samples when training reshuffles from ``seed`` (the one
+    shuffle of every training path): Fisher-Yates over ``range(n)``, each swap's uniform
+    ``u`` in [0, 1) the top 53 bits of SplitMix64's stream from ``(seed, k)``."""
+    order = np.arange(n, dtype=np.int64)
+    word = _splitmix64((_splitmix64(seed) + k) & _WORD)
+    for i in range(n - 1, 0, -1):
+        word = (word + 0x9E3779B97F4A7C15) & _WORD
+        u = (_splitmix64(word) >> 11) * 2.0**-53
+        j = min(i, int(u * (i + 1)))
+        order[i], order[j] = order[j], order[i]
+    return order
 
 
 def fit_epoch(

@@ -25,17 +25,16 @@ Importing this module imports torch; ``import denseprop`` does not.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from torch import nn
 
 from . import _core
+from ._seam import seam_of
 from ._tables import ACTIVATIONS as _TABLE
-
-if TYPE_CHECKING:
-    from .network import Network
+from .network import Network
 
 __all__ = ["ACTIVATIONS", "MODULES", "Exp", "Sequential", "dense", "from_network"]
 
@@ -236,7 +235,7 @@ def from_network(net: Network) -> Sequential:
     bridge, or ``net.train_step(x, y)`` takes a whole step in one C++ call with the network's
     loss and optimizer (reading the tensors in place); either changes the same weights.
     """
-    slope = float(net._config["negative_slope"])
+    slope = float(seam_of(net).config["negative_slope"])
     modules: list[nn.Module] = []
     for w, b, name in zip(net.weights, net.biases, net.activations):
         linear = nn.Linear(w.shape[1], w.shape[0], device="meta")  # no storage of its own

@@ -79,6 +79,8 @@ struct BatchPenalty {
   double data_scale = 1;
 };
 
+template <class T> struct StepHalves;  // distributed.hpp
+
 template <class T> class Network {
  public:
   // sizes: inputs, then each layer's outputs; one activation per layer. Cross-entropy needs a
@@ -226,66 +228,79 @@ template <class T> class Network {
     return std::numeric_limits<double>::quiet_NaN();
   }
 
-  // One epoch over n samples (x: inputs × n, y alike) in the given order, batch by batch, the
-  // last batch partial. Returns the mean per-sample loss, or the first non-finite batch loss,
-  // at which it stops. Steps are not undone one by one: the caller keeps the network as it was
-  // before the epoch and checks the parameters after it.
-  // With `penalty`, each batch's loss and weight decay are scikit-learn's (see BatchPenalty).
-  double fit_epoch(const T* x, Targets<T> y, const std::int64_t* order, Index n, Index batch_size,
+  // {summed loss, samples} of the batches of an epoch's steps.
+  struct BatchLoss {
+    double sum;
+    Index samples;
+  };
+
+  // One epoch over n samples (x: inputs × n, y alike, or CSR rows) in the given order, batch by
+  // batch, the last batch partial, then empty batches up to `steps` (a process whose shard ran
+  // out stepping beside the others: see distributed.hpp). take(xb, yb, b) takes the step on one
+  // batch (xb null for CSR rows, gathered into the sparse layer) and returns its BatchLoss.
+  // Returns the mean per-sample loss, or the first non-finite summed loss, at which it stops.
+  // Steps are not undone one by one: the caller keeps the network as it was before the epoch.
+  template <class X, class Take>
+  double epoch(const X& x, Targets<T> y, const std::int64_t* order, Index n, Index batch_size,
+               Index steps, Take&& take) {
+    auto in = batches_of(*this, x, std::min(batch_size, n));
+    const Index out = outputs();
+    const Index b_max = std::min(batch_size, n);
+    reserve(std::max<Index>(b_max, 1));
+    if (y.dense && Index(yb_.size()) < out * b_max) yb_.assign(out * b_max, T(0));
+    if (y.labels && Index(lb_.size()) < b_max) lb_.assign(b_max, 0);
+    if (y.weights && Index(wb_.size()) < b_max) wb_.assign(b_max, T(0));
+    double total = 0;
+    Index samples = 0;
+    for (Index k = 0; k < steps; ++k) {
+      const Index start = std::min(k * batch_size, n), b = std::min(batch_size, n - start);
+      const std::int64_t* idx = order + start;
+      const bool consecutive = b == 0 || std::adjacent_find(idx, idx + b, [](auto i, auto j) {
+                                           return j != i + 1;
+                                         }) == idx + b;
+      Targets<T> yb;
+      const T* xb = in.gather(idx, b, consecutive);
+      if (b == 0) {
+        yb = {};
+      } else if (consecutive) {
+        yb = {y.labels ? y.labels + idx[0] : nullptr, y.dense ? y.dense + idx[0] * out : nullptr,
+              y.weights ? y.weights + idx[0] : nullptr};
+      } else {
+        for (Index i = 0; i < b; ++i) {
+          if (y.dense) std::memcpy(yb_.data() + i * out, y.dense + idx[i] * out, sizeof(T) * out);
+          if (y.labels) lb_[i] = y.labels[idx[i]];
+          if (y.weights) wb_[i] = y.weights[idx[i]];
+        }
+        yb = {y.labels ? lb_.data() : nullptr, y.dense ? yb_.data() : nullptr,
+              y.weights ? wb_.data() : nullptr};
+      }
+      const BatchLoss batch = take(xb, yb, b);
+      if (!std::isfinite(batch.sum)) return batch.sum;
+      total += batch.sum;
+      samples += batch.samples;
+    }
+    return total / double(samples);
+  }
+
+  // An epoch of this process's own steps (train_step's, not undone one by one). With `penalty`,
+  // each batch's loss and weight decay are scikit-learn's (see BatchPenalty).
+  template <class X>
+  double fit_epoch(const X& x, Targets<T> y, const std::int64_t* order, Index n, Index batch_size,
                    const BatchPenalty* penalty = nullptr) {
-    const Index in = inputs();
-    if (Index(xb_.size()) < in * std::min(batch_size, n))
-      xb_.assign(in * std::min(batch_size, n), T(0));
-    return epoch(y, order, n, batch_size, penalty,
-                 [&](const std::int64_t* idx, Index b, bool consecutive) {
-                   if (consecutive) return x + idx[0] * in;  // the caller's memory as it is
-                   for (Index i = 0; i < b; ++i)
-                     std::memcpy(xb_.data() + i * in, x + idx[i] * in, sizeof(T) * in);
-                   return static_cast<const T*>(xb_.data());
+    return epoch(x, y, order, n, batch_size, (n + batch_size - 1) / batch_size,
+                 [&](const T* xb, Targets<T> yb, Index b) {
+                   double l2 = 0, scale = 1;
+                   if (penalty) {
+                     const double sw = yb.weights ? weight_sum(yb.weights, b) : double(b);
+                     optimizer_.set_weight_decay(sw > 0 ? penalty->alpha / sw : 0);
+                     if (penalty->alpha != 0 && sw > 0)
+                       l2 = 0.5 * penalty->alpha * squared_weight_norm() / sw;
+                     scale = penalty->data_scale;
+                   }
+                   const double loss = step(xb, yb, b, false);
+                   return BatchLoss{std::isfinite(loss) ? (scale * loss + l2) * double(b) : loss,
+                                    b};
                  });
-  }
-
-  // The same over CSR rows: each batch's rows gathered (see sparse.hpp).
-  template <class I>
-  double fit_epoch(const CsrView<T, I>& x, Targets<T> y, const std::int64_t* order, Index n,
-                   Index batch_size, const BatchPenalty* penalty = nullptr) {
-    SparseInput on(*this);
-    return epoch(y, order, n, batch_size, penalty, [&](const std::int64_t* idx, Index b, bool) {
-      sparse_batch_.gather(x, idx, b);
-      return static_cast<const T*>(nullptr);
-    });
-  }
-
-  // The two halves of a step taken by several processes on their own batches, which add up
-  // grads() between the halves (see python/denseprop/distributed.py). First: the clipped sum
-  // Σ_i c_i g_i of DP-SGD into grads(), returning the summed loss (loss_and_gradients with
-  // Reduction::sum is the first half of every other optimizer's step).
-  double clipped_gradient_sum(const T* x, Targets<T> y, Index batch) {
-    const double loss = per_sample_deltas(x, y, batch);
-    if (std::isfinite(loss)) clipped_sum(x, batch);
-    return loss;
-  }
-
-  // Second: one optimizer step on the mean gradient, grads() holding the gradient of a loss
-  // summed over `count` samples (DP-SGD's clipped sum gets its noise first). Returns whether the
-  // parameters stayed finite; when not and `undoable`, they and the optimizer state are put back.
-  bool apply_gradient_sum(Index count, bool undoable) {
-    if (undoable) {
-      saved_params_.assign(params_.begin(), params_.end());
-      optimizer_.save();
-    }
-    optimizer_.begin_step();
-    if (optimizer_.info().per_sample)
-      optimizer_.privatise(grads_.data(), parameter_count(), count);
-    else
-      Vec<T>(grads_.data(), parameter_count()) /= T(count);
-    update();
-    if (parameters_finite()) return true;
-    if (undoable) {
-      std::copy(saved_params_.begin(), saved_params_.end(), params_.begin());
-      optimizer_.restore();
-    }
-    return false;
   }
 
   CRowMat<T> weight(Index l) const {
@@ -294,6 +309,8 @@ template <class T> class Network {
   const T* bias(Index l) const { return params_.data() + offsets_[l] + sizes_[l + 1] * sizes_[l]; }
 
  private:
+  friend struct StepHalves<T>;
+
   // Layer 0 reads sparse_batch_ instead of x while one lives (set, and cleared on exit).
   struct SparseInput {
     Network& net;
@@ -306,49 +323,37 @@ template <class T> class Network {
     ~SparseInput() { net.sparse_input_ = false; }
   };
 
-  // fit_epoch's loop; gather_x(idx, b, consecutive) gives the batch's inputs.
-  template <class Gather>
-  double epoch(Targets<T> y, const std::int64_t* order, Index n, Index batch_size,
-               const BatchPenalty* penalty, const Gather& gather_x) {
-    const Index out = outputs();
-    const Index b_max = std::min(batch_size, n);
-    reserve(b_max);
-    if (y.dense && Index(yb_.size()) < out * b_max) yb_.assign(out * b_max, T(0));
-    if (y.labels && Index(lb_.size()) < b_max) lb_.assign(b_max, 0);
-    if (y.weights && Index(wb_.size()) < b_max) wb_.assign(b_max, T(0));
-    double total = 0;
-    for (Index start = 0; start < n; start += batch_size) {
-      const Index b = std::min(batch_size, n - start);
-      const std::int64_t* idx = order + start;
-      const bool consecutive =
-          std::adjacent_find(idx, idx + b, [](auto i, auto j) { return j != i + 1; }) == idx + b;
-      Targets<T> yb;
-      const T* xb = gather_x(idx, b, consecutive);
-      if (consecutive) {
-        yb = {y.labels ? y.labels + idx[0] : nullptr, y.dense ? y.dense + idx[0] * out : nullptr,
-              y.weights ? y.weights + idx[0] : nullptr};
-      } else {
-        for (Index i = 0; i < b; ++i) {
-          if (y.dense) std::memcpy(yb_.data() + i * out, y.dense + idx[i] * out, sizeof(T) * out);
-          if (y.labels) lb_[i] = y.labels[idx[i]];
-          if (y.weights) wb_[i] = y.weights[idx[i]];
-        }
-        yb = {y.labels ? lb_.data() : nullptr, y.dense ? yb_.data() : nullptr,
-              y.weights ? wb_.data() : nullptr};
-      }
-      double l2 = 0, scale = 1;
-      if (penalty) {
-        const double sw = yb.weights ? weight_sum(yb.weights, b) : double(b);
-        optimizer_.set_weight_decay(sw > 0 ? penalty->alpha / sw : 0);
-        l2 = penalty->alpha == 0 || !(sw > 0) ? 0
-                                              : 0.5 * penalty->alpha * squared_weight_norm() / sw;
-        scale = penalty->data_scale;
-      }
-      const double loss = step(xb, yb, b, false);
-      if (!std::isfinite(loss)) return loss;
-      total += (scale * loss + l2) * double(b);
+  // An epoch's batches of inputs: gather(idx, b, consecutive) gives batch idx[0..b)'s inputs,
+  // the caller's own memory when they are consecutive rows, else copied into xb_.
+  struct DenseBatches {
+    Network& net;
+    const T* x;
+    DenseBatches(Network& n, const T* x_, Index b_max) : net(n), x(x_) {
+      const Index in = net.inputs();
+      if (Index(net.xb_.size()) < in * b_max) net.xb_.assign(in * b_max, T(0));
     }
-    return total / double(n);
+    const T* gather(const std::int64_t* idx, Index b, bool consecutive) {
+      const Index in = net.inputs();
+      if (b == 0 || consecutive) return x + (b ? idx[0] * in : 0);
+      for (Index i = 0; i < b; ++i)
+        std::memcpy(net.xb_.data() + i * in, x + idx[i] * in, sizeof(T) * in);
+      return net.xb_.data();
+    }
+  };
+  // CSR rows: each batch's rows gathered into the sparse layer (see sparse.hpp).
+  template <class I> struct SparseBatches {
+    SparseInput on;
+    const CsrView<T, I>& x;
+    SparseBatches(Network& n, const CsrView<T, I>& x_, Index) : on(n), x(x_) {}
+    const T* gather(const std::int64_t* idx, Index b, bool) {
+      on.net.sparse_batch_.gather(x, idx, b);
+      return nullptr;
+    }
+  };
+  static DenseBatches batches_of(Network& n, const T* x, Index b_max) { return {n, x, b_max}; }
+  template <class I>
+  static SparseBatches<I> batches_of(Network& n, const CsrView<T, I>& x, Index b_max) {
+    return {n, x, b_max};
   }
 
   // Layer l's slice of a workspace buffer, laid out for the current capacity; the Z buffer

@@ -1,19 +1,36 @@
-// Many epochs in one call, as scikit-learn's MLPs train: a reshuffle per epoch, a learning-rate
-// schedule, the convergence test on the training loss or on a validation score, and the best
-// parameters kept for early stopping. Nothing returns to Python between epochs, so a small data
-// set costs its steps and a few microseconds per epoch.
+// The one training loop: every path that trains for epochs (Network.fit and partial_fit, the
+// estimators' sgd and adam, data-parallel training over MPI) runs `run_epochs`. Per epoch: a
+// reshuffle drawn from the seed, the steps (this process's own, or several processes' together:
+// see distributed.hpp), the divergence check, a score, the rule that stops a run early, and a
+// learning-rate schedule. Nothing returns to Python between epochs unless the caller hands in
+// work that must (a user's scorer, a progress bar, MPI's collectives), so a small data set
+// costs its steps and a few microseconds per epoch.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <vector>
 
 #include "network.hpp"
 #include "noise.hpp"
 
 namespace denseprop {
+
+// The rule that ends a run before max_epochs (besides divergence), each stated once here:
+// none: it runs max_epochs epochs.
+// convergence (scikit-learn's MLPs): an epoch fails when it does not improve the best score, or
+//   unscored the best loss, by tol; after more than n_iter_no_change failures in a row the
+//   adaptive schedule divides η by 5 and counts again, the others stop. The parameters are kept
+//   whenever the score beats the best.
+// patience (Network.fit's early stopping): it stops after n_iter_no_change epochs in a row that
+//   do not improve the best score, or unscored the best loss, by tol; the best moves only by
+//   such an improvement, whose parameters are kept.
+// Scored, the kept parameters are put back at the end of the run (best_params starts as the
+// caller's: the parameters before it, or those a previous run kept).
+enum class StopRule { none, convergence, patience };
 
 // constant: η stays; invscaling: η = η₀ / (t + 1)^power_t after each epoch, t the samples seen;
 // adaptive: η / 5 whenever the convergence test fails, until η ≤ 1e-6.
@@ -22,14 +39,12 @@ enum class Schedule { constant, invscaling, adaptive };
 struct TrainingSettings {
   Index batch_size = 200;
   bool shuffle = true;
-  BatchPenalty penalty;
+  StopRule stop = StopRule::convergence;
   Schedule schedule = Schedule::constant;
   double lr_init = 1e-3, power_t = 0.5;
   double tol = 1e-4;
   double n_iter_no_change = 10;  // may be infinite: never stop early
-  // scikit-learn's per-batch L2 penalty (else the optimizer's own weight decay stays)
-  bool batch_penalty = true;
-  // a non-finite loss stops the run even with validation (scikit-learn's goes on)
+  // a non-finite loss or parameter stops the run even when scored (scikit-learn's goes on)
   bool stop_when_diverged = false;
   // binary cross-entropy's accuracy: every output of a sample right (scikit-learn's), or
   // the fraction of outputs right
@@ -47,7 +62,7 @@ struct TrainingState {
   double best_score = -std::numeric_limits<double>::infinity();
 };
 
-// Why train_epochs returned.
+// Why run_epochs returned.
 enum class Stop { max_epochs, converged, diverged };
 
 // A learning-rate change of the adaptive schedule: after `epoch` (1-based, of this call), to
@@ -123,77 +138,93 @@ inline void permutation(std::int64_t* order, Index n, std::uint64_t seed, std::i
   }
 }
 
-// Network.fit's epochs without returning to Python: one epoch per row of orders (count × n
-// sample indices), its mean loss into `losses`, NaN for an epoch that left a parameter
-// non-finite; stops after an epoch whose loss is not finite.
-template <class T, class X>
-void fit_epochs(Network<T>& net, const X& x, Targets<T> y, const std::int64_t* orders, Index n,
-                Index count, Index batch_size, std::vector<double>& losses) {
-  for (Index k = 0; k < count; ++k) {
-    double loss = net.fit_epoch(x, y, orders + k * n, n, batch_size);
-    if (!all_finite(net.params(), net.parameter_count()))
-      loss = std::numeric_limits<double>::quiet_NaN();
-    losses.push_back(loss);
-    if (!std::isfinite(loss)) return;
+// An epoch of this process's own steps; with `penalty`, scikit-learn's per-batch L2 penalty
+// (else the optimizer's own weight decay stays).
+template <class T> struct LocalSteps {
+  const BatchPenalty* penalty;
+  template <class X>
+  double epoch(Network<T>& net, const X& x, Targets<T> y, const std::int64_t* order, Index n,
+               Index batch_size) const {
+    return net.fit_epoch(x, y, order, n, batch_size, penalty);
   }
-}
+};
 
-// Up to max_epochs epochs of net's optimizer over (x, y), as scikit-learn's MLPs: after each
-// epoch its loss (see BatchPenalty) goes to `losses`; with `validation` its score goes to
-// `scores` and the parameters that score best so far to best_params (parameter_count values).
-// The convergence test counts the epochs that fail to improve the best loss (or score) by tol;
-// past n_iter_no_change of them the adaptive schedule divides η by 5 and starts counting again,
-// the others stop. Without validation a non-finite loss stops the run (Stop::diverged); with it
-// training goes on, as scikit-learn's does, and early stopping keeps the best parameters.
-template <class T, class X, class VX>
-Stop train_epochs(Network<T>& net, const X& x, Targets<T> y, Index n,
-                  const Validation<T, VX>* validation, const TrainingSettings& s,
-                  TrainingState& state, std::int64_t max_epochs, T* best_params,
-                  std::vector<double>& losses, std::vector<double>& scores,
-                  std::vector<RateChange>& rate_changes) {
+// Up to max_epochs epochs of net's optimizer over (x, y), n samples, each epoch's steps taken
+// by `steps` (LocalSteps, DistributedSteps). After each epoch its loss goes to `losses`, then
+// after_epoch(epoch, loss) (epoch 1-based in this call) returns the epoch's score, which goes
+// to `scores`, or nothing when the run is not `scored`; the StopRule reads them. A non-finite
+// loss, or parameter, stops the run (Stop::diverged) unless it is scored and not
+// stop_when_diverged (scikit-learn's rule: it goes on, and keeps the best parameters).
+// best_params (parameter_count values) holds the parameters the rule keeps, when scored.
+template <class T, class X, class Steps, class AfterEpoch>
+Stop run_epochs(Network<T>& net, const X& x, Targets<T> y, Index n, const Steps& steps,
+                AfterEpoch&& after_epoch, bool scored, const TrainingSettings& s,
+                TrainingState& state, std::int64_t max_epochs, T* best_params,
+                std::vector<double>& losses, std::vector<double>& scores,
+                std::vector<RateChange>& rate_changes) {
+  const Index count = net.parameter_count();
+  auto keep_best = [&] {
+    if (best_params) std::copy_n(net.params(), count, best_params);
+  };
+  auto finish = [&](Stop stop) {
+    if (scored && best_params) std::copy_n(best_params, count, net.params());
+    return stop;
+  };
   std::vector<std::int64_t> order(n);
   std::iota(order.begin(), order.end(), std::int64_t(0));
   for (std::int64_t epoch = 1; epoch <= max_epochs; ++epoch) {
     if (s.shuffle) permutation(order.data(), n, state.seed, state.shuffles++);
     net.optimizer().set_learning_rate(state.lr);
-    const double loss =
-        net.fit_epoch(x, y, order.data(), n, s.batch_size, s.batch_penalty ? &s.penalty : nullptr);
+    double loss = steps.epoch(net, x, y, order.data(), n, s.batch_size);
+    if (s.stop_when_diverged && std::isfinite(loss) && !all_finite(net.params(), count))
+      loss = std::numeric_limits<double>::quiet_NaN();
     losses.push_back(loss);
     state.t += n;
-    if ((!validation || s.stop_when_diverged) && !std::isfinite(loss)) return Stop::diverged;
-    if (validation) {
-      const double score = validation_score(net, *validation, s.exact_match);
-      scores.push_back(score);
+    if ((!scored || s.stop_when_diverged) && !std::isfinite(loss)) return Stop::diverged;
+    const std::optional<double> score = after_epoch(epoch, loss);
+    if (scored) scores.push_back(score.value_or(std::numeric_limits<double>::quiet_NaN()));
+    // the value the rule improves: the score, or unscored −loss
+    const double current = scored ? scores.back() : -loss;
+    double& best = scored ? state.best_score : state.best_loss;
+    const double best_value = scored ? best : -best;
+    const bool improved = current > best_value + s.tol;  // false for NaN
+    if (s.stop == StopRule::convergence) {
       // scikit-learn's comparisons, NaN included: a NaN score resets the count
-      if (score < state.best_score + s.tol)
+      if (scored ? current < best_value + s.tol : !improved)
         ++state.no_improvement;
       else
         state.no_improvement = 0;
-      if (score > state.best_score) {
-        state.best_score = score;
-        std::copy_n(net.params(), net.parameter_count(), best_params);
+      if (scored && current > best) {
+        best = current;
+        keep_best();
+      } else if (!scored) {
+        best = std::min(best, loss);
       }
-    } else {
-      if (loss > state.best_loss - s.tol)
-        ++state.no_improvement;
-      else
+    } else if (s.stop == StopRule::patience) {
+      if (improved) {
+        best = scored ? current : loss;
         state.no_improvement = 0;
-      state.best_loss = std::min(state.best_loss, loss);
+        if (scored) keep_best();
+      } else {
+        ++state.no_improvement;
+      }
     }
     if (s.schedule == Schedule::invscaling)
       state.lr = s.lr_init / std::pow(double(state.t + 1), s.power_t);
-    if (double(state.no_improvement) > s.n_iter_no_change) {
-      if (s.schedule != Schedule::adaptive) return Stop::converged;
+    if (s.stop == StopRule::patience && double(state.no_improvement) >= s.n_iter_no_change)
+      return finish(Stop::converged);
+    if (s.stop == StopRule::convergence && double(state.no_improvement) > s.n_iter_no_change) {
+      if (s.schedule != Schedule::adaptive) return finish(Stop::converged);
       if (state.lr <= 1e-6) {
         rate_changes.push_back({epoch, 0.0});
-        return Stop::converged;
+        return finish(Stop::converged);
       }
       state.lr /= 5;
       rate_changes.push_back({epoch, state.lr});
       state.no_improvement = 0;
     }
   }
-  return Stop::max_epochs;
+  return finish(Stop::max_epochs);
 }
 
 // The objective L-BFGS minimises, at `params` (parameter_count values): the mean loss of the
