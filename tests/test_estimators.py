@@ -261,3 +261,24 @@ def test_too_few_samples_for_early_stopping(rng):
     x, y = rng.standard_normal((5, 3)), rng.standard_normal(5)
     with pytest.raises(ValueError, match="The validation set is too small"):
         MLPRegressor(early_stopping=True).fit(x, y)
+
+
+def test_the_two_estimators_take_the_same_parameters_the_regressor_with_loss_first():
+    """Their shared parameters are declared once (_estimator_params.Parameters); the regressor
+    restates them only to put ``loss`` first, as scikit-learn's MLPRegressor does."""
+    import inspect
+
+    from denseprop._estimator_params import Parameters
+
+    shared = list(inspect.signature(Parameters.__init__).parameters.values())
+    classifier = list(inspect.signature(MLPClassifier.__init__).parameters.values())
+    regressor = list(inspect.signature(MLPRegressor.__init__).parameters.values())
+    assert classifier == shared
+    assert regressor[0] == shared[0] and regressor[1].name == "loss"
+    assert regressor[2:] == shared[1:]
+    own = MLPRegressor._parameter_constraints.keys() - Parameters._parameter_constraints.keys()
+    assert own == {"loss"}
+    for name in ("momentum", "beta_1", "epsilon", "solver"):
+        for estimator in (MLPClassifier, MLPRegressor):
+            sklearns = inspect.signature(getattr(neural_network, estimator.__name__)).parameters
+            assert inspect.signature(estimator).parameters[name].default == sklearns[name].default

@@ -72,8 +72,8 @@ def test_output_only_activations_are_refused_in_a_hidden_layer(activation):
 
 
 def test_the_estimators_take_every_hidden_activation():
-    estimators = pytest.importorskip("denseprop.estimators")
-    assert set(estimators._ACTIVATIONS) == {"logistic", *HIDDEN}
+    params = pytest.importorskip("denseprop._estimator_params")
+    assert set(params._ACTIVATIONS) == {"logistic", *HIDDEN}
 
 
 def test_optimizer_settings_are_bound_by_name_and_checked_where_declared():
