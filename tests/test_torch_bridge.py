@@ -24,6 +24,7 @@ ACTIVATION_MODULES = {
     "gelu_tanh": lambda: nn.GELU(approximate="tanh"),
     "silu": nn.SiLU,
     "softplus": nn.Softplus,
+    "mish": nn.Mish,
     "exp": dpt.Exp,  # PyTorch has no module for exp: the bridge's own, torch.exp
 }
 

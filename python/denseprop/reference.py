@@ -133,6 +133,16 @@ def _softplus(z: NDArray[Any]) -> NDArray[Any]:
     return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
 
 
+def _mish(z: NDArray[Any]) -> NDArray[Any]:
+    return z * np.tanh(_softplus(z))
+
+
+def _mish_slope(z: NDArray[Any]) -> NDArray[Any]:
+    # t + z σ(z) (1 − t²), t = tanh(softplus(z))
+    t = np.tanh(_softplus(z))
+    return t + z * sigmoid(z) * (1 - t * t)
+
+
 def sigmoid_backward(a: NDArray[Any], grad_a: NDArray[Any]) -> NDArray[Any]:
     """Gradient through a sigmoid from its output.
 
@@ -195,6 +205,7 @@ _FORWARD: dict[str, _Activation] = {
     "gelu_tanh": lambda z, slope: _in_float64(_gelu_tanh, z),
     "silu": lambda z, slope: _in_float64(lambda v: v * sigmoid(v), z),
     "softplus": lambda z, slope: _in_float64(_softplus, z),
+    "mish": lambda z, slope: _in_float64(_mish, z),
     "exp": _exp,
 }
 # name -> grad_z from (a, grad_a, slope), for those whose derivative is read from a
@@ -213,6 +224,7 @@ _SLOPE_OF_Z: dict[str, Callable[[NDArray[Any]], NDArray[Any]]] = {
     "gelu_tanh": _gelu_tanh_slope,
     "silu": _silu_slope,
     "softplus": sigmoid,
+    "mish": _mish_slope,
 }
 # name -> the Jacobian per sample, for those that are not elementwise (the others: diag(g'))
 _JACOBIAN: dict[str, Callable[[NDArray[Any]], NDArray[Any]]] = {"softmax": softmax_jacobian}
@@ -230,8 +242,9 @@ def activation_forward(
     ``leaky_relu`` is ``z if z > 0 else negative_slope * z``; ``softmax`` acts
     per sample; ``gelu`` is ``z Φ(z)`` (exact, with erf), ``gelu_tanh`` its tanh
     approximation ``½ z (1 + tanh(√(2/π) (z + 0.044715 z³)))``, ``silu`` is
-    ``z σ(z)`` and ``softplus`` ``log(1 + exp(z))``; these four are computed in
-    float64 and returned in ``z``'s dtype. ``exp`` is ``exp(z)`` (inf past log(max)).
+    ``z σ(z)``, ``softplus`` ``log(1 + exp(z))`` and ``mish``
+    ``z tanh(softplus(z))``; these five are computed in float64 and returned in
+    ``z``'s dtype. ``exp`` is ``exp(z)`` (inf past log(max)).
     """
     _check_activation(activation, negative_slope)
     return _FORWARD[activation](z, negative_slope)
@@ -253,7 +266,8 @@ def activation_backward(
     exp ``a``.
     Those in `FROM_INPUT` read it from their input ``z: (batch, n)``, required:
     gelu ``Φ(z) + z φ(z)``, gelu_tanh ``½ (1 + t) + ½ z (1 − t²) u′``, silu
-    ``σ(z) (1 + z (1 − σ(z)))``, softplus ``σ(z)``.
+    ``σ(z) (1 + z (1 − σ(z)))``, softplus ``σ(z)``, mish ``t + z σ(z) (1 − t²)``
+    with ``t = tanh(softplus(z))``.
     """
     _check_activation(activation, negative_slope)
     slope_of_z = _SLOPE_OF_Z.get(activation)

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <utility>
 
 #include "table.hpp"
 #include "types.hpp"
@@ -320,9 +321,40 @@ struct Softplus : ScalarOfZ<Softplus> {
   template <class T> static T slope(T z) { return logistic(z); }
 };
 
+// mish(z) = z t,  t = tanh(softplus(z))   g' = t + z σ(z) (1 − t²)
+// With w = (1 + e^z)², t = (w − 1)/(w + 1); written in e = e^{−|z|} ≤ 1, so that nothing
+// overflows and 1 − t² does not cancel (numerator and denominator times e² for z ≥ 0):
+//   z ≥ 0:  t = (1 + 2e) / d,   d = 1 + 2e + 2e²,   σ(z) (1 − t²) = 4 e² (1 + e) / d²
+//   z < 0:  t = e (2 + e) / d,  d = 2 + 2e + e²,    σ(z) (1 − t²) = 4 e (1 + e) / d²
+struct Mish : ScalarOfZ<Mish> {
+  static constexpr auto info =
+      ActivationInfo::named("mish")
+          .reads_z()
+          .initial(Init::he)
+          .equations("Z[{l}] tanh(softplus(Z[{l}]))",
+                     "dA[{l}] ⊙ (T + Z[{l}] σ(Z[{l}]) (1 − T²)), T = tanh(softplus(Z[{l}]))")
+          .in_torch("Mish")
+          .in_onnx("Mish(z)", 18);
+  // t and σ(z) (1 − t²)
+  template <class T> static std::pair<T, T> parts(T z) {
+    const T e = std::exp(-std::abs(z));
+    if (z >= 0) {
+      const T d = T(1) + T(2) * e * (T(1) + e);
+      return {(T(1) + T(2) * e) / d, T(4) * e * e * (T(1) + e) / (d * d)};
+    }
+    const T d = T(2) + e * (T(2) + e);
+    return {e * (T(2) + e) / d, T(4) * e * (T(1) + e) / (d * d)};
+  }
+  template <class T> static T value(T z) { return z * parts(z).first; }
+  template <class T> static T slope(T z) {
+    const auto [t, s] = parts(z);
+    return t + z * s;
+  }
+};
+
 // The table: every activation, in the order the names are listed to users.
 using Activations = std::tuple<Identity, Sigmoid, Tanh, Relu, LeakyRelu, Softmax, Gelu, GeluTanh,
-                               Silu, Softplus, Exp>;
+                               Silu, Softplus, Mish, Exp>;
 
 // An activation is its index in the list.
 using Activation = std::size_t;
