@@ -88,13 +88,12 @@ def _activation(spelling: str, opset: int) -> Activation:
 
     def build(g: _Graph, z: str, slope: float) -> str:
         def value(term: _Term) -> str:
-            if term == "z":
-                return z
+            if isinstance(term, _Op):
+                inputs = [value(t) for t in term.inputs]  # their nodes first, in order
+                return g.node(term.op, *inputs, **term.attributes)
             if term == "slope":
                 return g.constant(f"slope_{len(g.nodes)}", np.array(slope, g.dtype))
-            assert isinstance(term, _Op)
-            inputs = [value(t) for t in term.inputs]  # their nodes first, in order
-            return g.node(term.op, *inputs, **term.attributes)
+            return z
 
         return value(root)
 
