@@ -37,15 +37,16 @@ struct ActivationInfo {
   // How other libraries write it, in Python's call syntax; `slope` stands for leaky_relu's
   // negative_slope, `z` for the activation's input.
   // torch: the PyTorch module, "Class" or "Class(attribute=value, ...)": a class of torch.nn (or
-  // denseprop.torch's own: Exp) and the attributes that make it this activation, as literals or
-  // `slope`. denseprop.torch builds the module with them, and reads a module as the entry of its
-  // class whose attributes it has (GELU(approximate='tanh') is gelu_tanh; a Softplus whose beta
-  // is not 1 is none), all but `dim`, the axis, which the bridge checks against the input.
+  // denseprop.torch's own, Exp) and the attributes that make it this activation, literals or
+  // `slope`. denseprop.torch builds the module with them; it reads a module as the entry of its
+  // class whose attributes the module has, `dim` (the axis, checked against the input) aside:
+  // GELU(approximate='tanh') is gelu_tanh, any other GELU gelu; a Softplus whose beta is not 1
+  // is refused.
   std::string_view torch;
   // onnx: its ONNX nodes as one expression of ONNX ops over `z` and `slope` (a constant of the
   // graph's dtype), attributes by name: "Relu(z)", "Softmax(z, axis=1)", "Mul(z, Sigmoid(z))";
-  // empty where ONNX has no way to write it. onnx_opset: the oldest opset that has those ops,
-  // when newer than the export's own (0).
+  // empty where ONNX has no way to write it. onnx_opset: the oldest opset that has those ops
+  // when it is newer than the export's own, 17 (0: any).
   std::string_view onnx;
   int onnx_opset = 0;
 
