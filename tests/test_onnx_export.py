@@ -60,6 +60,23 @@ def test_softmax_probabilities_match_forward(rng, dtype, batch):
     assert_close(run(model, x), net.forward(x), dtype)
 
 
+def test_the_nodes_are_the_tables_spelling(dtype):
+    ops, slopes = {}, {}
+    for a in denseprop.activations():
+        if a["hidden"]:
+            net = denseprop.Network([3, 4, 2], a["name"], "mse", dtype=dtype, negative_slope=0.2)
+            model = net.to_onnx()
+            types = [n.op_type for n in model.graph.node]
+            ops[a["name"]] = types[1 : types.index("Gemm", 1)]  # between the two Gemms
+            slopes[a["name"]] = [onnx.numpy_helper.to_array(t) for t in model.graph.initializer
+                                 if t.name.startswith("slope")]  # fmt: skip
+            assert model.opset_import[0].version == max(17, a["onnx_opset"])
+    assert ops["silu"] == ["Sigmoid", "Mul"] and ops["leaky_relu"] == ["PRelu"]
+    assert ops["gelu_tanh"] == ["Gelu"] and ops["mish"] == ["Mish"]
+    (slope,) = slopes["leaky_relu"]  # a constant of the network's dtype, not a float32 attribute
+    assert slope.dtype == dtype and slope == dtype.type(0.2)
+
+
 def test_an_activation_without_an_op_is_named(monkeypatch):
     monkeypatch.setitem(onnx_export.ACTIVATIONS, "tanh", None)
     net = denseprop.Network([3, 4, 2], "tanh")

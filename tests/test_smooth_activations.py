@@ -1,7 +1,8 @@
-"""gelu, gelu_tanh, silu and softplus, the activations whose derivative is read from z: the kernels
-against the reference, central finite differences and PyTorch, finite for large |z|; in a
-Network, which keeps Z only for the layers that need it; in the trace and the estimators."""
+"""gelu, gelu_tanh, silu, softplus and mish, the activations whose derivative is read from z: the
+kernels against the reference, central finite differences and PyTorch, finite for large |z|; in
+a Network, which keeps Z only for the layers that need it; in the trace and the estimators."""
 
+import math
 import warnings
 
 import denseprop
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import NEEDS_Z, OUTPUTS, assert_close, network, randn, targets
 
-SMOOTH = ["gelu", "gelu_tanh", "silu", "softplus"]
+SMOOTH = ["gelu", "gelu_tanh", "silu", "softplus", "mish"]
 
 
 def test_these_are_the_activations_that_need_z():
@@ -86,11 +87,25 @@ def test_gelu_is_accurate_in_the_negative_tail():
     np.testing.assert_allclose(a, -10 * 7.619853024160527e-24, rtol=1e-12)
 
 
+@pytest.mark.parametrize("z", [-80.0, -30.0, -5.0, 5.0, 30.0])
+def test_mish_is_accurate_in_both_tails(dtype, z):
+    # mish(z) = z tanh(softplus(z)) ≈ z e^z below, z above; g' = t + z σ(z) (1 − t²)
+    t = math.tanh(math.log1p(math.exp(z)))
+    sigma = 1 / (1 + math.exp(-z))
+    x = np.array([[z]], dtype)
+    a = denseprop.activation_forward(x, "mish")
+    grad = denseprop.activation_backward(a, np.ones_like(x), "mish", z=x)
+    rtol = 1e-6 if dtype == np.float32 else 1e-13
+    np.testing.assert_allclose(a, z * t, rtol=rtol, atol=0)
+    np.testing.assert_allclose(grad, t + z * sigma * (1 - t * t), rtol=rtol, atol=0)
+
+
 torch_functions = {
     "gelu": lambda F, t: F.gelu(t),
     "gelu_tanh": lambda F, t: F.gelu(t, approximate="tanh"),
     "silu": lambda F, t: F.silu(t),
     "softplus": lambda F, t: F.softplus(t),
+    "mish": lambda F, t: F.mish(t),
 }
 
 

@@ -3,6 +3,7 @@ torch.autograd.gradcheck, and train with a torch optimizer."""
 
 import copy
 
+import denseprop
 import numpy as np
 import pytest
 
@@ -24,6 +25,7 @@ ACTIVATION_MODULES = {
     "gelu_tanh": lambda: nn.GELU(approximate="tanh"),
     "silu": nn.SiLU,
     "softplus": nn.Softplus,
+    "mish": nn.Mish,
     "exp": dpt.Exp,  # PyTorch has no module for exp: the bridge's own, torch.exp
 }
 
@@ -35,6 +37,20 @@ def test_every_activation_of_the_table_has_a_module():
     assert {read(m())[0] for m, read in dpt.ACTIVATIONS.items()} | {"gelu_tanh"} == set(
         ACTIVATIONS
     )
+
+
+def test_the_modules_are_built_and_read_as_the_table_spells_them():
+    for a in denseprop.activations():
+        module = dpt.MODULES[a["name"]](0.3)
+        assert dpt.ACTIVATIONS[type(module)](module) == (
+            a["name"], 0.3 if a["name"] == "leaky_relu" else 0.0
+        )  # fmt: skip
+        assert a["torch"].startswith(type(module).__name__)
+    assert dpt.MODULES["softmax"](0.0).dim == -1
+    assert dpt.MODULES["gelu_tanh"](0.0).approximate == "tanh"
+    gelu = dpt.ACTIVATIONS[nn.GELU]
+    assert gelu(nn.GELU()) == ("gelu", 0.0) and gelu(nn.GELU("tanh")) == ("gelu_tanh", 0.0)
+    assert dpt.ACTIVATIONS[nn.Softmax](nn.Softmax(dim=1)) == ("softmax", 0.0)  # dim: Sequential's
 
 
 def pair(sizes, activation, dtype, last=None):
@@ -142,9 +158,14 @@ def test_strided_input_and_gradient():
         ([nn.ReLU(), nn.Linear(3, 2)], TypeError, r"module 0 \(ReLU\) is an activation that"),
         ([nn.Linear(3, 2), nn.ReLU(), nn.Tanh()], TypeError, r"module 2 \(Tanh\)"),
         ([nn.Linear(3, 2), nn.Softmax(dim=0)], ValueError, r"dim=-1, got dim=0"),
+        (
+            [nn.Linear(3, 2), nn.Softplus(beta=2)],
+            ValueError,
+            r"^Softplus\(beta=2\): denseprop's softplus has beta=1$",
+        ),
         ([], ValueError, "needs at least one nn.Linear"),
     ],
-    ids=["dropout", "leading activation", "two activations", "softmax dim", "empty"],
+    ids=["dropout", "leading activation", "two activations", "softmax dim", "beta", "empty"],
 )
 def test_modules_it_cannot_run_are_refused(modules, error, match):
     with pytest.raises(error, match=match):

@@ -82,6 +82,9 @@ py::list activations() {
     d["init"] = init_name(e.init);
     d["forward_equation"] = std::string(e.forward_equation);
     d["backward_equation"] = std::string(e.backward_equation);
+    d["torch"] = std::string(e.torch);
+    d["onnx"] = e.onnx.empty() ? py::object(py::none()) : py::object(py::str(std::string(e.onnx)));
+    d["onnx_opset"] = e.onnx_opset;
     out.append(d);
   }
   return out;
@@ -127,7 +130,9 @@ softmax_backward(s, g)[i]; training never forms these n x n matrices.)");
   m.def("activations", &activations,
         "The activations, one dict each: name, needs_z (the backward reads z, not the output), "
         "hidden (allowed in a hidden layer), init ('glorot' or 'he'), forward_equation and "
-        "backward_equation (as the trace prints them, '{l}' the layer).");
+        "backward_equation (as the trace prints them, '{l}' the layer), torch (the PyTorch "
+        "module, 'Class(attribute=value, ...)'), onnx (its ONNX nodes as an expression over z, "
+        "or None) and onnx_opset (the oldest opset that has them, 0 for any).");
   m.def(
       "activation_forward",
       [](py::handle z, const std::string& activation, double negative_slope) {

@@ -6,20 +6,25 @@ activation's op; the graph's input ``x`` is ``(batch, inputs)`` and its output `
 free. The opset is 17, or the newest one an activation needs. Needs the onnx package
 (``pip install "denseprop[onnx]"``), imported only when a model is exported.
 
-`ACTIVATIONS` is the one list of how each activation is written in ONNX: an activation with
-an ONNX form is one entry, a function building its nodes and the opset it needs; one without
-is refused by name.
+`ACTIVATIONS` says how each activation is written in ONNX, built from the activations' table
+(``denseprop.activations()``, "onnx" and "onnx_opset"), where each entry spells its nodes as
+one expression of ONNX ops over ``z`` (the layer's input) and ``slope`` (leaky_relu's
+negative_slope, a constant of the graph's dtype), attributes by name: ``"Relu(z)"``,
+``"Softmax(z, axis=1)"``, ``"Mul(z, Sigmoid(z))"``. An activation without one is refused by
+name.
 """
 
 from __future__ import annotations
 
+import ast
 import os
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Union
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ._seam import seam_of
+from ._tables import ACTIVATIONS as _TABLE
 
 __all__ = ["ACTIVATIONS", "OPSET", "estimator_to_onnx", "network_to_onnx"]
 
@@ -53,29 +58,50 @@ class Activation(NamedTuple):
     opset: int = OPSET
 
 
-def _op(op: str, **attributes: Any) -> Activation:
-    return Activation(lambda g, z, slope: g.node(op, z, **attributes))
+class _Op(NamedTuple):
+    """One node of a spelling: the ONNX op, its inputs (nodes, "z" or "slope"), its attributes."""
+
+    op: str
+    inputs: list[_Term]
+    attributes: dict[str, Any]
+
+
+_Term = Union[_Op, str]
+
+
+def _term(node: ast.expr, spelling: str) -> _Term:
+    if isinstance(node, ast.Name) and node.id in ("z", "slope"):
+        return node.id
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.args:
+        inputs = [_term(arg, spelling) for arg in node.args]
+        attributes = {str(k.arg): ast.literal_eval(k.value) for k in node.keywords}
+        return _Op(node.func.id, inputs, attributes)
+    msg = f"ONNX spelling {spelling!r}: expected Op(inputs, attribute=value) over z and slope"
+    raise ValueError(msg)
+
+
+def _activation(spelling: str, opset: int) -> Activation:
+    """The entry of an activation whose table spells its ONNX nodes so (see the module's doc)."""
+    root = _term(ast.parse(spelling, mode="eval").body, spelling)
+
+    def build(g: _Graph, z: str, slope: float) -> str:
+        def value(term: _Term) -> str:
+            if isinstance(term, _Op):
+                inputs = [value(t) for t in term.inputs]  # their nodes first, in order
+                return g.node(term.op, *inputs, **term.attributes)
+            if term == "slope":
+                return g.constant(f"slope_{len(g.nodes)}", np.array(slope, g.dtype))
+            return z
+
+        return value(root)
+
+    return Activation(build, max(opset, OPSET))
 
 
 # Every activation denseprop has: how ONNX writes it, or None where ONNX has no op for it.
 ACTIVATIONS: dict[str, Activation | None] = {
-    "identity": _op("Identity"),
-    "sigmoid": _op("Sigmoid"),
-    "tanh": _op("Tanh"),
-    "relu": _op("Relu"),
-    # PRelu, not LeakyRelu: its slope is a tensor of the graph's dtype, LeakyRelu's alpha a
-    # float32 attribute, which would round a float64 network's slope.
-    "leaky_relu": Activation(
-        lambda g, z, slope: g.node(
-            "PRelu", z, g.constant(f"slope_{len(g.nodes)}", np.array(slope, g.dtype))
-        )
-    ),
-    "softmax": _op("Softmax", axis=1),
-    "gelu": Activation(lambda g, z, slope: g.node("Gelu", z), 20),
-    "gelu_tanh": Activation(lambda g, z, slope: g.node("Gelu", z, approximate="tanh"), 20),
-    "silu": Activation(lambda g, z, slope: g.node("Mul", z, g.node("Sigmoid", z))),
-    "softplus": _op("Softplus"),
-    "exp": _op("Exp"),
+    name: None if a["onnx"] is None else _activation(a["onnx"], a["onnx_opset"])
+    for name, a in _TABLE.items()
 }
 
 

@@ -52,15 +52,6 @@ __all__ = [
     "softmax_jacobian",
 ]
 
-ACTIVATIONS = (
-    "identity", "sigmoid", "tanh", "relu", "leaky_relu", "softmax",
-    "gelu", "gelu_tanh", "silu", "softplus", "exp",
-)  # fmt: skip
-# Those whose derivative is written here in their input z rather than their output.
-FROM_INPUT = ("gelu", "gelu_tanh", "silu", "softplus")
-REDUCTIONS = ("mean", "sum", "none")
-LOSSES = ("cross_entropy", "binary_cross_entropy", "mse", "poisson")
-
 
 def round_bf16(x: NDArray[Any]) -> NDArray[Any]:
     """float32 ``x`` rounded to the nearest bfloat16 (ties to even), as float32: the top 16
@@ -145,6 +136,16 @@ def _softplus(z: NDArray[Any]) -> NDArray[Any]:
     return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
 
 
+def _mish(z: NDArray[Any]) -> NDArray[Any]:
+    return z * np.tanh(_softplus(z))
+
+
+def _mish_slope(z: NDArray[Any]) -> NDArray[Any]:
+    # t + z σ(z) (1 − t²), t = tanh(softplus(z))
+    t = np.tanh(_softplus(z))
+    return t + z * sigmoid(z) * (1 - t * t)
+
+
 def sigmoid_backward(a: NDArray[Any], grad_a: NDArray[Any]) -> NDArray[Any]:
     """Gradient through a sigmoid from its output.
 
@@ -183,6 +184,59 @@ def softmax_jacobian(s: NDArray[Any]) -> NDArray[Any]:
     return jac
 
 
+# The activations' twins, by name, in the table's order: each has its forward in `_FORWARD` and
+# its derivative in `_FROM_OUTPUT` (read from a) or `_SLOPE_OF_Z` (read from z); `slope` is
+# leaky_relu's negative_slope.
+_Activation = Callable[[NDArray[Any], float], NDArray[Any]]
+_FromOutput = Callable[[NDArray[Any], NDArray[Any], float], NDArray[Any]]
+
+
+def _exp(z: NDArray[Any], slope: float) -> NDArray[Any]:
+    with np.errstate(over="ignore"):  # inf, as the kernel gives
+        return np.exp(z)
+
+
+# name -> a = g(z); the smooth ones computed in float64 and returned in z's dtype
+_FORWARD: dict[str, _Activation] = {
+    "identity": lambda z, slope: z,
+    "sigmoid": lambda z, slope: sigmoid(z),
+    "tanh": lambda z, slope: np.tanh(z),
+    "relu": lambda z, slope: np.maximum(z, 0),
+    "leaky_relu": lambda z, slope: np.where(z > 0, z, z.dtype.type(slope) * z),
+    "softmax": lambda z, slope: softmax(z),
+    "gelu": lambda z, slope: _in_float64(_gelu, z),
+    "gelu_tanh": lambda z, slope: _in_float64(_gelu_tanh, z),
+    "silu": lambda z, slope: _in_float64(lambda v: v * sigmoid(v), z),
+    "softplus": lambda z, slope: _in_float64(_softplus, z),
+    "mish": lambda z, slope: _in_float64(_mish, z),
+    "exp": _exp,
+}
+# name -> grad_z from (a, grad_a, slope), for those whose derivative is read from a
+_FROM_OUTPUT: dict[str, _FromOutput] = {
+    "identity": lambda a, g, slope: g,
+    "sigmoid": lambda a, g, slope: sigmoid_backward(a, g),
+    "tanh": lambda a, g, slope: g * (1 - a * a),
+    "relu": lambda a, g, slope: g * (a > 0),
+    "leaky_relu": lambda a, g, slope: np.where(a > 0, g, a.dtype.type(slope) * g),
+    "softmax": lambda a, g, slope: softmax_backward(a, g),
+    "exp": lambda a, g, slope: g * a,
+}
+# name -> g'(z), in float64, for those whose derivative is read from z
+_SLOPE_OF_Z: dict[str, Callable[[NDArray[Any]], NDArray[Any]]] = {
+    "gelu": _gelu_slope,
+    "gelu_tanh": _gelu_tanh_slope,
+    "silu": _silu_slope,
+    "softplus": sigmoid,
+    "mish": _mish_slope,
+}
+# name -> the Jacobian per sample, for those that are not elementwise (the others: diag(g'))
+_JACOBIAN: dict[str, Callable[[NDArray[Any]], NDArray[Any]]] = {"softmax": softmax_jacobian}
+
+ACTIVATIONS = tuple(_FORWARD)
+# Those whose derivative is written here in their input z rather than their output.
+FROM_INPUT = tuple(_SLOPE_OF_Z)
+
+
 def activation_forward(
     z: NDArray[Any], activation: str, negative_slope: float = 0.01
 ) -> NDArray[Any]:
@@ -191,32 +245,12 @@ def activation_forward(
     ``leaky_relu`` is ``z if z > 0 else negative_slope * z``; ``softmax`` acts
     per sample; ``gelu`` is ``z Φ(z)`` (exact, with erf), ``gelu_tanh`` its tanh
     approximation ``½ z (1 + tanh(√(2/π) (z + 0.044715 z³)))``, ``silu`` is
-    ``z σ(z)`` and ``softplus`` ``log(1 + exp(z))``; these four are computed in
-    float64 and returned in ``z``'s dtype. ``exp`` is ``exp(z)`` (inf past log(max)).
+    ``z σ(z)``, ``softplus`` ``log(1 + exp(z))`` and ``mish``
+    ``z tanh(softplus(z))``; these five are computed in float64 and returned in
+    ``z``'s dtype. ``exp`` is ``exp(z)`` (inf past log(max)).
     """
     _check_activation(activation, negative_slope)
-    if activation == "gelu":
-        return _in_float64(_gelu, z)
-    if activation == "gelu_tanh":
-        return _in_float64(_gelu_tanh, z)
-    if activation == "silu":
-        return _in_float64(lambda v: v * sigmoid(v), z)
-    if activation == "softplus":
-        return _in_float64(_softplus, z)
-    if activation == "sigmoid":
-        return sigmoid(z)
-    if activation == "tanh":
-        return np.tanh(z)
-    if activation == "relu":
-        return np.maximum(z, 0)
-    if activation == "leaky_relu":
-        return np.where(z > 0, z, z.dtype.type(negative_slope) * z)
-    if activation == "softmax":
-        return softmax(z)
-    if activation == "exp":
-        with np.errstate(over="ignore"):  # inf, as the kernel gives
-            return np.exp(z)
-    return z
+    return _FORWARD[activation](z, negative_slope)
 
 
 def activation_backward(
@@ -235,29 +269,17 @@ def activation_backward(
     exp ``a``.
     Those in `FROM_INPUT` read it from their input ``z: (batch, n)``, required:
     gelu ``Φ(z) + z φ(z)``, gelu_tanh ``½ (1 + t) + ½ z (1 − t²) u′``, silu
-    ``σ(z) (1 + z (1 − σ(z)))``, softplus ``σ(z)``.
+    ``σ(z) (1 + z (1 − σ(z)))``, softplus ``σ(z)``, mish ``t + z σ(z) (1 − t²)``
+    with ``t = tanh(softplus(z))``.
     """
     _check_activation(activation, negative_slope)
-    if activation in FROM_INPUT:
-        if z is None:
-            msg = f"z: {activation}'s derivative is read from its input; pass z"
-            raise ValueError(msg)
-        slope = {"gelu": _gelu_slope, "gelu_tanh": _gelu_tanh_slope, "silu": _silu_slope,
-                 "softplus": sigmoid}[activation]  # fmt: skip
-        return grad_a * _in_float64(slope, z)
-    if activation == "sigmoid":
-        return sigmoid_backward(a, grad_a)
-    if activation == "tanh":
-        return grad_a * (1 - a * a)
-    if activation == "relu":
-        return grad_a * (a > 0)
-    if activation == "leaky_relu":
-        return np.where(a > 0, grad_a, a.dtype.type(negative_slope) * grad_a)
-    if activation == "softmax":
-        return softmax_backward(a, grad_a)
-    if activation == "exp":
-        return grad_a * a
-    return grad_a
+    slope_of_z = _SLOPE_OF_Z.get(activation)
+    if slope_of_z is None:
+        return _FROM_OUTPUT[activation](a, grad_a, negative_slope)
+    if z is None:
+        msg = f"z: {activation}'s derivative is read from its input; pass z"
+        raise ValueError(msg)
+    return grad_a * _in_float64(slope_of_z, z)
 
 
 def activation_jacobian(
@@ -273,8 +295,8 @@ def activation_jacobian(
     activations (``g'`` as `activation_backward` reads it from ``a``), and
     ``diag(s_i) - s_i s_iᵀ`` for softmax; ``z`` as `activation_backward` takes it.
     """
-    if activation == "softmax":
-        return softmax_jacobian(a)
+    if activation in _JACOBIAN:
+        return _JACOBIAN[activation](a)
     slopes = activation_backward(a, np.ones_like(a), activation, negative_slope, z=z)
     jac = np.zeros(a.shape + a.shape[1:], dtype=a.dtype)
     diagonal = np.arange(a.shape[1])
@@ -329,19 +351,25 @@ def dense_backward(
     return grad_x, _product(grad_z.T, x, compute_dtype), grad_z.sum(axis=0)
 
 
+_REDUCE: dict[str, Callable[[NDArray[Any], NDArray[Any]], tuple[Any, NDArray[Any]]]] = {
+    "mean": lambda per_sample, grad: (
+        float(per_sample.sum() / per_sample.shape[0]),
+        grad / per_sample.shape[0],
+    ),
+    "sum": lambda per_sample, grad: (float(per_sample.sum()), grad),
+    "none": lambda per_sample, grad: (per_sample, grad),
+}
+REDUCTIONS = tuple(_REDUCE)
+
+
 def _reduce(
     per_sample: NDArray[Any], grad: NDArray[Any], reduction: str
 ) -> tuple[Any, NDArray[Any]]:
     """Apply ``reduction`` to per-sample losses ``(batch,)`` and their gradient."""
-    if reduction == "mean":
-        batch = per_sample.shape[0]
-        return float(per_sample.sum() / batch), grad / batch
-    if reduction == "sum":
-        return float(per_sample.sum()), grad
-    if reduction == "none":
-        return per_sample, grad
-    msg = f"reduction: unknown {reduction!r}, expected one of {', '.join(REDUCTIONS)}"
-    raise ValueError(msg)
+    if reduction not in _REDUCE:
+        msg = f"reduction: unknown {reduction!r}, expected one of {', '.join(REDUCTIONS)}"
+        raise ValueError(msg)
+    return _REDUCE[reduction](per_sample, grad)
 
 
 def softmax_cross_entropy(
@@ -427,6 +455,17 @@ def half_poisson_deviance(
     return _reduce((mu - y * logits + y_log_y - y).sum(axis=1), mu - y, reduction)
 
 
+# name -> (its kernel, the output activation it is fused with: the kernel then takes the
+# logits, or None: it takes the outputs)
+_LOSSES: dict[str, tuple[Callable[..., tuple[Any, NDArray[Any]]], str | None]] = {
+    "cross_entropy": (softmax_cross_entropy, "softmax"),
+    "binary_cross_entropy": (sigmoid_cross_entropy, "sigmoid"),
+    "mse": (mse, None),
+    "poisson": (half_poisson_deviance, "exp"),
+}
+LOSSES = tuple(_LOSSES)
+
+
 def network_forward(
     weights: Sequence[NDArray[Any]],
     biases: Sequence[NDArray[Any]],
@@ -473,23 +512,16 @@ def network_loss_and_gradients(
     if loss not in LOSSES:
         msg = f"loss: unknown {loss!r}, expected one of {', '.join(LOSSES)}"
         raise ValueError(msg)
-    fused = loss != "mse"
+    kernel, fused = _LOSSES[loss]
     acts = list(activations)
-    if fused:  # the last layer stops at its logits; the loss applies its activation
+    if fused is not None:  # the last layer stops at its logits; the loss applies its activation
         acts[-1] = "identity"
     a, z = [x], [x]  # z[0] is a placeholder
     for w, b, act in zip(weights, biases, acts):
         z.append(_product(a[-1], w.T, compute_dtype) + b)
         a.append(activation_forward(z[-1], act, negative_slope))
     grad: Any  # becomes None past the first layer, where no gradient is asked for
-    if loss == "cross_entropy":
-        value, grad = softmax_cross_entropy(a[-1], y, reduction)
-    elif loss == "binary_cross_entropy":
-        value, grad = sigmoid_cross_entropy(a[-1], y, reduction)
-    elif loss == "poisson":
-        value, grad = half_poisson_deviance(a[-1], y, reduction)
-    else:
-        value, grad = mse(a[-1], y, reduction)
+    value, grad = kernel(a[-1], y, reduction)
     grads = []
     for l in range(len(weights) - 1, -1, -1):
         grad, gw, gb = dense_backward(

@@ -25,7 +25,8 @@ Importing this module imports torch; ``import denseprop`` does not.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import ast
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -47,40 +48,76 @@ class Exp(nn.Module):
         return torch.exp(x)
 
 
-def _softplus(m: Any) -> tuple[str, float]:
-    if m.beta != 1:
-        msg = f"Softplus(beta={m.beta}): denseprop's softplus has beta=1"
+_SLOPE = object()  # `slope` in a spelling: the activation's negative_slope
+_AXIS = "dim"  # built with, not read: Sequential checks the axis against the input's shape
+
+
+class _Row(NamedTuple):
+    """One activation's PyTorch module, from the table's ``torch`` spelling,
+    ``"Class(attribute=value, ...)"`` (see `denseprop.activations`)."""
+
+    name: str
+    module: type[nn.Module]
+    attributes: dict[str, Any]  # literals, or _SLOPE
+
+
+def _row(name: str, spelling: str) -> _Row:
+    node = ast.parse(spelling, mode="eval").body
+    call = node if isinstance(node, ast.Call) else ast.Call(node, [], [])
+    module = None
+    if isinstance(call.func, ast.Name) and not call.args:  # torch.nn's class, or ours (Exp)
+        module = getattr(nn, call.func.id, None) or globals().get(call.func.id)
+    if not (isinstance(module, type) and issubclass(module, nn.Module)):
+        msg = f"{name}: torch module {spelling!r} is not 'Class(attribute=value, ...)'"
         raise ValueError(msg)
-    return "softplus", 0.0
+    attributes = {
+        str(k.arg): _SLOPE if isinstance(k.value, ast.Name) and k.value.id == "slope"
+        else ast.literal_eval(k.value)
+        for k in call.keywords
+    }  # fmt: skip
+    return _Row(name, module, attributes)
 
 
-# Each activation module the bridge runs -> (denseprop's name, negative_slope), read from it.
+def _reader(rows: list[_Row]) -> Callable[[Any], tuple[str, float]]:
+    """Reads a module of one class as the row whose attributes it has, the row naming the most
+    attributes first; a module that has no row's attributes is refused, naming them."""
+    rows = sorted(rows, key=lambda row: -len(row.attributes))
+
+    def read(m: Any) -> tuple[str, float]:
+        for row in rows:
+            checked = {k: v for k, v in row.attributes.items() if k != _AXIS}
+            if all(v is _SLOPE or getattr(m, k) == v for k, v in checked.items()):
+                slopes = [float(getattr(m, k)) for k, v in checked.items() if v is _SLOPE]
+                return row.name, slopes[0] if slopes else 0.0
+        row = rows[-1]
+        wrong = [k for k, v in row.attributes.items() if v is not _SLOPE and k != _AXIS]
+        have = ", ".join(f"{k}={getattr(m, k)!r}" for k in wrong)
+        want = ", ".join(f"{k}={row.attributes[k]!r}" for k in wrong)
+        msg = f"{type(m).__name__}({have}): denseprop's {row.name} has {want}"
+        raise ValueError(msg)
+
+    return read
+
+
+def _builder(row: _Row) -> Callable[[float], nn.Module]:
+    def build(slope: float) -> nn.Module:
+        values = {k: slope if v is _SLOPE else v for k, v in row.attributes.items()}
+        module: nn.Module = row.module(**values)
+        return module
+
+    return build
+
+
+_ROWS = [_row(name, a["torch"]) for name, a in _TABLE.items() if a["torch"]]
+# Each activation module the bridge runs -> (denseprop's name, negative_slope), read from it as
+# the table spells it: GELU(approximate='tanh') is gelu_tanh, any other GELU gelu; a Softplus
+# whose beta is not 1 is refused.
 ACTIVATIONS: dict[type[nn.Module], Callable[[Any], tuple[str, float]]] = {
-    nn.Identity: lambda m: ("identity", 0.0),
-    nn.Sigmoid: lambda m: ("sigmoid", 0.0),
-    nn.Tanh: lambda m: ("tanh", 0.0),
-    nn.ReLU: lambda m: ("relu", 0.0),
-    nn.LeakyReLU: lambda m: ("leaky_relu", float(m.negative_slope)),
-    nn.Softmax: lambda m: ("softmax", 0.0),  # over the features: Sequential checks dim
-    nn.GELU: lambda m: ("gelu_tanh" if m.approximate == "tanh" else "gelu", 0.0),
-    nn.SiLU: lambda m: ("silu", 0.0),
-    nn.Softplus: _softplus,  # exact, where PyTorch's is x above its threshold (20)
-    Exp: lambda m: ("exp", 0.0),
+    module: _reader([row for row in _ROWS if row.module is module])
+    for module in dict.fromkeys(row.module for row in _ROWS)
 }
 # And back, for `from_network`: denseprop's name -> the module, given negative_slope.
-MODULES: dict[str, Callable[[float], nn.Module]] = {
-    "identity": lambda s: nn.Identity(),
-    "sigmoid": lambda s: nn.Sigmoid(),
-    "tanh": lambda s: nn.Tanh(),
-    "relu": lambda s: nn.ReLU(),
-    "leaky_relu": nn.LeakyReLU,
-    "softmax": lambda s: nn.Softmax(dim=-1),
-    "gelu": lambda s: nn.GELU(),
-    "gelu_tanh": lambda s: nn.GELU(approximate="tanh"),
-    "silu": lambda s: nn.SiLU(),
-    "softplus": lambda s: nn.Softplus(),
-    "exp": lambda s: Exp(),
-}
+MODULES: dict[str, Callable[[float], nn.Module]] = {row.name: _builder(row) for row in _ROWS}
 
 _Layers = tuple[tuple[str, float, bool], ...]  # per layer: activation, negative_slope, has bias
 
@@ -164,9 +201,9 @@ def dense(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = Non
 class Sequential(nn.Sequential):
     """``nn.Sequential(nn.Linear, activation, nn.Linear, ...)`` run by denseprop.
 
-    Each ``nn.Linear`` may be followed by one of the activation modules in `ACTIVATIONS`
-    (Identity, Sigmoid, Tanh, ReLU, LeakyReLU, Softmax over the last dimension, GELU, SiLU,
-    Softplus with beta 1, and this module's `Exp`); a Linear
+    Each ``nn.Linear`` may be followed by one of the activation modules in `ACTIVATIONS`, the
+    modules the activations' table names (``denseprop.activations()``, "torch": ReLU, GELU,
+    Softplus with beta 1, Softmax over the last dimension, this module's `Exp`, ...); a Linear
     followed by another Linear has none. The modules and their Parameters are PyTorch's own.
     Input ``(*, in_features)`` -> ``(*, out_features)``, as ``nn.Linear``.
     """

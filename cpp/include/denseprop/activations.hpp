@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <utility>
 
 #include "table.hpp"
 #include "types.hpp"
@@ -18,18 +19,74 @@ namespace denseprop {
 // How the weights of a layer with this activation start (see python/denseprop/_init.py).
 enum class Init { glorot, he };
 
-// What the rest of the library needs to know about an activation.
+// What the rest of the library needs to know about an activation. An entry names each property
+// as it sets it, from the defaults (reads a, may be hidden, Glorot):
+//   ActivationInfo::named("silu").reads_z().initial(Init::he).equations("...", "...")
+//       .in_torch("SiLU").in_onnx("Mul(z, Sigmoid(z))")
 struct ActivationInfo {
   std::string_view name;
   // The backward reads z, the activation's input, instead of its output a: the network keeps
   // Z[l] only for the layers whose activation says so.
-  bool needs_z;
+  bool needs_z = false;
   // May be a hidden layer's activation: not softmax (it normalises a whole layer) nor exp (the
   // poisson loss's output).
-  bool hidden;
-  Init init;
+  bool hidden = true;
+  Init init = Init::glorot;
   // The trace's equations, "{l}" standing for the layer: A[l] = forward, dZ[l] = backward.
   std::string_view forward_equation, backward_equation;
+  // How other libraries write it, in Python's call syntax; `slope` stands for leaky_relu's
+  // negative_slope, `z` for the activation's input.
+  // torch: the PyTorch module, "Class" or "Class(attribute=value, ...)": a class of torch.nn (or
+  // denseprop.torch's own, Exp) and the attributes that make it this activation, literals or
+  // `slope`. denseprop.torch builds the module with them; it reads a module as the entry of its
+  // class whose attributes the module has, `dim` (the axis, checked against the input) aside:
+  // GELU(approximate='tanh') is gelu_tanh, any other GELU gelu; a Softplus whose beta is not 1
+  // is refused.
+  std::string_view torch;
+  // onnx: its ONNX nodes as one expression of ONNX ops over `z` and `slope` (a constant of the
+  // graph's dtype), attributes by name: "Relu(z)", "Softmax(z, axis=1)", "Mul(z, Sigmoid(z))";
+  // empty where ONNX has no way to write it. onnx_opset: the oldest opset that has those ops
+  // when it is newer than the export's own, 17 (0: any).
+  std::string_view onnx;
+  int onnx_opset = 0;
+
+  static constexpr ActivationInfo named(std::string_view name) {
+    ActivationInfo e{};
+    e.name = name;
+    return e;
+  }
+  constexpr ActivationInfo reads_z() const {
+    ActivationInfo e = *this;
+    e.needs_z = true;
+    return e;
+  }
+  constexpr ActivationInfo output_only() const {
+    ActivationInfo e = *this;
+    e.hidden = false;
+    return e;
+  }
+  constexpr ActivationInfo initial(Init family) const {
+    ActivationInfo e = *this;
+    e.init = family;
+    return e;
+  }
+  constexpr ActivationInfo equations(std::string_view forward, std::string_view backward) const {
+    ActivationInfo e = *this;
+    e.forward_equation = forward;
+    e.backward_equation = backward;
+    return e;
+  }
+  constexpr ActivationInfo in_torch(std::string_view module) const {
+    ActivationInfo e = *this;
+    e.torch = module;
+    return e;
+  }
+  constexpr ActivationInfo in_onnx(std::string_view expression, int opset = 0) const {
+    ActivationInfo e = *this;
+    e.onnx = expression;
+    e.onnx_opset = opset;
+    return e;
+  }
 };
 
 // Elementwise passes run over blocks of whole columns of about 8 KiB: a block stays in L1
@@ -59,7 +116,10 @@ template <class Entry> struct Elementwise {
 // info.needs_z, z itself. d may alias g, never x. slope is leaky_relu's, ignored by the others.
 
 struct Identity : Elementwise<Identity> {
-  static constexpr ActivationInfo info{"identity", false, true, Init::glorot, "Z[{l}]", "dA[{l}]"};
+  static constexpr auto info = ActivationInfo::named("identity")
+                                   .equations("Z[{l}]", "dA[{l}]")
+                                   .in_torch("Identity")
+                                   .in_onnx("Identity(z)");
   template <class C, class T> static void apply(C&, T) {}
   template <class X, class G, class D, class T> static void backward(const X&, const G& g, D&& d,
                                                                      T) {
@@ -70,12 +130,11 @@ struct Identity : Elementwise<Identity> {
 // σ(z) = 1 / (1 + e^{-z}): for z → -∞, e^{-z} saturates (inf, or Eigen's clamp) and σ → 0
 // without NaN, so the plain form is safe and costs one exp per element.   g' = a (1 - a)
 struct Sigmoid : Elementwise<Sigmoid> {
-  static constexpr ActivationInfo info{"sigmoid",
-                                       false,
-                                       true,
-                                       Init::glorot,
-                                       "σ(Z[{l}]) = 1 / (1 + exp(−Z[{l}]))",
-                                       "dA[{l}] ⊙ A[{l}] ⊙ (1 − A[{l}])"};
+  static constexpr auto info =
+      ActivationInfo::named("sigmoid")
+          .equations("σ(Z[{l}]) = 1 / (1 + exp(−Z[{l}]))", "dA[{l}] ⊙ A[{l}] ⊙ (1 − A[{l}])")
+          .in_torch("Sigmoid")
+          .in_onnx("Sigmoid(z)");
   template <class C, class T> static void apply(C& c, T) { c = (T(1) + (-c).exp()).inverse(); }
   template <class X, class G, class D, class T>
   static void backward(const X& a, const G& g, D&& d, T) {
@@ -85,8 +144,10 @@ struct Sigmoid : Elementwise<Sigmoid> {
 
 // g' = 1 - a²
 struct Tanh : Elementwise<Tanh> {
-  static constexpr ActivationInfo info{"tanh",       false,          true,
-                                       Init::glorot, "tanh(Z[{l}])", "dA[{l}] ⊙ (1 − A[{l}]²)"};
+  static constexpr auto info = ActivationInfo::named("tanh")
+                                   .equations("tanh(Z[{l}])", "dA[{l}] ⊙ (1 − A[{l}]²)")
+                                   .in_torch("Tanh")
+                                   .in_onnx("Tanh(z)");
   template <class C, class T> static void apply(C& c, T) { c = c.tanh(); }
   template <class X, class G, class D, class T>
   static void backward(const X& a, const G& g, D&& d, T) {
@@ -96,8 +157,11 @@ struct Tanh : Elementwise<Tanh> {
 
 // g' = [a > 0]
 struct Relu : Elementwise<Relu> {
-  static constexpr ActivationInfo info{
-      "relu", false, true, Init::he, "max(Z[{l}], 0)", "dA[{l}] ⊙ [A[{l}] > 0]"};
+  static constexpr auto info = ActivationInfo::named("relu")
+                                   .initial(Init::he)
+                                   .equations("max(Z[{l}], 0)", "dA[{l}] ⊙ [A[{l}] > 0]")
+                                   .in_torch("ReLU")
+                                   .in_onnx("Relu(z)");
   template <class C, class T> static void apply(C& c, T) { c = c.max(T(0)); }
   template <class X, class G, class D, class T>
   static void backward(const X& a, const G& g, D&& d, T) {
@@ -106,13 +170,15 @@ struct Relu : Elementwise<Relu> {
 };
 
 // g' = 1 if a > 0 else slope; the slope is >= 0, so the sign of a tells the branch.
+// ONNX writes it as PRelu, not LeakyRelu: PRelu's slope is a tensor of the graph's dtype,
+// LeakyRelu's alpha a float32 attribute, which would round a float64 network's slope.
 struct LeakyRelu : Elementwise<LeakyRelu> {
-  static constexpr ActivationInfo info{"leaky_relu",
-                                       false,
-                                       true,
-                                       Init::he,
-                                       "Z[{l}] if Z[{l}] > 0 else α Z[{l}]",
-                                       "dA[{l}] ⊙ (1 if A[{l}] > 0 else α)"};
+  static constexpr auto info =
+      ActivationInfo::named("leaky_relu")
+          .initial(Init::he)
+          .equations("Z[{l}] if Z[{l}] > 0 else α Z[{l}]", "dA[{l}] ⊙ (1 if A[{l}] > 0 else α)")
+          .in_torch("LeakyReLU(negative_slope=slope)")
+          .in_onnx("PRelu(z, slope)");
   template <class C, class T> static void apply(C& c, T slope) {
     c = (c > T(0)).select(c, slope * c);
   }
@@ -125,12 +191,12 @@ struct LeakyRelu : Elementwise<LeakyRelu> {
 // softmax(z) = e^{z - max z} / Σ e^{z - max z}, per column (per sample); the shift keeps
 // exp ≤ 1. Backward: J g for J = diag(s) - s sᵀ, that is s ⊙ (g - ⟨s, g⟩).
 struct Softmax {
-  static constexpr ActivationInfo info{"softmax",
-                                       false,
-                                       false,
-                                       Init::glorot,
-                                       "softmax(Z[{l}]) per row",
-                                       "A[{l}] ⊙ (dA[{l}] − rowsum(A[{l}] ⊙ dA[{l}]))"};
+  static constexpr auto info =
+      ActivationInfo::named("softmax")
+          .output_only()
+          .equations("softmax(Z[{l}]) per row", "A[{l}] ⊙ (dA[{l}] − rowsum(A[{l}] ⊙ dA[{l}]))")
+          .in_torch("Softmax(dim=-1)")
+          .in_onnx("Softmax(z, axis=1)");
   template <class T> static void forward(Mat<T> z, T) {
     for (Index j = 0; j < z.cols(); ++j) z.col(j).array() -= z.col(j).maxCoeff();
     auto e = flat(z.data(), z.size());
@@ -149,8 +215,11 @@ struct Softmax {
 // its argument), so an output that overflowed is seen as one.   g' = a
 // Output only: no hidden layer needs it, and stacked it overflows at once.
 struct Exp : Elementwise<Exp> {
-  static constexpr ActivationInfo info{"exp",        false,         false,
-                                       Init::glorot, "exp(Z[{l}])", "dA[{l}] ⊙ A[{l}]"};
+  static constexpr auto info = ActivationInfo::named("exp")
+                                   .output_only()
+                                   .equations("exp(Z[{l}])", "dA[{l}] ⊙ A[{l}]")
+                                   .in_torch("Exp")
+                                   .in_onnx("Exp(z)");
   template <class C, class T> static void apply(C& c, T) {
     c = c.unaryExpr([](T z) { return std::exp(z); });
   }
@@ -182,12 +251,13 @@ template <class T> T logistic(T z) {
 // gelu(z) = z Φ(z) = ½ z erfc(−z/√2)   g' = Φ(z) + z φ(z),  φ(z) = e^{−z²/2} / √(2π)
 // (erfc keeps Φ accurate far into the negative tail, where 1 + erf(z/√2) cancels.)
 struct Gelu : ScalarOfZ<Gelu> {
-  static constexpr ActivationInfo info{"gelu",
-                                       true,
-                                       true,
-                                       Init::he,
-                                       "Z[{l}] Φ(Z[{l}]) = ½ Z[{l}] erfc(−Z[{l}] / √2)",
-                                       "dA[{l}] ⊙ (Φ(Z[{l}]) + Z[{l}] φ(Z[{l}]))"};
+  static constexpr auto info = ActivationInfo::named("gelu")
+                                   .reads_z()
+                                   .initial(Init::he)
+                                   .equations("Z[{l}] Φ(Z[{l}]) = ½ Z[{l}] erfc(−Z[{l}] / √2)",
+                                              "dA[{l}] ⊙ (Φ(Z[{l}]) + Z[{l}] φ(Z[{l}]))")
+                                   .in_torch("GELU")
+                                   .in_onnx("Gelu(z)", 20);
   template <class T> static T value(T z) {
     return T(0.5) * z * std::erfc(-z * T(0.70710678118654752440));
   }
@@ -202,13 +272,15 @@ struct Gelu : ScalarOfZ<Gelu> {
 // u' = √(2/π) (1 + 3 · 0.044715 z²). Past |z| = 32, σ(2u)(1 − σ(2u)) is 0 in double: the
 // factor 2 z u' is taken at the clamped z, so that 0 · inf cannot occur.
 struct GeluTanh : ScalarOfZ<GeluTanh> {
-  static constexpr ActivationInfo info{
-      "gelu_tanh",
-      true,
-      true,
-      Init::he,
-      "½ Z[{l}] (1 + tanh(√(2/π) (Z[{l}] + 0.044715 Z[{l}]³)))",
-      "dA[{l}] ⊙ (σ(2U) + 2 Z[{l}] U′ σ(2U) (1 − σ(2U))), U = √(2/π) (Z[{l}] + 0.044715 Z[{l}]³)"};
+  static constexpr auto info =
+      ActivationInfo::named("gelu_tanh")
+          .reads_z()
+          .initial(Init::he)
+          .equations("½ Z[{l}] (1 + tanh(√(2/π) (Z[{l}] + 0.044715 Z[{l}]³)))",
+                     "dA[{l}] ⊙ (σ(2U) + 2 Z[{l}] U′ σ(2U) (1 − σ(2U))), "
+                     "U = √(2/π) (Z[{l}] + 0.044715 Z[{l}]³)")
+          .in_torch("GELU(approximate='tanh')")
+          .in_onnx("Gelu(z, approximate='tanh')", 20);
   static constexpr double k = 0.79788456080286535588, c = 0.044715;
   template <class T> static T u(T z) { return T(k) * z * (T(1) + T(c) * z * z); }
   template <class T> static T value(T z) { return z * logistic(T(2) * u(z)); }
@@ -221,12 +293,13 @@ struct GeluTanh : ScalarOfZ<GeluTanh> {
 
 // silu(z) = z σ(z)   g' = σ(z) (1 + z (1 − σ(z)))
 struct Silu : ScalarOfZ<Silu> {
-  static constexpr ActivationInfo info{"silu",
-                                       true,
-                                       true,
-                                       Init::he,
-                                       "Z[{l}] σ(Z[{l}])",
-                                       "dA[{l}] ⊙ σ(Z[{l}]) (1 + Z[{l}] (1 − σ(Z[{l}])))"};
+  static constexpr auto info =
+      ActivationInfo::named("silu")
+          .reads_z()
+          .initial(Init::he)
+          .equations("Z[{l}] σ(Z[{l}])", "dA[{l}] ⊙ σ(Z[{l}]) (1 + Z[{l}] (1 − σ(Z[{l}])))")
+          .in_torch("SiLU")
+          .in_onnx("Mul(z, Sigmoid(z))");
   template <class T> static T value(T z) { return z * logistic(z); }
   template <class T> static T slope(T z) {
     const T s = logistic(z);
@@ -237,17 +310,52 @@ struct Silu : ScalarOfZ<Silu> {
 // softplus(z) = log(1 + e^z) = max(z, 0) + log1p(e^{−|z|})   g' = σ(z)
 // (PyTorch's softplus returns z itself past z = 20; this form is exact there too.)
 struct Softplus : ScalarOfZ<Softplus> {
-  static constexpr ActivationInfo info{
-      "softplus", true, true, Init::he, "log(1 + exp(Z[{l}]))", "dA[{l}] ⊙ σ(Z[{l}])"};
+  static constexpr auto info = ActivationInfo::named("softplus")
+                                   .reads_z()
+                                   .initial(Init::he)
+                                   .equations("log(1 + exp(Z[{l}]))", "dA[{l}] ⊙ σ(Z[{l}])")
+                                   .in_torch("Softplus(beta=1)")
+                                   .in_onnx("Softplus(z)");
   template <class T> static T value(T z) {
     return std::max(z, T(0)) + std::log1p(std::exp(-std::abs(z)));
   }
   template <class T> static T slope(T z) { return logistic(z); }
 };
 
+// mish(z) = z t,  t = tanh(softplus(z))   g' = t + z σ(z) (1 − t²)
+// With w = (1 + e^z)², t = (w − 1)/(w + 1); written in e = e^{−|z|} ≤ 1, so that nothing
+// overflows and 1 − t² does not cancel (numerator and denominator times e² for z ≥ 0):
+//   z ≥ 0:  t = (1 + 2e) / d,   d = 1 + 2e + 2e²,   σ(z) (1 − t²) = 4 e² (1 + e) / d²
+//   z < 0:  t = e (2 + e) / d,  d = 2 + 2e + e²,    σ(z) (1 − t²) = 4 e (1 + e) / d²
+struct Mish : ScalarOfZ<Mish> {
+  static constexpr auto info =
+      ActivationInfo::named("mish")
+          .reads_z()
+          .initial(Init::he)
+          .equations("Z[{l}] tanh(softplus(Z[{l}]))",
+                     "dA[{l}] ⊙ (T + Z[{l}] σ(Z[{l}]) (1 − T²)), T = tanh(softplus(Z[{l}]))")
+          .in_torch("Mish")
+          .in_onnx("Mish(z)", 18);
+  // t and σ(z) (1 − t²)
+  template <class T> static std::pair<T, T> parts(T z) {
+    const T e = std::exp(-std::abs(z));
+    if (z >= 0) {
+      const T d = T(1) + T(2) * e * (T(1) + e);
+      return {(T(1) + T(2) * e) / d, T(4) * e * e * (T(1) + e) / (d * d)};
+    }
+    const T d = T(2) + e * (T(2) + e);
+    return {e * (T(2) + e) / d, T(4) * e * (T(1) + e) / (d * d)};
+  }
+  template <class T> static T value(T z) { return z * parts(z).first; }
+  template <class T> static T slope(T z) {
+    const auto [t, s] = parts(z);
+    return t + z * s;
+  }
+};
+
 // The table: every activation, in the order the names are listed to users.
 using Activations = std::tuple<Identity, Sigmoid, Tanh, Relu, LeakyRelu, Softmax, Gelu, GeluTanh,
-                               Silu, Softplus, Exp>;
+                               Silu, Softplus, Mish, Exp>;
 
 // An activation is its index in the list.
 using Activation = std::size_t;

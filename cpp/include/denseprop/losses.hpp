@@ -144,26 +144,71 @@ template <class T> struct Targets {
   const T* weights = nullptr;
 };
 
+// An entry names each property as it sets it, from the defaults (any output activation, identity
+// when none is given; y dense and of any sign; a regression):
+//   LossInfo::named("poisson").fused_with("exp").targets_nonnegative().gradient("...")...
 struct LossInfo {
   std::string_view name;
   // The output activation the loss is fused with: the network stops at the logits Z[L] and the
   // loss gives dZ[L] = (P − Y) / batch. Empty: any output activation, dA[L] from the loss.
   std::string_view fused_output;
-  std::string_view default_output;     // Network's output activation when none is given
-  bool labels;                         // y may be class labels (batch,)
-  bool classifier;                     // predictions are classes (else values: regression)
+  // The Network's output activation when none is given.
+  std::string_view default_output = "identity";
+  bool labels = false;                 // y may be class labels (batch,)
+  bool classifier = false;             // predictions are classes (else values: regression)
   std::string_view gradient_equation;  // the trace's dZ[L] (fused) or dA[L], "{L}" the layer
   std::string_view kernel;  // the compiled function of the loss on (logits or outputs, y)
   // y must be >= 0 (counts or rates): the bindings refuse any other
   bool nonnegative_targets = false;
+
+  static constexpr LossInfo named(std::string_view name) {
+    LossInfo e{};
+    e.name = name;
+    return e;
+  }
+  // Fused with `output`, which is then also the default output activation.
+  constexpr LossInfo fused_with(std::string_view output) const {
+    LossInfo e = *this;
+    e.fused_output = e.default_output = output;
+    return e;
+  }
+  constexpr LossInfo takes_labels() const {
+    LossInfo e = *this;
+    e.labels = true;
+    return e;
+  }
+  constexpr LossInfo classifies() const {
+    LossInfo e = *this;
+    e.classifier = true;
+    return e;
+  }
+  constexpr LossInfo targets_nonnegative() const {
+    LossInfo e = *this;
+    e.nonnegative_targets = true;
+    return e;
+  }
+  constexpr LossInfo gradient(std::string_view equation) const {
+    LossInfo e = *this;
+    e.gradient_equation = equation;
+    return e;
+  }
+  constexpr LossInfo computed_by(std::string_view function) const {
+    LossInfo e = *this;
+    e.kernel = function;
+    return e;
+  }
 };
 
 // Each entry: its info and loss(a, y, grad, scale, per_sample), which returns Σ_i ℓ_i, writes
 // the gradient, and, when fused, turns a (the logits) into the outputs (probabilities, μ) in
 // place.
 struct CrossEntropy {
-  static constexpr LossInfo info{
-      "cross_entropy", "softmax", "softmax", true, true, "(A[{L}] − Y)", "softmax_cross_entropy"};
+  static constexpr auto info = LossInfo::named("cross_entropy")
+                                   .fused_with("softmax")
+                                   .takes_labels()
+                                   .classifies()
+                                   .gradient("(A[{L}] − Y)")
+                                   .computed_by("softmax_cross_entropy");
   template <class T>
   static double loss(Mat<T> a, Targets<T> y, Mat<T> grad, T scale, T* per_sample) {
     return softmax_cross_entropy<T>(as_const(a), y.labels, y.dense, grad, scale, a.data(),
@@ -172,9 +217,11 @@ struct CrossEntropy {
 };
 
 struct BinaryCrossEntropy {
-  static constexpr LossInfo info{
-      "binary_cross_entropy", "sigmoid", "sigmoid", false, true, "(A[{L}] − Y)",
-      "sigmoid_cross_entropy"};
+  static constexpr auto info = LossInfo::named("binary_cross_entropy")
+                                   .fused_with("sigmoid")
+                                   .classifies()
+                                   .gradient("(A[{L}] − Y)")
+                                   .computed_by("sigmoid_cross_entropy");
   template <class T>
   static double loss(Mat<T> a, Targets<T> y, Mat<T> grad, T scale, T* per_sample) {
     return sigmoid_cross_entropy<T>(as_const(a), CMat<T>(y.dense, a.rows(), a.cols()), grad, scale,
@@ -183,7 +230,7 @@ struct BinaryCrossEntropy {
 };
 
 struct SquaredError {
-  static constexpr LossInfo info{"mse", "", "identity", false, false, "(A[{L}] − Y)", "mse"};
+  static constexpr auto info = LossInfo::named("mse").gradient("(A[{L}] − Y)").computed_by("mse");
   template <class T>
   static double loss(Mat<T> a, Targets<T> y, Mat<T> grad, T scale, T* per_sample) {
     return mse<T>(as_const(a), CMat<T>(y.dense, a.rows(), a.cols()), grad, scale, per_sample);
@@ -192,8 +239,11 @@ struct SquaredError {
 
 // Counts or rates: the network's output is μ = exp(Z[L]), and dZ[L] = (μ − Y) / batch.
 struct Poisson {
-  static constexpr LossInfo info{
-      "poisson", "exp", "exp", false, false, "(A[{L}] − Y)", "half_poisson_deviance", true};
+  static constexpr auto info = LossInfo::named("poisson")
+                                   .fused_with("exp")
+                                   .targets_nonnegative()
+                                   .gradient("(A[{L}] − Y)")
+                                   .computed_by("half_poisson_deviance");
   template <class T>
   static double loss(Mat<T> a, Targets<T> y, Mat<T> grad, T scale, T* per_sample) {
     return half_poisson_deviance<T>(as_const(a), CMat<T>(y.dense, a.rows(), a.cols()), grad, scale,
