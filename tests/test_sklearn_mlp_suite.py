@@ -3,7 +3,7 @@
 The installed scikit-learn's ``sklearn/neural_network/tests/test_mlp.py`` is copied at run time
 with its import of ``MLPClassifier, MLPRegressor`` rewritten to denseprop's, so a newer
 scikit-learn's file is used as it comes. Only the tests that read or set scikit-learn's private
-attributes are deselected; README.md lists them with the reason for each.
+attributes are deselected; docs/guide/scikit-learn.md lists them with the reason for each.
 """
 
 import os

@@ -12,23 +12,15 @@ from typing import Any
 import numpy as np
 
 from . import Network, _core, _training, build_info, reference
+from .datasets import load_digits
 
 
 def load_data(seed: int) -> tuple[Any, Any, Any, Any, str]:
-    """scikit-learn's bundled digits when scikit-learn is installed, else a synthetic
-    10-class problem of the same shape: (x_train, x_test, y_train, y_test, name)."""
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError:
-        rng = np.random.default_rng(seed)
-        centres = rng.standard_normal((10, 64))
-        y = rng.integers(0, 10, 1797)
-        x = centres[y] + 1.5 * rng.standard_normal((1797, 64))
-        name = "synthetic: 10 Gaussian classes in 64 dimensions"
-    else:
-        x, y = load_digits(return_X_y=True)
-        x = x / 16
-        name = "scikit-learn's digits (8x8 images, 10 classes)"
+    """The handwritten digits shipped with the package, pixels scaled to [0, 1], split 3:1 by
+    ``seed``: (x_train, x_test, y_train, y_test, name)."""
+    x, y = load_digits()
+    x = x / 16
+    name = "UCI handwritten digits (8x8 images, 10 classes)"
     order = np.random.default_rng(seed).permutation(len(x))
     split = len(x) * 3 // 4
     train, test = order[:split], order[split:]
@@ -56,7 +48,7 @@ def distributed_fit(net: Network, x: Any, y: Any, epochs: int, seed: int) -> flo
 
 
 def demo(args: argparse.Namespace) -> int:
-    """Train on digits (or synthetic data), print accuracy and epoch times; returns 0."""
+    """Train on the digits, print accuracy and epoch times; returns 0."""
     if args.distributed:
         return demo_distributed(args)
     x_train, x_test, y_train, y_test, name = load_data(args.seed)

@@ -69,6 +69,8 @@ class Network(Learning):
         state, activations, losses and softmax stay float32. DP-SGD's clipped sums,
         per-sample gradients and a sparse first layer keep float32 products.
 
+    Notes
+    -----
     Arrays are batch-first: ``x: (batch, sizes[0])``; ``y`` is integer labels
     ``(batch,)`` or one-hot/probabilities ``(batch, classes)`` for
     cross-entropy, ``(batch, outputs)`` otherwise.
