@@ -2,14 +2,7 @@
 (`estimators`): their checks, initialisation and training (its sgd and adam epochs through the
 one training loop, L-BFGS through SciPy). Their parameters are declared in `_estimator_params`.
 
-They take every parameter of scikit-learn's estimators of the same names, validate them the
-same way, initialise and train as those do (Glorot-uniform weights, the L2 penalty of the
-batch, the learning-rate schedules, the convergence test, early stopping, warm start, sample
-weights, L-BFGS) and expose the same learned attributes, so they drop into a `Pipeline` or
-`GridSearchCV` unchanged and learn the same curves up to the random draws. The epochs of a fit
-run in one C++ call. Importing this module imports scikit-learn; ``import denseprop`` does
-not, and reaches these classes only when they are first used. SciPy is imported by
-``solver="lbfgs"`` only.
+What they take and expose is said in `estimators`' docstring; here is how.
 """
 
 from __future__ import annotations
