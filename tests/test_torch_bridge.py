@@ -154,7 +154,9 @@ def test_strided_input_and_gradient():
 @pytest.mark.parametrize(
     ("modules", "error", "match"),
     [
-        ([nn.Linear(3, 2), nn.Dropout()], TypeError, r"module 1 \(Dropout\) is not a Linear"),
+        ([nn.Dropout(), nn.Linear(3, 2)], TypeError, r"module 0 \(Dropout\) must follow a Linear"),
+        ([nn.Linear(3, 2), nn.Dropout(), nn.Dropout()], TypeError, r"module 2 \(Dropout\)"),
+        ([nn.Linear(3, 2), nn.Dropout(), nn.ReLU()], TypeError, r"module 2 \(ReLU\) is an act"),
         ([nn.ReLU(), nn.Linear(3, 2)], TypeError, r"module 0 \(ReLU\) is an activation that"),
         ([nn.Linear(3, 2), nn.ReLU(), nn.Tanh()], TypeError, r"module 2 \(Tanh\)"),
         ([nn.Linear(3, 2), nn.Softmax(dim=0)], ValueError, r"dim=-1, got dim=0"),
@@ -165,7 +167,8 @@ def test_strided_input_and_gradient():
         ),
         ([], ValueError, "needs at least one nn.Linear"),
     ],
-    ids=["dropout", "leading activation", "two activations", "softmax dim", "beta", "empty"],
+    ids=["leading dropout", "two dropouts", "activation after dropout", "leading activation",
+         "two activations", "softmax dim", "beta", "empty"],
 )
 def test_modules_it_cannot_run_are_refused(modules, error, match):
     with pytest.raises(error, match=match):

@@ -25,7 +25,11 @@ py::tuple reduce(const std::string& reduction, py::ssize_t batch, py::ssize_t n,
   return py::make_tuple(r == Reduction::mean ? total / double(batch) : total, grad);
 }
 
-py::tuple softmax_ce(py::handle z_arg, py::handle y_obj, const std::string& reduction) {
+py::tuple softmax_ce(py::handle z_arg, py::handle y_obj, const std::string& reduction,
+                     py::handle smoothing_obj) {
+  const double eps = real(smoothing_obj, "label_smoothing");
+  if (!(eps >= 0 && eps < 1))
+    throw py::value_error(cat("label_smoothing: must be in [0, 1), got ", format_number(eps)));
   const py::array z_obj = ndarray(z_arg, "logits");  // read once, for all that follows
   return dispatch(float_dtype(z_obj, "logits"), [&](auto tag) -> py::tuple {
     using T = decltype(tag);
@@ -35,7 +39,8 @@ py::tuple softmax_ce(py::handle z_arg, py::handle y_obj, const std::string& redu
     if (y.ndim() == 1) {
       const auto l = labels(y, "y", batch, n, "logits");
       return reduce<T>(reduction, batch, n, [&](Mat<T> g, T scale, T* losses) {
-        return softmax_cross_entropy<T>(cols(z), l.data(), nullptr, g, scale, nullptr, losses);
+        return softmax_cross_entropy<T>(cols(z), l.data(), nullptr, g, scale, nullptr, losses,
+                                        T(eps));
       });
     }
     if (y.ndim() != 2)
@@ -44,7 +49,8 @@ py::tuple softmax_ce(py::handle z_arg, py::handle y_obj, const std::string& redu
     const auto t = input<T>(y, "y", 2, "(batch, n)", "logits");
     expect_same_shape(t, "y", z, "logits");
     return reduce<T>(reduction, batch, n, [&](Mat<T> g, T scale, T* losses) {
-      return softmax_cross_entropy<T>(cols(z), nullptr, t.data(), g, scale, nullptr, losses);
+      return softmax_cross_entropy<T>(cols(z), nullptr, t.data(), g, scale, nullptr, losses,
+                                      T(eps));
     });
   });
 }
@@ -126,14 +132,15 @@ void register_losses(py::module_& m) {
         "classifier, gradient_equation (the trace's, '{L}' the output layer), kernel (the function "
         "of this module that computes it), nonnegative_targets (y must be >= 0).");
   m.def("softmax_cross_entropy", &softmax_ce, py::arg("logits"), py::arg("y"),
-        py::arg("reduction") = "mean",
+        py::arg("reduction") = "mean", py::kw_only(), py::arg("label_smoothing") = 0.0,
         (std::string(R"(Softmax cross-entropy and its gradient in one pass: (loss, grad_logits).
 
 logits: (batch, n). y: integer class labels (batch,) in [0, n), any integer dtype, or target
 probabilities (batch, n) of the logits' dtype. Per sample, with p = softmax(z):
     l = -sum_k y_k log p_k = sum_k y_k (lse - z_k),   lse = max(z) + log(sum_k exp(z_k - max(z)))
     dl/dz = p * sum_k y_k - y     (= p - y for one-hot or probability targets)
-computed by log-sum-exp, so no log(0) is ever taken. grad_logits: (batch, n).)") +
+computed by log-sum-exp, so no log(0) is ever taken. grad_logits: (batch, n). label_smoothing
+eps in [0, 1) takes (1 - eps) y + eps / n for y, as PyTorch's cross_entropy(label_smoothing=).)") +
          reduction_doc)
             .c_str());
   m.def("sigmoid_cross_entropy", &sigmoid_ce, py::arg("logits"), py::arg("y"),

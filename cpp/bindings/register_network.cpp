@@ -147,6 +147,35 @@ template <class T> void bind_network(py::module_& m, const char* name) {
           },
           "None (products in the network's dtype) or 'bfloat16' (bfloat16 operands, float32 "
           "accumulation; float32 networks only).")
+      .def_property(
+          "label_smoothing", [](M& self) { return self.net.label_smoothing(); },
+          [](M& self, py::handle eps) {
+            const double e = real(eps, "label_smoothing");
+            self.locked([&] { self.net.set_label_smoothing(e); });
+          },
+          "Label smoothing ε of the cross-entropy loss, in [0, 1).")
+      .def_property(
+          "dropout",
+          [](M& self) {
+            std::vector<double> p = self.net.dropout();
+            if (p.empty()) p.assign(self.net.layers(), 0.0);
+            return p;
+          },
+          [](M& self, const std::vector<double>& p) {
+            self.locked([&] { self.net.set_dropout(p); });
+          },
+          "Each layer's dropout probability in training steps (the output layer's 0).")
+      .def_property(
+          "dropout_seed", [](M& self) { return self.net.dropout_seed; },
+          [](M& self, std::uint64_t seed) { self.locked([&] { self.net.dropout_seed = seed; }); },
+          "The seed of the dropout masks' stream.")
+      .def_property(
+          "dropout_stream", [](M& self) { return self.net.dropout_stream; },
+          [](M& self, std::uint64_t stream) {
+            self.locked([&] { self.net.dropout_stream = stream; });
+          },
+          "Which of several processes' mask streams this network draws (0 alone, the MPI "
+          "rank + 1 in a data-parallel step).")
       .def(
           "forward",
           [](M& self, py::handle x_obj) {

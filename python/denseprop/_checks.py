@@ -84,3 +84,17 @@ def dtype(value: Any) -> np.dtype[Any]:
         msg = f"dtype: expected float32 or float64, got {dt}"
         raise TypeError(msg)
     return dt
+
+
+def dropout(value: Any, hidden: int) -> list[float]:
+    """``dropout`` as one probability per hidden layer: a number for all, or a sequence of
+    ``hidden`` numbers (their range is the C++ network's to check)."""
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return [float(value)] * hidden
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+        msg = f"dropout: expected a number or one per hidden layer, got {type(value).__name__}"
+        raise TypeError(msg)
+    if len(value) != hidden:
+        msg = f"dropout: expected one probability per hidden layer ({hidden}), got {len(value)}"
+        raise ValueError(msg)
+    return [number(p, "dropout") for p in value]

@@ -180,6 +180,8 @@ class Learning:
             batch_size, rng = strategy.batching(x.shape[0], batch_size, seed, agreed.seed)
             noisy = isinstance(optimizer, str) and OPTIMIZERS.get(optimizer, {}).get("per_sample")
             noise_seed = int(rng.integers(2**63)) if noisy else None
+            if any(self._config["dropout"]):  # this fit's masks: from its seed
+                self._core.dropout_seed = int(rng.integers(2**63))
             self.set_optimizer(optimizer, lr, momentum=momentum, seed=noise_seed, **settings)
             plan = _training.Plan(epochs, batch_size, bool(shuffle), bool(early_stopping),
                                   patience, tol, bool(verbose), progress)  # fmt: skip

@@ -82,13 +82,15 @@ def trace(
     *,
     negative_slope: float = 0.01,
     compute_dtype: str | None = None,
+    label_smoothing: float = 0.0,
 ) -> Trace:
     """One forward and backward pass of a network on ``(x, y)``, keeping every term.
 
     ``weights[l]: (out, in)``, ``biases[l]: (out,)``, one activation name per layer and the
     loss's name, as a `Network` holds them; ``x: (batch, inputs)``; ``y`` as the loss's kernel
-    takes it; ``compute_dtype`` the network's (the products on bfloat16 operands). The
-    ``dW[l]``, ``db[l]`` equal `Network.gradients`; nothing is written.
+    takes it; ``compute_dtype`` the network's (the products on bfloat16 operands);
+    ``label_smoothing`` its cross-entropy's (the trace is of the evaluation model: no dropout).
+    The ``dW[l]``, ``db[l]`` equal `Network.gradients`; nothing is written.
     """
     layers = len(activations)
     info = LOSSES[loss]
@@ -115,7 +117,8 @@ def trace(
 
     gradient = str(info["gradient_equation"]).replace("{L}", str(layers)) + scale
     if fused:  # dZ[L] = (P − Y) / batch straight from the logits Z[L]
-        value, dz = kernel(z[-1], y, reduction)
+        smoothing = {"label_smoothing": label_smoothing} if label_smoothing else {}
+        value, dz = kernel(z[-1], y, reduction, **smoothing)
         add(f"dZ[{layers}]", gradient, dz)
     else:
         value, da = kernel(a[-1], y, reduction)

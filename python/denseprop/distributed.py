@@ -126,6 +126,7 @@ def train_step(net: Any, x: ArrayLike, y: ArrayLike, comm: MPI.Comm) -> float:
     which MPI reports by ending the job (fit checks the networks agree before it starts)."""
     seam = seam_of(net)
     core = seam.core
+    core.dropout_stream = comm.rank + 1  # each rank's own dropout masks
     failure: Exception | None = None
     xa: Any = None
     ya: Any = None
@@ -181,7 +182,9 @@ class Strategy:
     def __init__(self, net: Any, comm: MPI.Comm) -> None:
         self.comm: MPI.Comm = comm
         self.leader = comm.rank == 0
-        self.reduce = _Reduction(seam_of(net).core, comm)
+        core = seam_of(net).core
+        core.dropout_stream = comm.rank + 1  # each rank's own dropout masks
+        self.reduce = _Reduction(core, comm)
         self.after_epoch: Callable[[], None] | None = lambda: _expect_same_parameters(net, comm)
 
     def agreement(self, undo: Callable[[], None]) -> Agreement:

@@ -11,9 +11,10 @@ writes it) that ``numpy.load(path, allow_pickle=False)`` also reads::
     optimizer_steps                    int64 ()
     loss_curve, validation_scores      float64       (epochs,)
 
-``dtype`` is the network's, float32 or float64; the configuration's network holds
-``compute_dtype`` (null or "bfloat16"), which a file written before it existed lacks: it then
-reads as null. Reading checks all of it before a Network is
+``dtype`` is the network's, float32 or float64; the configuration's network holds settings
+added after format 2 (`ADDED_LATER`: ``compute_dtype``, ``dropout``, ``label_smoothing``,
+``dropout_seed``), which a file written before them lacks: each then reads as the value that
+means what such a file meant. Reading checks all of it before a Network is
 built: the archive and each array's header, the keys, the configuration's schema, every
 dtype and shape against the configuration, and that parameters and optimizer state are
 finite. The data of an array is read only once its header has been checked against the
@@ -54,6 +55,9 @@ FORMAT_VERSION = 2
 _READABLE = (1, 2)
 _LARGEST_CONFIG = 1 << 20  # characters of the JSON configuration
 _DEFLATE_RATIO = 1032  # the most deflate can shrink data by
+# The network's settings a file of format 2 may lack, and what their absence means.
+ADDED_LATER: dict[str, Any] = {"compute_dtype": None, "dropout": None, "label_smoothing": 0.0,
+                               "dropout_seed": 0}  # fmt: skip
 _NETWORK_KEYS = {"sizes", "activation", "output_activation", "loss", "dtype", "init",
                  "negative_slope"}  # fmt: skip
 # What an archive member or a zip reader raises on damaged bytes (an encrypted or unknown
@@ -78,7 +82,8 @@ def state(net: Any) -> dict[str, NDArray[Any]]:
     seam = seam_of(net)
     with seam.lock:
         first, second = seam.core.optimizer_state
-        config = {"network": seam.config, "optimizer": net.optimizer}
+        network = {**seam.config, "dropout_seed": seam.core.dropout_seed}
+        config = {"network": network, "optimizer": net.optimizer}
         arrays = {"format_version": np.array(FORMAT_VERSION, np.int64),
                   "config": np.array(json.dumps(config))}  # fmt: skip
         for l, (w, b) in enumerate(zip(net.weights, net.biases)):
@@ -309,10 +314,13 @@ def _build(source: _Source, cls: Callable[..., _Net]) -> _Net:
             init=c["init"],
             negative_slope=c["negative_slope"],
             seed=0,
-            compute_dtype=c.get("compute_dtype"),
+            compute_dtype=c.get("compute_dtype", ADDED_LATER["compute_dtype"]),
+            dropout=c.get("dropout") or 0.0,
+            label_smoothing=c.get("label_smoothing", ADDED_LATER["label_smoothing"]),
         )
     except (TypeError, ValueError) as e:
         _fail(f"configuration: {e}")
+    seam_of(net).core.dropout_seed = c.get("dropout_seed", ADDED_LATER["dropout_seed"])
     seam_of(net).restore(_training.Snapshot(np.concatenate([p.ravel() for p in params]),
                                             settings, first, second, steps, losses.tolist(),
                                             scores.tolist()))  # fmt: skip
@@ -344,7 +352,7 @@ def _config(text: str) -> dict[str, Any]:
         _fail("config: nested too deeply")
     _keys(config, "config", {"network", "optimizer"}, {"format"})
     network, optimizer = config["network"], config["optimizer"]
-    _keys(network, "config network", _NETWORK_KEYS, {"compute_dtype"})  # added later: optional
+    _keys(network, "config network", _NETWORK_KEYS, set(ADDED_LATER))
     # a setting added after the file was written takes its default
     _keys(optimizer, "config optimizer", {"optimizer", "seed"}, set(OPTIMIZER_SETTINGS))
     sizes = network["sizes"]
@@ -365,6 +373,11 @@ def _config(text: str) -> dict[str, Any]:
         compute = network["compute_dtype"]
         _fail(f"config: compute_dtype must be null or bfloat16, got {compute!r:.80}")
     numbers = [("negative_slope", network["negative_slope"])]
+    if "label_smoothing" in network:
+        numbers.append(("label_smoothing", network["label_smoothing"]))
+    stream = network.get("dropout_seed", 0)
+    if not (_is_int(stream) and 0 <= stream < 2**64):
+        _fail(f"config: dropout_seed must be an integer in [0, 2**64), got {stream!r:.80}")
     flags = [k for k, s in OPTIMIZER_SETTINGS.items() if s["flag"] and k in optimizer]
     numbers += [(k, optimizer[k]) for k in sorted(set(OPTIMIZER_SETTINGS) - set(flags))
                 if k in optimizer]  # fmt: skip

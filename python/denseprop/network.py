@@ -68,6 +68,20 @@ class Network(Learning):
         them (AMX, AVX512_BF16; ``build_info()["bf16_kernel"]``). Parameters, optimizer
         state, activations, losses and softmax stay float32. DP-SGD's clipped sums,
         per-sample gradients and a sparse first layer keep float32 products.
+    dropout : float or sequence of float
+        Inverted dropout on the hidden layers' outputs, one probability for all or one per
+        hidden layer, each in [0, 1): in training steps only (`train_step`, `fit`,
+        `partial_fit`, the data-parallel steps, DP-SGD's), each unit zeroed with probability
+        ``p`` and the others scaled by ``1 / (1 - p)``. Everything else is the evaluation
+        model, as PyTorch's ``model.eval()``: `forward`, `predict`, `score`, `gradients`,
+        `per_sample_gradients`, `loss_and_gradient`, `trace`, `jacobian` and the exports. The
+        masks come from ``seed`` (then from each `fit`'s), the optimizer's step count and the
+        layer: the same for any thread count, different on every MPI rank
+        (`denseprop.reference.dropout_mask` draws them in NumPy).
+    label_smoothing : float
+        ε in [0, 1) for ``loss="cross_entropy"``: the targets become ``(1 - ε) y + ε / classes``,
+        as ``torch.nn.functional.cross_entropy(..., label_smoothing=ε)``, in the loss and its
+        gradient everywhere (steps, `gradients`, `trace`), fused in the softmax cross-entropy.
 
     Notes
     -----
@@ -88,6 +102,8 @@ class Network(Learning):
         init: str = "auto",
         negative_slope: float = 0.01,
         compute_dtype: str | None = None,
+        dropout: float | Sequence[float] = 0.0,
+        label_smoothing: float = 0.0,
     ) -> None:
         sequence = hasattr(sizes, "__len__") and not isinstance(sizes, (str, bytes))
         hidden = len(sizes) - 2 if sequence else 0
@@ -102,6 +118,9 @@ class Network(Learning):
             sizes, activations, output_activation, negative_slope, loss
         )
         self._core.compute_dtype = compute_dtype  # checked there: None, or bfloat16 on float32
+        self._core.label_smoothing = label_smoothing  # checked there, against the loss's entry
+        dropouts = _checks.dropout(dropout, hidden)
+        self._core.dropout = [*dropouts, 0.0]  # each checked there
         self._config: dict[str, Any] = {
             "sizes": [int(s) for s in sizes],
             "activation": activations,
@@ -111,6 +130,8 @@ class Network(Learning):
             "init": init,
             "negative_slope": float(negative_slope),
             "compute_dtype": compute_dtype,
+            "dropout": dropouts,
+            "label_smoothing": float(label_smoothing),
         }
         self._lock = threading.RLock()
         self._seam = self._make_seam()
@@ -118,7 +139,9 @@ class Network(Learning):
         layers = self._core.layers(self._core.params)
         self.weights = [w for w, _ in layers]
         self.biases = [b for _, b in layers]
-        initialise(layers, self.activations, init, np.random.default_rng(seed))
+        rng = np.random.default_rng(seed)
+        initialise(layers, self.activations, init, rng)
+        self._core.dropout_seed = int(rng.integers(2**63))  # the masks' stream, after the weights
         self.set_optimizer()
         self.loss_curve_: list[float] = []
         self.validation_scores_: list[float] = []
@@ -165,11 +188,13 @@ class Network(Learning):
 
     def __repr__(self) -> str:
         c = self._config
-        compute = "" if c["compute_dtype"] is None else f", compute_dtype={c['compute_dtype']!r}"
+        extra = "" if c["compute_dtype"] is None else f", compute_dtype={c['compute_dtype']!r}"
+        extra += f", dropout={c['dropout']}" if any(c["dropout"]) else ""
+        extra += f", label_smoothing={c['label_smoothing']}" if c["label_smoothing"] else ""
         return (
             f"Network({c['sizes']}, activation={c['activation']}, "
             f"output_activation={c['output_activation']!r}, loss={c['loss']!r}, "
-            f"dtype={c['dtype']!r}{compute})"
+            f"dtype={c['dtype']!r}{extra})"
         )
 
     # -- input coercion --------------------------------------------------------------------
@@ -340,6 +365,7 @@ class Network(Learning):
         return backprop.trace(
             self.weights, self.biases, self.activations, self.loss, x, y, reduction,
             negative_slope=self._config["negative_slope"], compute_dtype=self.compute_dtype,
+            label_smoothing=self._config["label_smoothing"],
         )  # fmt: skip
 
     @_one_at_a_time

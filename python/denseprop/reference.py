@@ -34,6 +34,7 @@ __all__ = [
     "dense_backward",
     "dense_forward",
     "dpsgd_step",
+    "dropout_mask",
     "fit_epoch",
     "half_poisson_deviance",
     "mse",
@@ -373,7 +374,7 @@ def _reduce(
 
 
 def softmax_cross_entropy(
-    logits: NDArray[Any], y: NDArray[Any], reduction: str = "mean"
+    logits: NDArray[Any], y: NDArray[Any], reduction: str = "mean", label_smoothing: float = 0.0
 ) -> tuple[Any, NDArray[Any]]:
     """Cross-entropy of softmax(logits) against labels or target probabilities.
 
@@ -387,7 +388,8 @@ def softmax_cross_entropy(
 
     (labels count as one-hot rows). No probability is ever passed to ``log``
     or divided by, so one that underflows to 0 still gives a finite loss and
-    gradient.
+    gradient. ``label_smoothing`` ε takes ``(1 - ε) y + ε / n`` for ``y``, as PyTorch's
+    ``cross_entropy(..., label_smoothing=ε)``.
     """
     y = np.asarray(y)
     n = logits.shape[1]
@@ -397,6 +399,9 @@ def softmax_cross_entropy(
             msg = f"y: label {y[bad][0]} out of range [0, {n})"
             raise ValueError(msg)
         y = np.eye(n, dtype=logits.dtype)[y]
+    if label_smoothing:
+        f = logits.dtype.type
+        y = f(1 - label_smoothing) * y + f(label_smoothing) / f(n)
     row_max = logits.max(axis=1, keepdims=True)
     e = np.exp(logits - row_max)
     s = e.sum(axis=1, keepdims=True)
@@ -497,6 +502,8 @@ def network_loss_and_gradients(
     negative_slope: float = 0.01,
     reduction: str = "mean",
     compute_dtype: str | None = None,
+    label_smoothing: float = 0.0,
+    masks: Sequence[NDArray[Any] | None] | None = None,
 ) -> tuple[Any, list[tuple[NDArray[Any], NDArray[Any]]]]:
     """Loss of a multilayer perceptron and the gradients of every parameter.
 
@@ -507,7 +514,10 @@ def network_loss_and_gradients(
     output itself, back through the output activation) or ``poisson`` (exp
     output, on the logits, grad ``exp(Z) - Y``). Returns
     ``(loss, [(grad_w, grad_b) per layer])``; ``reduction="mean"`` averages
-    over the batch, ``"sum"`` adds. ``compute_dtype`` as in `dense_forward`.
+    over the batch, ``"sum"`` adds. ``compute_dtype`` as in `dense_forward`;
+    ``label_smoothing`` as in `softmax_cross_entropy` (cross_entropy only). ``masks``: a training
+    step's dropout, per layer ``(batch, out)`` values 0 or ``1 / (1 - p)`` (`dropout_mask`) or
+    None: the next layer reads ``A[l] * mask``, and the gradient flows back through the mask.
     """
     if loss not in LOSSES:
         msg = f"loss: unknown {loss!r}, expected one of {', '.join(LOSSES)}"
@@ -516,16 +526,21 @@ def network_loss_and_gradients(
     acts = list(activations)
     if fused is not None:  # the last layer stops at its logits; the loss applies its activation
         acts[-1] = "identity"
-    a, z = [x], [x]  # z[0] is a placeholder
-    for w, b, act in zip(weights, biases, acts):
-        z.append(_product(a[-1], w.T, compute_dtype) + b)
+    masks = list(masks) if masks is not None else [None] * len(weights)
+    a, z, inputs = [x], [x], [x]  # z[0] is a placeholder; inputs: each layer's, after dropout
+    for w, b, act, mask in zip(weights, biases, acts, masks):
+        z.append(_product(inputs[-1], w.T, compute_dtype) + b)
         a.append(activation_forward(z[-1], act, negative_slope))
+        inputs.append(a[-1] if mask is None else a[-1] * mask)
     grad: Any  # becomes None past the first layer, where no gradient is asked for
-    value, grad = kernel(a[-1], y, reduction)
+    smoothing = {"label_smoothing": label_smoothing} if label_smoothing else {}
+    value, grad = kernel(a[-1], y, reduction, **smoothing)
     grads = []
     for l in range(len(weights) - 1, -1, -1):
+        if l < len(weights) - 1 and masks[l] is not None:
+            grad = grad * masks[l]  # dA[l] from the gradient of the layer's dropped output
         grad, gw, gb = dense_backward(
-            a[l],
+            inputs[l],
             weights[l],
             a[l + 1],
             grad,
@@ -720,6 +735,35 @@ def permutation(n: int, seed: int, k: int) -> NDArray[np.int64]:
         j = min(i, int(u * (i + 1)))
         order[i], order[j] = order[j], order[i]
     return order
+
+
+def _splitmix64_array(z: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def dropout_mask(
+    p: float, shape: tuple[int, int], seed: int, step: int, layer: int, stream: int = 0,
+    dtype: Any = np.float64,
+) -> NDArray[Any]:
+    """The mask of a training step's inverted dropout on layer ``layer``'s output, ``shape``
+    ``(batch, units)``: each value 0 or ``1 / (1 - p)``, as the network draws it from its
+    ``dropout_seed``, the optimizer's step count ``step`` (before the step), the ``stream``
+    (0 alone, an MPI rank + 1) and the layer. Value ``e`` (row-major) is dropped when its 32
+    bits of SplitMix64's stream are below ``p`` 2³²: word ``(key + e // 2 · γ)`` gives values
+    ``2 (e // 2)`` (its low bits) and ``2 (e // 2) + 1`` (its high bits)."""
+    key = seed & _WORD
+    for part in (step, stream, layer):
+        key = (_splitmix64(key) + part) & _WORD
+    key = _splitmix64(key)
+    size = shape[0] * shape[1]
+    words = _splitmix64_array(np.uint64(key) + np.arange((size + 1) // 2, dtype=np.uint64)
+                              * np.uint64(0x9E3779B97F4A7C15))  # fmt: skip
+    bits = np.stack([words & np.uint64(0xFFFFFFFF), words >> np.uint64(32)], axis=1).ravel()
+    kept = np.dtype(dtype).type(1 / (1 - p))
+    mask = np.where(bits[:size] < np.uint64(int(np.ldexp(p, 32))), 0, kept).astype(dtype)
+    return mask.reshape(shape)
 
 
 def fit_epoch(

@@ -207,7 +207,9 @@ class Sequential(nn.Sequential):
     Each ``nn.Linear`` may be followed by one of the activation modules in `ACTIVATIONS`, the
     modules the activations' table names (``denseprop.activations()``, "torch": ReLU, GELU,
     Softplus with beta 1, Softmax over the last dimension, this module's `Exp`, ...); a Linear
-    followed by another Linear has none. The modules and their Parameters are PyTorch's own.
+    followed by another Linear has none. Then an ``nn.Dropout`` may follow: the layers between
+    two dropouts run as one denseprop stack, and each dropout is PyTorch's own (its masks, its
+    ``train()``/``eval()``). The modules and their Parameters are PyTorch's own.
     Input ``(*, in_features)`` -> ``(*, out_features)``, as ``nn.Linear``.
     """
 
@@ -216,22 +218,33 @@ class Sequential(nn.Sequential):
         self._cache: tuple[tuple[nn.Module, ...], Any] | None = None
         self._plan()
 
-    def _plan(self) -> tuple[list[nn.Linear], list[tuple[str, nn.Module | None]]]:
+    def _plan(self) -> tuple[list[nn.Linear], list[tuple[str, nn.Module | None]],
+                             list[nn.Dropout | None]]:  # fmt: skip
         """The Linear layers and, for each, its activation's name and module (None for
-        identity); refuses any other module. Kept until the modules change."""
+        identity) and the dropout after it (or None); refuses any other module. Kept until the
+        modules change."""
         modules = tuple(self._modules.values())
         if self._cache is not None and self._cache[0] == modules:
             plan: Any = self._cache[1]
             return plan  # type: ignore[no-any-return]
         linears: list[nn.Linear] = []
         activations: list[tuple[str, nn.Module | None]] = []
+        drops: list[nn.Dropout | None] = []
         for i, m in enumerate(modules):
             if isinstance(m, nn.Linear):
                 linears.append(m)
                 activations.append(("identity", None))
+                drops.append(None)
+                continue
+            if isinstance(m, nn.Dropout):
+                if not linears or drops[-1] is not None:
+                    msg = f"Sequential: module {i} (Dropout) must follow a Linear layer (or its "
+                    msg += "activation)"
+                    raise TypeError(msg)
+                drops[-1] = m
                 continue
             read = ACTIVATIONS.get(type(m))
-            if read is None or not linears or activations[-1][1] is not None:
+            if read is None or not linears or activations[-1][1] is not None or drops[-1]:
                 what = "not a Linear layer or an activation denseprop runs" if read is None \
                     else "an activation that does not follow a Linear layer"  # fmt: skip
                 msg = f"Sequential: module {i} ({type(m).__name__}) is {what}"
@@ -243,11 +256,11 @@ class Sequential(nn.Sequential):
         if not linears:
             msg = "Sequential: needs at least one nn.Linear"
             raise ValueError(msg)
-        self._cache = (modules, (linears, activations))
-        return linears, activations
+        self._cache = (modules, (linears, activations, drops))
+        return linears, activations, drops
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        linears, activations = self._plan()
+        linears, activations, drops = self._plan()
         params: list[Any] = []
         layers = []
         for linear, (name, module) in zip(linears, activations):
@@ -259,27 +272,38 @@ class Sequential(nn.Sequential):
             layers.append((name, slope, bias is not None))
             params += (weight, bias)
         _check(x, params)
-        if x.dim() == 2:
-            out: torch.Tensor = _DenseStack.apply(x, tuple(layers), *params)
-            return out
         if x.dim() == 0:
             msg = "x: expected (*, in_features), got a 0-D tensor"
             raise ValueError(msg)
-        out = _DenseStack.apply(x.reshape(-1, x.shape[-1]), tuple(layers), *params)
-        return out.reshape(*x.shape[:-1], out.shape[-1])
+        out = x.reshape(-1, x.shape[-1]) if x.dim() != 2 else x
+        first = 0
+        for l, drop in enumerate(drops):  # one denseprop stack between two dropouts
+            if drop is None and l < len(drops) - 1:
+                continue
+            out = _DenseStack.apply(out, tuple(layers[first : l + 1]),
+                                    *params[2 * first : 2 * (l + 1)])  # fmt: skip
+            if drop is not None:
+                out = drop(out)
+            first = l + 1
+        return out if x.dim() == 2 else out.reshape(*x.shape[:-1], out.shape[-1])
 
 
 def from_network(net: Network) -> Sequential:
-    """A `Sequential` computing ``net.forward`` over the network's own parameters: its
-    Parameters are views of the C++ buffer, no copy. A torch optimizer trains it through the
-    bridge, or ``net.train_step(x, y)`` takes a whole step in one C++ call with the network's
-    loss and optimizer (reading the tensors in place); either changes the same weights.
+    """A `Sequential` computing ``net.forward`` over the network's own parameters (its
+    ``eval()`` does; a network with dropout gets an ``nn.Dropout`` after each such hidden
+    layer, PyTorch's own in ``train()``): its Parameters are views of the C++ buffer, no copy.
+    A torch optimizer trains it through the bridge, or ``net.train_step(x, y)`` takes a whole
+    step in one C++ call with the network's loss and optimizer (reading the tensors in place);
+    either changes the same weights.
     """
-    slope = float(seam_of(net).config["negative_slope"])
+    config = seam_of(net).config
+    slope = float(config["negative_slope"])
     modules: list[nn.Module] = []
-    for w, b, name in zip(net.weights, net.biases, net.activations):
+    dropouts = [*config["dropout"], 0.0]  # the hidden layers', then the output layer's none
+    for w, b, name, p in zip(net.weights, net.biases, net.activations, dropouts):
         linear = nn.Linear(w.shape[1], w.shape[0], device="meta")  # no storage of its own
         linear.weight = nn.Parameter(torch.from_numpy(w))
         linear.bias = nn.Parameter(torch.from_numpy(b))
         modules += [linear] if name == "identity" else [linear, MODULES[name](slope)]
+        modules += [nn.Dropout(p)] if p else []
     return Sequential(*modules)

@@ -24,6 +24,7 @@ template <class T> struct StepHalves {
       std::fill(net.grads_.begin(), net.grads_.end(), T(0));
       return 0;
     }
+    const typename Network<T>::Training on(net);  // a training step's passes: dropout applies
     if constexpr (!std::is_pointer_v<X>) {
       return net.loss_and_gradients(x, y, batch, Reduction::sum);
     } else {

@@ -28,12 +28,15 @@ inline Reduction parse_reduction(std::string_view name) {
 // Softmax cross-entropy, by log-sum-exp so that no log(0) is ever taken:
 //   ℓ = Σ_k y_k (lse − z_k),  lse = max z + log Σ_k e^{z_k − max z},  ∂ℓ/∂z = p Σ_k y_k − y
 // where p = softmax(z). With integer labels y is one-hot: ℓ = lse − z_label, ∂ℓ/∂z = p − e_label.
+// Label smoothing ε (PyTorch's) takes q = (1 − ε) y + ε/n for y: with labels
+// ℓ = lse − (1 − ε) z_label − ε mean(z), ∂ℓ/∂z = p − (1 − ε) e_label − ε/n.
 // Exactly one of labels (batch) and targets (n × batch) is given. probs, if given, receives p
 // and may alias z (each column of z is read before its p is written). Columns go in blocks, as
 // in activate, so that exp and log vectorise across samples.
 template <class T>
 double softmax_cross_entropy(CMat<T> z, const std::int64_t* labels, const T* targets, Mat<T> grad,
-                             T scale, T* probs, T* per_sample) {
+                             T scale, T* probs, T* per_sample, T smoothing = T(0)) {
+  const T keep = T(1) - smoothing, spread = smoothing / T(z.rows());
   const Index n = z.rows(), step = block_columns(n);
   double total = 0;
   T m[max_block_columns], s[max_block_columns];
@@ -52,16 +55,18 @@ double softmax_cross_entropy(CMat<T> z, const std::int64_t* labels, const T* tar
       const Index c = j0 + j;
       auto zc = z.col(c).array();
       auto g = grad.col(c).array();
-      const T loss = labels ? lse(j) - zc(labels[c])
-                            : (CVec<T>(targets + c * n, n).array() * (lse(j) - zc)).sum();
+      T loss = labels ? lse(j) - keep * zc(labels[c])
+                      : keep * (CVec<T>(targets + c * n, n).array() * (lse(j) - zc)).sum();
+      if (smoothing != T(0)) loss += labels ? -smoothing * zc.mean() : spread * (lse(j) - zc).sum();
       g /= s[j];
       if (probs) Vec<T>(probs + c * n, n) = g.matrix();
       if (labels) {
-        g(labels[c]) -= T(1);
+        g(labels[c]) -= keep;
+        if (smoothing != T(0)) g -= spread;
         g *= scale;
       } else {
         auto y = CVec<T>(targets + c * n, n).array();
-        g = (g * y.sum() - y) * scale;
+        g = (g * (keep * y.sum() + smoothing) - (keep * y + spread)) * scale;
       }
       if (per_sample) per_sample[c] = loss;
       total += loss;
@@ -160,6 +165,8 @@ struct LossInfo {
   std::string_view kernel;  // the compiled function of the loss on (logits or outputs, y)
   // y must be >= 0 (counts or rates): the bindings refuse any other
   bool nonnegative_targets = false;
+  // takes label smoothing ε: its targets become (1 − ε) y + ε / classes
+  bool smooths_labels = false;
 
   static constexpr LossInfo named(std::string_view name) {
     LossInfo e{};
@@ -180,6 +187,11 @@ struct LossInfo {
   constexpr LossInfo classifies() const {
     LossInfo e = *this;
     e.classifier = true;
+    return e;
+  }
+  constexpr LossInfo smooths() const {
+    LossInfo e = *this;
+    e.smooths_labels = true;
     return e;
   }
   constexpr LossInfo targets_nonnegative() const {
@@ -207,12 +219,13 @@ struct CrossEntropy {
                                    .fused_with("softmax")
                                    .takes_labels()
                                    .classifies()
+                                   .smooths()
                                    .gradient("(A[{L}] − Y)")
                                    .computed_by("softmax_cross_entropy");
   template <class T>
-  static double loss(Mat<T> a, Targets<T> y, Mat<T> grad, T scale, T* per_sample) {
+  static double loss(Mat<T> a, Targets<T> y, Mat<T> grad, T scale, T* per_sample, T smoothing) {
     return softmax_cross_entropy<T>(as_const(a), y.labels, y.dense, grad, scale, a.data(),
-                                    per_sample);
+                                    per_sample, smoothing);
   }
 };
 

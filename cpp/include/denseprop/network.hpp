@@ -17,6 +17,7 @@
 
 #include "dense.hpp"
 #include "losses.hpp"
+#include "noise.hpp"
 #include "optimizers.hpp"
 #include "per_sample.hpp"
 #include "sample_weights.hpp"
@@ -111,6 +112,35 @@ template <class T> class Network {
           "compute_dtype: bfloat16 products need a float32 network, got float64");
     compute_ = compute;
   }
+  // Label smoothing ε of a loss that takes it (cross-entropy), in [0, 1); the loss's gradient and
+  // value everywhere (steps, gradients, the trace), as PyTorch's cross_entropy(label_smoothing=ε).
+  void set_label_smoothing(double eps) {
+    if (!(eps >= 0 && eps < 1))
+      throw std::invalid_argument("label_smoothing: must be in [0, 1), got " + format_number(eps));
+    if (eps != 0 && !loss_table[loss_].smooths_labels)
+      throw std::invalid_argument("label_smoothing: the " + std::string(loss_table[loss_].name) +
+                                  " loss takes none; cross_entropy does");
+    label_smoothing_ = eps;
+  }
+  double label_smoothing() const { return label_smoothing_; }
+
+  // Inverted dropout on each hidden layer's output in training steps only (train_step, the
+  // epochs, a distributed step): p[l] per layer, 0 for the output layer, each in [0, 1). The
+  // masks come from (seed, the optimizer's step count, stream, layer, element): reproducible
+  // bit for bit whatever the thread count, different for each stream (an MPI rank's).
+  void set_dropout(const std::vector<double>& p) {
+    if (Index(p.size()) != layers())
+      throw std::invalid_argument("dropout: expected one probability per layer");
+    for (Index l = 0; l < layers(); ++l)
+      if (!(p[l] >= 0 && p[l] < 1) || (l == layers() - 1 && p[l] != 0))
+        throw std::invalid_argument("dropout: each hidden layer's must be in [0, 1), got " +
+                                    format_number(p[l]));
+    dropout_ = p;
+    capacity_ = 0;  // the workspace grows the dropped activations' and masks' buffers
+  }
+  const std::vector<double>& dropout() const { return dropout_; }
+  std::uint64_t dropout_seed = 0, dropout_stream = 0;
+
   Index capacity() const { return capacity_; }
   // The start of each workspace buffer, to show that steps do not reallocate them.
   std::vector<const void*> workspace() const {
@@ -128,6 +158,11 @@ template <class T> class Network {
     }
     acts_buf_.assign(units * batch, T(0));
     deltas_buf_.assign(units * batch, T(0));
+    Index dropped_units = 0;
+    for (Index l = 0; l < layers(); ++l)
+      if (drops(l)) dropped_units += sizes_[l + 1];
+    dropped_buf_.assign(dropped_units * batch, T(0));
+    masks_buf_.assign(dropped_units * batch, T(0));
     zs_buf_.assign(z_units * batch, T(0));
     norms_.assign(batch, T(0));
     capacity_ = batch;
@@ -202,6 +237,7 @@ template <class T> class Network {
   // dZ and takes W -= η dZ Aᵀ as the product itself (dW is never stored); other optimizers form
   // dW, then one fused pass over the buffers; DP-SGD forms its gradient from the per-sample ones.
   double step(const T* x, Targets<T> y, Index batch, bool undoable) {
+    const Training on(*this);
     const bool dp = optimizer_.info().per_sample;
     const bool sgd = optimizer_.fusable();
     const double loss = dp ? per_sample_deltas(x, y, batch) / double(batch)
@@ -357,16 +393,55 @@ template <class T> class Network {
   }
 
   // Layer l's slice of a workspace buffer, laid out for the current capacity; the Z buffer
-  // holds only the layers that keep it.
-  T* slice(Buffer<T>& buf, Index l, bool z_only = false) {
+  // holds only the layers that keep it, the dropout buffers only those that drop.
+  enum class Layers { all, keeping_z, dropping };
+  T* slice(Buffer<T>& buf, Index l, Layers which = Layers::all) {
     Index units = 0;
     for (Index k = 0; k < l; ++k)
-      if (!z_only || keeps_z(k)) units += sizes_[k + 1];
+      if (which == Layers::all || (which == Layers::keeping_z ? keeps_z(k) : drops(k)))
+        units += sizes_[k + 1];
     return buf.data() + units * capacity_;
   }
   T* act(Index l) { return slice(acts_buf_, l); }
   T* delta(Index l) { return slice(deltas_buf_, l); }
-  T* z(Index l) { return keeps_z(l) ? slice(zs_buf_, l, true) : nullptr; }
+  T* z(Index l) { return keeps_z(l) ? slice(zs_buf_, l, Layers::keeping_z) : nullptr; }
+  T* dropped(Index l) { return slice(dropped_buf_, l, Layers::dropping); }
+  T* mask(Index l) { return slice(masks_buf_, l, Layers::dropping); }
+
+  // Whether layer l drops units in training, and in the pass under way.
+  bool drops(Index l) const { return !dropout_.empty() && dropout_[l] > 0; }
+  bool dropping(Index l) const { return training_ && drops(l); }
+  // Marks a training step's passes, in which dropout applies.
+  struct Training {
+    Network& net;
+    explicit Training(Network& n) : net(n) { net.training_ = true; }
+    ~Training() { net.training_ = false; }
+  };
+
+  // Inverted dropout of layer l's output a (size values, samples as columns): mask(l) holds 0 or
+  // 1/(1 − p), dropped(l) = a ⊙ mask(l). Value e of the layer is dropped when its 32 bits of
+  // SplitMix64's stream are below p·2³²: the word (key + ⌊e/2⌋ γ) gives values 2⌊e/2⌋ (low
+  // bits) and 2⌊e/2⌋ + 1 (high bits); the key mixes the seed, the step count, the stream and l.
+  void drop(Index l, const T* a, Index size) {
+    constexpr std::uint64_t gamma = 0x9E3779B97F4A7C15ull;
+    const double p = dropout_[l];
+    const std::uint64_t threshold = std::uint64_t(std::ldexp(p, 32));
+    const std::uint64_t key = dropout_key(l);
+    const T kept = T(1 / (1 - p));
+    T* m = mask(l);
+    for (Index e = 0; e < size; e += 2) {
+      const std::uint64_t word = splitmix64(key + std::uint64_t(e / 2) * gamma);
+      m[e] = (word & 0xFFFFFFFFull) < threshold ? T(0) : kept;
+      if (e + 1 < size) m[e + 1] = (word >> 32) < threshold ? T(0) : kept;
+    }
+    flat(dropped(l), size) = flat(const_cast<T*>(a), size) * flat(m, size);
+  }
+  std::uint64_t dropout_key(Index l) const {
+    std::uint64_t k = splitmix64(dropout_seed);
+    k = splitmix64(k + std::uint64_t(optimizer_.steps()));
+    k = splitmix64(k + dropout_stream);
+    return splitmix64(k + std::uint64_t(l));
+  }
 
   bool fused_output() const { return !loss_table[loss_].fused_output.empty(); }
   // The activation layer l applies in training: the fused output layer stops at its logits.
@@ -378,7 +453,7 @@ template <class T> class Network {
 
   // A[l-1], the input of layer l, and dZ[l] as the backward pass left it.
   CMat<T> layer_input(const T* x, Index l, Index batch) {
-    return CMat<T>(l == 0 ? x : act(l - 1), sizes_[l], batch);
+    return CMat<T>(l == 0 ? x : dropping(l - 1) ? dropped(l - 1) : act(l - 1), sizes_[l], batch);
   }
   CMat<T> layer_dz(Index l, Index batch) { return CMat<T>(delta(l), sizes_[l + 1], batch); }
 
@@ -490,7 +565,12 @@ template <class T> class Network {
       per_sample = sample_losses_.data();
     }
     double total = 0;  // a receives the probabilities when the output is fused
-    visit<Losses>(loss_, [&](auto entry) { total = entry.loss(a, y, d, scale, per_sample); });
+    visit<Losses>(loss_, [&](auto entry) {
+      if constexpr (decltype(entry)::info.smooths_labels)
+        total = entry.loss(a, y, d, scale, per_sample, T(label_smoothing_));
+      else
+        total = entry.loss(a, y, d, scale, per_sample);
+    });
     if (y.weights) return weigh_samples<T>(d, per_sample, y.weights, reduction == Reduction::mean);
     return reduction == Reduction::mean ? total / double(batch) : total;
   }
@@ -508,6 +588,7 @@ template <class T> class Network {
       const Index in = sizes_[l], out = sizes_[l + 1];
       T* gw = grads_.data() + offsets_[l];
       Mat<T> dz(delta(l), out, batch);
+      if (dropping(l)) flat(dz.data(), dz.size()) *= flat(mask(l), dz.size());
       delta_backward<T>(weight(l), CMat<T>(act(l), out, batch), z(l), as_const(dz), dz,
                         pass == Pass::deltas ? nullptr : gw + out * in,
                         l == 0 ? nullptr : delta(l - 1), trained_activation(l), compute_);
@@ -537,6 +618,10 @@ template <class T> class Network {
                          keep_z ? z(l) : nullptr, compute_);
       }
       in = a.data();
+      if (dropping(l)) {
+        drop(l, a.data(), a.size());
+        in = dropped(l);
+      }
     }
   }
 
@@ -555,6 +640,10 @@ template <class T> class Network {
   Buffer<T> sample_losses_;   // each sample's loss, for weighing
   CsrBatch<T> sparse_batch_;  // sparse inputs' rows of the current batch
   bool sparse_input_ = false;
+  double label_smoothing_ = 0;
+  std::vector<double> dropout_;        // per layer; empty: none
+  Buffer<T> dropped_buf_, masks_buf_;  // the dropping layers' A[l] ⊙ mask and masks
+  bool training_ = false;              // in a training step: dropout applies
   std::vector<std::int64_t> lb_;
 };
 
