@@ -20,6 +20,7 @@ import bf16_rows
 import denseprop
 import epochs
 import numpy as np
+import recipe_rows
 from peers import BF16_PEERS, PEERS, Missing, gemm_floor, initial
 from timing import interleaved
 
@@ -172,7 +173,7 @@ def _cpu_name():
 def markdown(report):
     """A table per kind: median per call and the speed-up over NumPy of each implementation."""
     lines = []
-    for kind in ("train", "inference", "digits epoch", "bf16 gemm", "mnist epoch"):
+    for kind in ("train", "inference", "digits epoch", "bf16 gemm", "mnist epoch", "recipe step"):
         for bf16 in (False, True):
             configs = [c for c in report["configs"]
                        if c["kind"] == kind and (c["dtype"] == "bfloat16") == bf16]  # fmt: skip
@@ -197,6 +198,8 @@ def _table(kind, configs):
                 cells.append("–")
             elif "gflops" in r and kind == "bf16 gemm":
                 cells.append(f"{_time(r['median_us'])} ({r['gflops']:.0f} GFLOP/s)")
+            elif "vs_plain" in r:
+                cells.append(f"{_time(r['median_us'])} ({r['vs_plain']:.2f}× plain)")
             elif "test_accuracy" in r:
                 cells.append(f"{_time(r['median_us'])} ({r['test_accuracy']:.1%})")
             else:
@@ -221,11 +224,11 @@ def main(argv=None):
     parser.add_argument("--dtype", nargs="+", default=["float32", "float64", "bfloat16"],
                         choices=["float32", "float64", "bfloat16"])  # fmt: skip
     parser.add_argument("--name", default="latest", help="results file: bench/results/NAME.json")
-    parser.add_argument("--only", choices=["train", "inference", "epochs", "memory", "gemm"],
-                        nargs="+")  # fmt: skip
+    parts = ["train", "inference", "epochs", "memory", "gemm", "recipe"]
+    parser.add_argument("--only", nargs="+", choices=parts)
     args = parser.parse_args(argv)
     budget = 0.3 if args.quick else 1.2
-    only = set(args.only or ["train", "inference", "epochs", "memory", "gemm"])
+    only = set(args.only or parts)
     notes = set()
     report = {"machine": machine(), "configs": [], "notes": []}
     plan = []
@@ -243,6 +246,8 @@ def main(argv=None):
             plan.append((bf16_rows.mnist_config, ()))
         elif "epochs" in only:
             plan += [(epoch_config, (dtype, b)) for b in EPOCH_BATCHES]
+        if "recipe" in only and not bf16:
+            plan.append((recipe_rows.recipe_config, (dtype,)))
     for i, (fn, fn_args) in enumerate(plan, 1):
         print(f"[{i}/{len(plan)}] {fn.__name__}{fn_args}", file=sys.stderr, flush=True)
         longer = fn in (epoch_config, bf16_rows.mnist_config)
