@@ -429,11 +429,16 @@ template <class T> class Network {
     const std::uint64_t key = dropout_key(l);
     const T kept = T(1 / (1 - p));
     T* m = mask(l);
-    for (Index e = 0; e < size; e += 2) {
-      const std::uint64_t word = splitmix64(key + std::uint64_t(e / 2) * gamma);
-      m[e] = (word & 0xFFFFFFFFull) < threshold ? T(0) : kept;
-      if (e + 1 < size) m[e + 1] = (word >> 32) < threshold ? T(0) : kept;
+    const Index pairs = size / 2;
+    for (Index i = 0; i < pairs; ++i) {  // no branch in the loop: the compiler vectorises it
+      const std::uint64_t word = splitmix64(key + std::uint64_t(i) * gamma);
+      m[2 * i] = (word & 0xFFFFFFFFull) < threshold ? T(0) : kept;
+      m[2 * i + 1] = (word >> 32) < threshold ? T(0) : kept;
     }
+    if (size % 2)
+      m[size - 1] = (splitmix64(key + std::uint64_t(pairs) * gamma) & 0xFFFFFFFFull) < threshold
+                        ? T(0)
+                        : kept;
     flat(dropped(l), size) = flat(const_cast<T*>(a), size) * flat(m, size);
   }
   std::uint64_t dropout_key(Index l) const {
