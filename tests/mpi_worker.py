@@ -122,6 +122,21 @@ def dpsgd_noise_added_once_float64():
 
 
 @case
+def clipped_adam_float64():
+    """max_grad_norm bounds the step's whole gradient, the mean over every rank's samples: the
+    clipped steps over unequal shards are one process's (0.05 clips every step here)."""
+    norm = np.sqrt(sum((g**2).sum() for pair in network().gradients(*data(11))[1] for g in pair))
+    assert norm > 0.05
+    steps_match_one_process(np.float64, optimizer="adam", lr=0.01, weight_decay=0.001,
+                            max_grad_norm=0.05)  # fmt: skip
+
+
+@case
+def clipped_sgd_float32():
+    steps_match_one_process(np.float32, optimizer="sgd", lr=0.3, momentum=0.9, max_grad_norm=0.05)
+
+
+@case
 def a_rank_with_an_empty_batch_takes_part():
     x, y = data(4)
     alone, shared = network(), network()

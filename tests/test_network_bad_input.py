@@ -248,6 +248,11 @@ BAD_OPTIMIZER = [
     ({"optimizer": "lion"}, ValueError, r"^optimizer: unknown 'lion'"),
     ({"nesterov": True}, ValueError, r"^nesterov: needs momentum > 0$"),
     ({"weight_decay": -1e-4}, ValueError, r"^weight_decay: must be a finite number in \[0.0"),
+    ({"max_grad_norm": 0}, ValueError, r"^max_grad_norm: must be a number in \(0.0, inf\], got 0"),
+    ({"max_grad_norm": -1.0}, ValueError, r"^max_grad_norm: must be a number .*, got -1.0$"),
+    ({"max_grad_norm": math.nan}, ValueError, r"^max_grad_norm: must be a number .*, got nan$"),
+    ({"max_grad_norm": -math.inf}, ValueError, r"^max_grad_norm: must be a number .*, got -inf$"),
+    ({"max_grad_norm": "1"}, TypeError, r"^max_grad_norm: expected a number, got str$"),
 ]
 
 

@@ -82,6 +82,16 @@ class Learning:
         `optimizer`) and the step count, so a saved or pickled network continues
         the same noise stream.
 
+        ``max_grad_norm=c`` clips the gradient by its global norm before each step, as
+        ``torch.nn.utils.clip_grad_norm_(model.parameters(), c)`` followed by the
+        optimizer's step: when the L2 norm ``‖g‖`` of the whole gradient (every weight and
+        bias) exceeds ``c``, the gradient is multiplied by ``c / (‖g‖ + 1e-6)``; weight decay
+        is added after, by the optimizer. Over MPI the norm is that of the step's gradient,
+        the mean over every rank's samples. The default ``inf`` never clips. dpsgd refuses a
+        finite one: it already clips each sample's gradient to ``clip_norm`` (Opacus's
+        ``max_grad_norm``), and a second bound on the privatised mean is not what that name
+        means there.
+
         Every setting is taken by name (an optimizer ignores those it does not read) and
         checked against its range; see Other Parameters.
         """

@@ -31,6 +31,7 @@ __all__ = [
     "activation_jacobian",
     "adam_step",
     "adamw_step",
+    "clip_grad_norm",
     "dense_backward",
     "dense_forward",
     "dpsgd_step",
@@ -683,19 +684,53 @@ def rmsprop_step(
             p -= f(lr) * d / (np.sqrt(vp) + f(eps))
 
 
+def clip_grad_norm(
+    grads: list[tuple[NDArray[Any], NDArray[Any]]], max_norm: float
+) -> tuple[list[tuple[NDArray[Any], NDArray[Any]]], float]:
+    """``torch.nn.utils.clip_grad_norm_`` on a list of ``(gw, gb)`` pairs, the whole gradient.
+
+    With ``‖g‖`` the L2 norm of every entry together (summed in float64), returns the gradient
+    times ``max_norm / (‖g‖ + 1e-6)`` when that factor is below 1 (else the gradient itself),
+    and ``‖g‖``.
+    """
+    norm = math.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for pair in grads
+                         for g in pair))  # fmt: skip
+    factor = max_norm / (norm + 1e-6)
+    if not factor < 1:
+        return grads, norm
+    return [(gw * gw.dtype.type(factor), gb * gb.dtype.type(factor)) for gw, gb in grads], norm
+
+
+def _clipping(step: Callable[..., None]) -> Callable[..., None]:
+    """``step`` on the gradient `clip_grad_norm` leaves, ``max_grad_norm`` (default inf: no
+    clipping) taken by name beside the step's own settings."""
+
+    def clipped(params: Any, grads: Any, state: Any, t: int, max_grad_norm: float = math.inf,
+                **settings: Any) -> None:  # fmt: skip
+        step(params, clip_grad_norm(grads, max_grad_norm)[0], state, t, **settings)
+
+    return clipped
+
+
 # Each optimizer's step (but the per-sample ones, whose twin takes per-sample gradients) in one
 # form: step(params, grads, state, t, **settings) in place, ``state`` its two buffers, lists of
 # ``(w, b)`` zeros like ``params`` at first, ``t`` the step from 1, ``settings`` those it reads
-# (``denseprop.optimizers()``), by name.
+# (``denseprop.optimizers()``) and ``max_grad_norm``, by name: the gradient is clipped
+# (`clip_grad_norm`), then the step taken.
 OPTIMIZER_STEPS: dict[str, Callable[..., None]] = {
-    "sgd": lambda params, grads, state, t, **kw: sgd_step(params, grads, state[0], **kw),
-    "adam": lambda params, grads, state, t, **kw: adam_step(
-        params, grads, state[0], state[1], t, **kw
-    ),
-    "adamw": lambda params, grads, state, t, **kw: adamw_step(
-        params, grads, state[0], state[1], t, **kw
-    ),
-    "rmsprop": lambda params, grads, state, t, **kw: rmsprop_step(params, grads, state[0], **kw),
+    name: _clipping(step)
+    for name, step in {
+        "sgd": lambda params, grads, state, t, **kw: sgd_step(params, grads, state[0], **kw),
+        "adam": lambda params, grads, state, t, **kw: adam_step(
+            params, grads, state[0], state[1], t, **kw
+        ),
+        "adamw": lambda params, grads, state, t, **kw: adamw_step(
+            params, grads, state[0], state[1], t, **kw
+        ),
+        "rmsprop": lambda params, grads, state, t, **kw: rmsprop_step(
+            params, grads, state[0], **kw
+        ),
+    }.items()
 }
 
 

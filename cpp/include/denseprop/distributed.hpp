@@ -36,7 +36,9 @@ template <class T> struct StepHalves {
   }
 
   // Second: one optimizer step on the mean gradient, grads() holding the gradient of a loss
-  // summed over `count` samples (a per-sample optimizer's noise added first). Returns whether
+  // summed over `count` samples (a per-sample optimizer's noise added first); clipping to
+  // max_grad_norm (in update()) takes the norm of that mean, the whole step's gradient, the same
+  // on every process. Returns whether
   // the parameters stayed finite; when not and `undoable`, they and the optimizer state are put
   // back.
   static bool apply_gradient_sum(Network<T>& net, Index count, bool undoable) {

@@ -199,8 +199,9 @@ template <class T> class Network {
 
   // train_step; `undoable` false skips the undo's copy (fit_epoch: its caller restores a failed
   // epoch). The gradient is formed before any parameter changes: plain SGD keeps every layer's
-  // dZ and takes W -= η dZ Aᵀ as the product itself (dW is never stored); other optimizers form
-  // dW, then one fused pass over the buffers; DP-SGD forms its gradient from the per-sample ones.
+  // dZ and takes W -= η dZ Aᵀ as the product itself (dW is never stored); other optimizers, and
+  // SGD clipping the gradient, form dW, then update() (the clip, then one fused pass over the
+  // buffers); DP-SGD forms its gradient from the per-sample ones.
   double step(const T* x, Targets<T> y, Index batch, bool undoable) {
     const bool dp = optimizer_.info().per_sample;
     const bool sgd = optimizer_.fusable();
@@ -397,8 +398,11 @@ template <class T> class Network {
       add_squared_norms<T>(layer_input(x, l, batch), layer_dz(l, batch), sq);
   }
 
-  // One optimizer step over grads(): W with weight decay, b without.
+  // One optimizer step over grads(), the step's whole gradient: clipped to max_grad_norm
+  // first (before the optimizer adds any weight decay, as torch's clip_grad_norm_ before its
+  // step), then W with weight decay, b without.
   void update() {
+    if (optimizer_.clips()) optimizer_.clip(grads_.data(), parameter_count());
     for (Index l = 0; l < layers(); ++l) {
       const Index w = sizes_[l + 1] * sizes_[l];
       optimizer_.update(params_.data(), grads_.data(), offsets_[l], w, true);
