@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _checks, _core, _training
-from ._tables import OPTIMIZERS, setting_parameters, settings_help
+from ._tables import LR_SCHEDULES, OPTIMIZERS, setting_parameters, settings_help
 from .sparse import is_sparse
 
 if TYPE_CHECKING:
@@ -152,6 +152,8 @@ class Learning:
         seed: Any = None,
         verbose: bool = False,
         progress: bool | None = None,
+        lr_schedule: str = "constant",
+        warmup: float = 0.0,
         comm: MPI.Comm | None = None,
         **settings: Any,
     ) -> Self:
@@ -169,7 +171,18 @@ class Learning:
         restored. ``verbose`` prints one line per epoch; ``progress`` (default:
         when stderr is a terminal) draws a progress bar.
 
-        The optimizer's settings are `set_optimizer`'s, by name. ``optimizer="dpsgd"`` trains
+        ``lr_schedule`` sets each step's learning rate over the fit's ``T = epochs × (steps
+        per epoch)`` steps, after ``W = round(warmup · T)`` warmup steps (``warmup`` in
+        [0, 1), Python's round) at ``lr (t + 1) / W`` for step ``t`` from 0: ``"constant"``
+        keeps ``lr``; ``"cosine"`` takes ``lr ½ (1 + cos(π (t − W) / (T − W)))``;
+        ``"linear"`` takes ``lr (1 − (t − W) / (T − W))`` (PyTorch's ``LinearLR`` warmup,
+        then ``CosineAnnealingLR`` or ``LinearLR``, stepped after each batch). Over MPI, the
+        steps per epoch are the ranks' common count. Early stopping ends a schedule where it
+        stops; afterwards the optimizer's rate is ``lr`` again. `partial_fit` keeps the
+        optimizer's rate, and the estimators their own ``learning_rate`` schedule.
+
+        The optimizer's settings are `set_optimizer`'s, by name (``max_grad_norm`` clips the
+        gradient). ``optimizer="dpsgd"`` trains
         with differentially private SGD (see `set_optimizer`), ``clip_norm`` and
         ``noise_multiplier`` its settings, its noise seeded from ``seed``.
 
@@ -186,17 +199,21 @@ class Learning:
             epochs = _checks.count(epochs, "epochs")
             patience = _checks.count(patience, "patience")
             tol = _checks.number(tol, "tol")
+            lr_schedule = _checks.name(lr_schedule, "lr_schedule", tuple(LR_SCHEDULES))
+            warmup = _checks.fraction(warmup, "warmup")
             x, y, validation = self._training_data(x, y, validation_data)
             batch_size, rng = strategy.batching(x.shape[0], batch_size, seed, agreed.seed)
             noisy = isinstance(optimizer, str) and OPTIMIZERS.get(optimizer, {}).get("per_sample")
             noise_seed = int(rng.integers(2**63)) if noisy else None
             self.set_optimizer(optimizer, lr, momentum=momentum, seed=noise_seed, **settings)
             plan = _training.Plan(epochs, batch_size, bool(shuffle), bool(early_stopping),
-                                  patience, tol, bool(verbose), progress)  # fmt: skip
+                                  patience, tol, bool(verbose), progress,
+                                  lr_schedule, warmup)  # fmt: skip
             agreed.settings = {"network": self._config, "optimizer": self.optimizer,
                                "epochs": epochs, "batch_size": batch_size, "patience": patience,
                                "tol": tol, "early_stopping": early_stopping, "shuffle": shuffle,
-                               "validation_data": validation is not None}  # fmt: skip
+                               "validation_data": validation is not None,
+                               "lr_schedule": lr_schedule, "warmup": warmup}  # fmt: skip
         self.loss_curve_, self.validation_scores_ = [], []
         try:
             strategy.start(self)
@@ -220,7 +237,8 @@ class Learning:
         seed: Any = None,
         comm: MPI.Comm | None = None,
     ) -> Self:
-        """One more epoch over ``(x, y)`` with the current optimizer and its state.
+        """One more epoch over ``(x, y)`` with the current optimizer and its state, at its
+        learning rate (no schedule: `set_learning_rate` changes it between calls).
 
         Appends the epoch's mean loss to ``loss_curve_``; returns ``self``. If the
         loss or the parameters become non-finite, raises FloatingPointError and

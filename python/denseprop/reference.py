@@ -37,6 +37,7 @@ __all__ = [
     "dpsgd_step",
     "fit_epoch",
     "half_poisson_deviance",
+    "learning_rate",
     "mse",
     "network_forward",
     "network_loss_and_gradients",
@@ -732,6 +733,24 @@ OPTIMIZER_STEPS: dict[str, Callable[..., None]] = {
         ),
     }.items()
 }
+
+
+def learning_rate(t: int, total: int, lr: float, schedule: str, warmup: float) -> float:
+    """The learning rate of step ``t`` (from 0) of a fit of ``total`` steps, as
+    `denseprop.Network.fit`'s ``lr_schedule`` sets it.
+
+    With ``W = round(warmup * total)`` warmup steps (Python's round: halves to even) and
+    ``u = (t - W) / (total - W)``: ``lr (t + 1) / W`` while ``t < W``, then ``lr`` (constant),
+    ``lr ½ (1 + cos(π u))`` (cosine) or ``lr (1 - u)`` (linear).
+    """
+    w = round(warmup * total)
+    if t < w:
+        return lr * (t + 1) / w
+    u = (t - w) / (total - w)
+    rates = {"constant": lambda: lr,
+             "cosine": lambda: lr * 0.5 * (1 + math.cos(math.pi * u)),
+             "linear": lambda: lr * (1 - u)}  # fmt: skip
+    return rates[schedule]()
 
 
 def _splitmix64(z: int) -> int:
