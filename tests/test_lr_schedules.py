@@ -161,3 +161,18 @@ def test_partial_fit_keeps_the_optimizers_rate(rng):
     net.partial_fit(x, y, batch_size=4, shuffle=False)
     twin.partial_fit(x, y, batch_size=4, shuffle=False)
     assert net.params.tobytes() == twin.params.tobytes()
+
+
+def test_the_loop_refuses_a_per_step_schedule_beside_a_per_epoch_one(rng):
+    """run_epochs takes one rate rule at a time: scikit-learn's per-epoch schedules (the
+    estimators') or fit's per-step ones, each named in the message."""
+    net = denseprop.Network([4, 5, 3], "tanh", dtype=np.float64, seed=1)
+    x, y = rng.standard_normal((8, 4)), rng.integers(0, 3, 8)
+    state = denseprop._core.TrainingState()
+    with pytest.raises(ValueError, match=r"^lr_schedule: .*needs schedule='constant'$"):
+        net._core.run_epochs(x, y, state=state, max_epochs=1, batch_size=4,
+                             schedule="invscaling", lr_schedule="cosine")  # fmt: skip
+    with pytest.raises(ValueError, match=r"^lr_schedule: unknown 'step', expected one of"):
+        net._core.run_epochs(x, y, state=state, max_epochs=1, batch_size=4, lr_schedule="step")
+    with pytest.raises(ValueError, match=r"^warmup: must be a number in \[0, 1\), got 1.0$"):
+        net._core.run_epochs(x, y, state=state, max_epochs=1, batch_size=4, warmup=1.0)
