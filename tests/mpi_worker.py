@@ -122,6 +122,47 @@ def dpsgd_noise_added_once_float64():
 
 
 @case
+def clipped_adam_float64():
+    """max_grad_norm bounds the step's whole gradient, the mean over every rank's samples: the
+    clipped steps over unequal shards are one process's (0.05 clips every step here)."""
+    norm = np.sqrt(sum((g**2).sum() for pair in network().gradients(*data(11))[1] for g in pair))
+    assert norm > 0.05
+    steps_match_one_process(np.float64, optimizer="adam", lr=0.01, weight_decay=0.001,
+                            max_grad_norm=0.05)  # fmt: skip
+
+
+@case
+def clipped_sgd_float32():
+    steps_match_one_process(np.float32, optimizer="sgd", lr=0.3, momentum=0.9, max_grad_norm=0.05)
+
+
+@case
+def fit_with_a_schedule_equals_steps_at_its_rates():
+    """lr_schedule over MPI: T counts the ranks' common steps per epoch (the most batches of
+    any shard), each step's rate the twin's, the same on every rank."""
+    from denseprop import reference
+
+    n = 13 * size
+    x, y = data(n)
+    bounds = parts(n)
+    alone, shared = network(), network()
+    alone.set_optimizer("adam", 0.01, max_grad_norm=0.05)
+    per_epoch = -(-max(b - a for a, b in bounds) // 4)
+    for epoch in range(3):
+        for k in range(per_epoch):
+            t = epoch * per_epoch + k
+            alone.set_learning_rate(reference.learning_rate(t, 3 * per_epoch, 0.01, "cosine", 0.2))
+            rows = np.concatenate([np.arange(a, b)[4 * k : 4 * k + 4] for a, b in bounds])
+            alone.train_step(x[rows], y[rows])
+    shared.fit(x[mine(n)], y[mine(n)], epochs=3, batch_size=4, optimizer="adam", lr=0.01,
+               shuffle=False, lr_schedule="cosine", warmup=0.2, max_grad_norm=0.05,
+               comm=comm)  # fmt: skip
+    assert_close(shared._core.params, alone._core.params, np.float64)
+    assert shared.optimizer["lr"] == 0.01
+    assert_ranks_bitwise_equal(shared)
+
+
+@case
 def a_rank_with_an_empty_batch_takes_part():
     x, y = data(4)
     alone, shared = network(), network()

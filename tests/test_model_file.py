@@ -234,3 +234,17 @@ def test_every_truncation_and_every_flipped_byte_of_a_small_file(tmp_path):
             assert same.optimizer == net.optimizer
         outcomes[outcome] += 1
     assert outcomes["ValueError"] >= len(data), outcomes  # every truncation, most flips
+
+
+def test_max_grad_norm_is_kept_and_a_file_without_it_loads_unbounded(saved, tmp_path):
+    """JSON writes max_grad_norm's default, inf, as Infinity and reads it back; a file written
+    before the setting existed loads with that default."""
+    net, path = saved
+    with np.load(path, allow_pickle=False) as f:
+        assert '"max_grad_norm": Infinity' in str(f["config"])
+    assert denseprop.Network.load(path).optimizer["max_grad_norm"] == float("inf")
+    rewrite(path, config_change("optimizer", "max_grad_norm", KeyError))
+    assert denseprop.Network.load(path).optimizer == net.optimizer
+    net.set_optimizer("adam", 0.01, max_grad_norm=0.5)
+    net.save(tmp_path / "clipped.npz")
+    assert denseprop.Network.load(tmp_path / "clipped.npz").optimizer["max_grad_norm"] == 0.5

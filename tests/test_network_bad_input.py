@@ -248,6 +248,11 @@ BAD_OPTIMIZER = [
     ({"optimizer": "lion"}, ValueError, r"^optimizer: unknown 'lion'"),
     ({"nesterov": True}, ValueError, r"^nesterov: needs momentum > 0$"),
     ({"weight_decay": -1e-4}, ValueError, r"^weight_decay: must be a finite number in \[0.0"),
+    ({"max_grad_norm": 0}, ValueError, r"^max_grad_norm: must be a number in \(0.0, inf\], got 0"),
+    ({"max_grad_norm": -1.0}, ValueError, r"^max_grad_norm: must be a number .*, got -1.0$"),
+    ({"max_grad_norm": math.nan}, ValueError, r"^max_grad_norm: must be a number .*, got nan$"),
+    ({"max_grad_norm": -math.inf}, ValueError, r"^max_grad_norm: must be a number .*, got -inf$"),
+    ({"max_grad_norm": "1"}, TypeError, r"^max_grad_norm: expected a number, got str$"),
 ]
 
 
@@ -263,6 +268,13 @@ BAD_FIT = [
     ({"batch_size": 0}, ValueError, r"^batch_size: must be >= 1, got 0$"),
     ({"batch_size": 1.5}, TypeError, r"^batch_size: expected an integer, got float$"),
     ({"patience": 0}, ValueError, r"^patience: must be >= 1, got 0$"),
+    ({"lr_schedule": "step"}, ValueError,
+     r"^lr_schedule: unknown 'step', expected one of constant, cosine, linear$"),
+    ({"lr_schedule": None}, ValueError, r"^lr_schedule: unknown None"),
+    ({"warmup": 1.0}, ValueError, r"^warmup: must be a number in \[0, 1\), got 1.0$"),
+    ({"warmup": -0.1}, ValueError, r"^warmup: must be a number in \[0, 1\), got -0.1$"),
+    ({"warmup": math.nan}, ValueError, r"^warmup: must be a number in \[0, 1\), got nan$"),
+    ({"warmup": "0.1"}, TypeError, r"^warmup: expected a number, got str$"),
 ]
 
 

@@ -11,8 +11,10 @@ from denseprop._tables import OPTIMIZER_SETTINGS, OPTIMIZERS
 
 # A value inside each setting's range other than its default; a setting added later is tested
 # at its default until it gets one here.
+# (max_grad_norm: small enough that every step below is clipped.)
 AWAY_FROM_DEFAULT = {"lr": 0.05, "weight_decay": 0.01, "momentum": 0.9, "nesterov": True,
-                     "beta1": 0.8, "beta2": 0.95, "eps": 1e-6, "alpha": 0.9}  # fmt: skip
+                     "beta1": 0.8, "beta2": 0.95, "eps": 1e-6, "alpha": 0.9,
+                     "max_grad_norm": 0.05}  # fmt: skip
 BATCHED = [name for name, o in OPTIMIZERS.items() if not o["per_sample"]]
 
 
@@ -27,6 +29,10 @@ def test_every_setting_has_a_default_in_its_range():
             continue
         low_ok = s["default"] > s["low"] if s["low_open"] else s["default"] >= s["low"]
         assert low_ok and s["default"] <= s["high"] and s["help"], name
+
+
+def test_every_batched_optimizer_reads_max_grad_norm():
+    assert all("max_grad_norm" in OPTIMIZERS[name]["settings"] for name in BATCHED)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -47,6 +53,8 @@ def test_three_steps_equal_the_twin(optimizer, dtype):
         _, grads = reference.network_loss_and_gradients(
             [w for w, _ in params], [b for _, b in params], x, y, net.activations, net.loss
         )
+        if "max_grad_norm" in settings:
+            assert reference.clip_grad_norm(grads, settings["max_grad_norm"])[1] > 0.05
         reference.OPTIMIZER_STEPS[optimizer](params, grads, state, t, **settings)
     tolerance = TOLERANCES[np.dtype(dtype)]
     for (w, b), w_net, b_net in zip(params, net.weights, net.biases):

@@ -80,6 +80,7 @@ py::list optimizers() {
     py::list names;
     names.append("lr");
     names.append("weight_decay");
+    if (!e.per_sample) names.append("max_grad_norm");  // dpsgd refuses it: see DpSgd::check
     for (std::size_t i = 0; i < e.setting_count(); ++i)
       names.append(std::string(setting_table[std::size_t(e.settings[i])].name));
     d["settings"] = names;
@@ -132,7 +133,8 @@ void register_optimizers(py::module_& m) {
       .def("as_dict", &as_dict, "The settings as a dict of keyword arguments of set_optimizer.");
   m.def("optimizers", &optimizers,
         "The optimizers, one dict each: name, per_sample (the step is formed from per-sample "
-        "gradients), equation and settings (the names of those it reads).");
+        "gradients), equation and settings (the names of those it reads: lr, weight_decay, "
+        "max_grad_norm but for a per-sample one, then its own).");
   m.def("optimizer_settings", &optimizer_settings,
         "Every optimizer setting, one dict each: name, default, flag (true or false rather "
         "than a number), low, high, low_open (the range low..high, low excluded when "

@@ -100,10 +100,11 @@ template <class T> void bind_training(py::module_& m, const char* name) {
           [](M& self, py::handle x_obj, py::handle y_obj, py::handle w_obj, TrainingState& state,
              std::int64_t max_epochs, std::int64_t batch_size, bool shuffle,
              const std::string& stop, double tol, double n_iter_no_change,
-             const std::string& schedule, double lr_init, double power_t, py::handle alpha_obj,
-             double data_scale, py::handle val_obj, py::object after_epoch, bool scored,
-             py::handle best_obj, py::object reduce, std::int64_t steps, bool stop_when_diverged,
-             bool exact_match, bool checked) {
+             const std::string& schedule, double lr_init, double power_t,
+             const std::string& lr_schedule, double warmup, py::handle alpha_obj, double data_scale,
+             py::handle val_obj, py::object after_epoch, bool scored, py::handle best_obj,
+             py::object reduce, std::int64_t steps, bool stop_when_diverged, bool exact_match,
+             bool checked) {
             const Inputs<T> x(self.net, x_obj, "x", checked);
             expect_dense_per_sample(self.net, x);
             const Index n = x.n();
@@ -131,6 +132,14 @@ template <class T> void bind_training(py::module_& m, const char* name) {
             expect_number(n_iter_no_change, "n_iter_no_change", 0);
             expect_number(lr_init, "lr_init", 0, true);
             expect_number(power_t, "power_t", 0);
+            const LrSchedule per_step = parse_lr_schedule(lr_schedule);
+            if (!(warmup >= 0 && warmup < 1))
+              throw py::value_error(
+                  cat("warmup: must be a number in [0, 1), got ", format_number(warmup)));
+            if ((per_step != LrSchedule::constant || warmup > 0) && schedule != "constant")
+              throw py::value_error(cat("lr_schedule: a per-step schedule ('", lr_schedule,
+                                        "', warmup ", format_number(warmup),
+                                        ") needs schedule='constant'"));
             std::optional<BatchPenalty> penalty;
             if (!alpha_obj.is_none()) {
               const double alpha = real(alpha_obj, "alpha");
@@ -143,6 +152,7 @@ template <class T> void bind_training(py::module_& m, const char* name) {
             TrainingSettings s;
             s.batch_size = batch_size, s.shuffle = shuffle, s.stop = parse_stop(stop);
             s.schedule = parse_schedule(schedule), s.lr_init = lr_init, s.power_t = power_t;
+            s.lr_schedule = per_step, s.warmup = warmup;
             s.tol = tol, s.n_iter_no_change = n_iter_no_change;
             s.stop_when_diverged = stop_when_diverged, s.exact_match = exact_match;
             std::vector<double> losses, scores;
@@ -203,6 +213,7 @@ template <class T> void bind_training(py::module_& m, const char* name) {
           py::arg("state"), py::arg("max_epochs"), py::arg("batch_size"), py::arg("shuffle") = true,
           py::arg("stop") = "none", py::arg("tol") = 1e-4, py::arg("n_iter_no_change") = 10.0,
           py::arg("schedule") = "constant", py::arg("lr_init") = 1e-3, py::arg("power_t") = 0.5,
+          py::arg("lr_schedule") = "constant", py::arg("warmup") = 0.0,
           py::arg("alpha") = py::none(), py::arg("data_scale") = 1.0,
           py::arg("validation") = py::none(), py::arg("after_epoch") = py::none(),
           py::arg("scored") = false, py::arg("best_params") = py::none(),
@@ -212,7 +223,9 @@ template <class T> void bind_training(py::module_& m, const char* name) {
           "The one training loop (training.hpp): up to max_epochs epochs, reshuffled from "
           "state.seed, stopped early by `stop` ('none', 'convergence', 'patience'). Returns "
           "(losses, scores, 'max_epochs' | 'converged' | 'diverged', [(epoch, new learning "
-          "rate), ...]). alpha: scikit-learn's per-batch L2 penalty. validation: (x, y, "
+          "rate), ...]). lr_schedule, warmup: the rate of each step (see lr_schedules()), with "
+          "schedule 'constant' only. alpha: scikit-learn's per-batch L2 penalty. validation: (x, "
+          "y, "
           "sample_weight) scored in C++; after_epoch(epoch, loss): Python's work between epochs, "
           "returning the epoch's score when `scored`. reduce(loss, samples): sums the gradient "
           "buffer and (loss, samples) over processes, `steps` steps per epoch. best_params "
@@ -245,6 +258,20 @@ void register_training(py::module_& m) {
       py::arg("n"), py::arg("seed"), py::arg("k"),
       "The order of epoch k's samples when the training loop reshuffles from `seed`: a "
       "permutation of range(n), Fisher-Yates on SplitMix64's stream from (seed, k).");
+  m.def(
+      "lr_schedules",
+      [] {
+        py::list out;
+        for (const LrScheduleInfo& e : lr_schedule_table) {
+          py::dict d;
+          d["name"] = std::string(e.name);
+          d["equation"] = std::string(e.equation);
+          out.append(d);
+        }
+        return out;
+      },
+      "Network.fit's learning-rate schedules, one dict each: name and equation (the rate after "
+      "the warmup, u = (t - W) / (T - W) for step t of T, W of them the warmup's).");
   bind_training<float>(m, "NetworkF32");
   bind_training<double>(m, "NetworkF64");
 }

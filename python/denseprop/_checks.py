@@ -45,15 +45,29 @@ def number(
     value: Any, argument: str, low: float = 0.0, high: float = math.inf, low_open: bool = False
 ) -> float:
     """``value`` as a float in [low, high] (or (low, high] when ``low_open``)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
-        msg = f"{argument}: expected a number, got {type(value).__name__}"
-        raise TypeError(msg)
-    value = float(value)
+    value = _float(value, argument)
     above = value > low if low_open else value >= low
     if not (above and value <= high and math.isfinite(value)):
         bound = "(" if low_open else "["
         msg = f"{argument}: must be a finite number in {bound}{low}, {high}], got {value}"
         raise ValueError(msg)
+    return float(value)
+
+
+def fraction(value: Any, argument: str) -> float:
+    """``value`` as a float in [0, 1)."""
+    result = _float(value, argument)
+    if not 0 <= result < 1:  # NaN included
+        msg = f"{argument}: must be a number in [0, 1), got {result}"
+        raise ValueError(msg)
+    return result
+
+
+def _float(value: Any, argument: str) -> float:
+    """``value`` as a float, if it is a number (not a bool), else a TypeError naming it."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        msg = f"{argument}: expected a number, got {type(value).__name__}"
+        raise TypeError(msg)
     return float(value)
 
 

@@ -32,6 +32,7 @@ def permutation(n: int, seed: int, k: int) -> NDArray[np.int64]: ...
 def losses() -> list[dict[str, Any]]: ...
 def optimizers() -> list[dict[str, Any]]: ...
 def optimizer_settings() -> list[dict[str, Any]]: ...
+def lr_schedules() -> list[dict[str, Any]]: ...
 def dense_forward(
     x: ArrayLike,
     w: ArrayLike,
@@ -186,6 +187,8 @@ class _Network(Generic[_F]):
         schedule: str = "constant",
         lr_init: float = 1e-3,
         power_t: float = 0.5,
+        lr_schedule: str = "constant",
+        warmup: float = 0.0,
         alpha: float | None = None,
         data_scale: float = 1.0,
         validation: tuple[Any, ArrayLike, ArrayLike | None] | None = None,

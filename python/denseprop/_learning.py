@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _checks, _core, _training
-from ._tables import OPTIMIZERS, setting_parameters, settings_help
+from ._tables import LR_SCHEDULES, OPTIMIZERS, setting_parameters, settings_help
 from .sparse import is_sparse
 
 if TYPE_CHECKING:
@@ -82,6 +82,16 @@ class Learning:
         `optimizer`) and the step count, so a saved or pickled network continues
         the same noise stream.
 
+        ``max_grad_norm=c`` clips the gradient by its global norm before each step, as
+        ``torch.nn.utils.clip_grad_norm_(model.parameters(), c)`` followed by the
+        optimizer's step: when the L2 norm ``‖g‖`` of the whole gradient (every weight and
+        bias) exceeds ``c``, the gradient is multiplied by ``c / (‖g‖ + 1e-6)``; weight decay
+        is added after, by the optimizer. Over MPI the norm is that of the step's gradient,
+        the mean over every rank's samples. The default ``inf`` never clips. dpsgd refuses a
+        finite one: it already clips each sample's gradient to ``clip_norm`` (Opacus's
+        ``max_grad_norm``), and a second bound on the privatised mean is not what that name
+        means there.
+
         Every setting is taken by name (an optimizer ignores those it does not read) and
         checked against its range; see Other Parameters.
         """
@@ -142,6 +152,8 @@ class Learning:
         seed: Any = None,
         verbose: bool = False,
         progress: bool | None = None,
+        lr_schedule: str = "constant",
+        warmup: float = 0.0,
         comm: MPI.Comm | None = None,
         **settings: Any,
     ) -> Self:
@@ -159,7 +171,18 @@ class Learning:
         restored. ``verbose`` prints one line per epoch; ``progress`` (default:
         when stderr is a terminal) draws a progress bar.
 
-        The optimizer's settings are `set_optimizer`'s, by name. ``optimizer="dpsgd"`` trains
+        ``lr_schedule`` sets each step's learning rate over the fit's ``T = epochs × (steps
+        per epoch)`` steps, after ``W = round(warmup · T)`` warmup steps (``warmup`` in
+        [0, 1), Python's round) at ``lr (t + 1) / W`` for step ``t`` from 0: ``"constant"``
+        keeps ``lr``; ``"cosine"`` takes ``lr ½ (1 + cos(π (t − W) / (T − W)))``;
+        ``"linear"`` takes ``lr (1 − (t − W) / (T − W))`` (PyTorch's ``LinearLR`` warmup,
+        then ``CosineAnnealingLR`` or ``LinearLR``, stepped after each batch). Over MPI, the
+        steps per epoch are the ranks' common count. Early stopping ends a schedule where it
+        stops; afterwards the optimizer's rate is ``lr`` again. `partial_fit` keeps the
+        optimizer's rate, and the estimators their own ``learning_rate`` schedule.
+
+        The optimizer's settings are `set_optimizer`'s, by name (``max_grad_norm`` clips the
+        gradient). ``optimizer="dpsgd"`` trains
         with differentially private SGD (see `set_optimizer`), ``clip_norm`` and
         ``noise_multiplier`` its settings, its noise seeded from ``seed``.
 
@@ -176,6 +199,8 @@ class Learning:
             epochs = _checks.count(epochs, "epochs")
             patience = _checks.count(patience, "patience")
             tol = _checks.number(tol, "tol")
+            lr_schedule = _checks.name(lr_schedule, "lr_schedule", tuple(LR_SCHEDULES))
+            warmup = _checks.fraction(warmup, "warmup")
             x, y, validation = self._training_data(x, y, validation_data)
             batch_size, rng = strategy.batching(x.shape[0], batch_size, seed, agreed.seed)
             noisy = isinstance(optimizer, str) and OPTIMIZERS.get(optimizer, {}).get("per_sample")
@@ -184,11 +209,13 @@ class Learning:
                 self._core.dropout_seed = int(rng.integers(2**63))
             self.set_optimizer(optimizer, lr, momentum=momentum, seed=noise_seed, **settings)
             plan = _training.Plan(epochs, batch_size, bool(shuffle), bool(early_stopping),
-                                  patience, tol, bool(verbose), progress)  # fmt: skip
+                                  patience, tol, bool(verbose), progress,
+                                  lr_schedule, warmup)  # fmt: skip
             agreed.settings = {"network": self._config, "optimizer": self.optimizer,
                                "epochs": epochs, "batch_size": batch_size, "patience": patience,
                                "tol": tol, "early_stopping": early_stopping, "shuffle": shuffle,
-                               "validation_data": validation is not None}  # fmt: skip
+                               "validation_data": validation is not None,
+                               "lr_schedule": lr_schedule, "warmup": warmup}  # fmt: skip
         self.loss_curve_, self.validation_scores_ = [], []
         try:
             strategy.start(self)
@@ -212,7 +239,8 @@ class Learning:
         seed: Any = None,
         comm: MPI.Comm | None = None,
     ) -> Self:
-        """One more epoch over ``(x, y)`` with the current optimizer and its state.
+        """One more epoch over ``(x, y)`` with the current optimizer and its state, at its
+        learning rate (no schedule: `set_learning_rate` changes it between calls).
 
         Appends the epoch's mean loss to ``loss_curve_``; returns ``self``. If the
         loss or the parameters become non-finite, raises FloatingPointError and

@@ -17,6 +17,8 @@ HIDDEN: tuple[str, ...] = tuple(n for n, a in ACTIVATIONS.items() if a["hidden"]
 LOSSES: dict[str, dict[str, Any]] = {loss["name"]: loss for loss in _core.losses()}
 #: name -> {per_sample, equation, settings (the names of the settings it reads)}
 OPTIMIZERS: dict[str, dict[str, Any]] = {o["name"]: o for o in _core.optimizers()}
+#: name -> {equation}: `Network.fit`'s learning-rate schedules (``lr_schedule``), per step.
+LR_SCHEDULES: dict[str, dict[str, Any]] = {s["name"]: s for s in _core.lr_schedules()}
 #: name -> {default, flag, low, high, low_open, help}: every optimizer setting, each declared once
 #: in C++ (optimizers.hpp); `set_optimizer`, `fit`, the estimators and the model file read it.
 OPTIMIZER_SETTINGS: dict[str, dict[str, Any]] = {s["name"]: s for s in _core.optimizer_settings()}

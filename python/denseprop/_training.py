@@ -132,7 +132,8 @@ LOCAL: Strategy = _Local()
 
 @dataclass(frozen=True)
 class Plan:
-    """What `run` trains: the epochs, batches and shuffling, and when it stops early."""
+    """What `run` trains: the epochs, batches and shuffling, when it stops early, and each
+    step's learning rate (``lr_schedule`` and ``warmup``: see `Network.fit`)."""
 
     epochs: int
     batch_size: int
@@ -142,6 +143,8 @@ class Plan:
     tol: float = 1e-4
     verbose: bool = False
     progress: bool | None = False
+    lr_schedule: str = "constant"
+    warmup: float = 0.0
 
 
 def run(
@@ -195,6 +198,7 @@ def run(
             x, y, state=state, max_epochs=plan.epochs, batch_size=plan.batch_size,
             shuffle=plan.shuffle, stop="patience" if plan.early_stopping else "none",
             tol=plan.tol, n_iter_no_change=float(plan.patience), lr_init=state.lr,
+            lr_schedule=plan.lr_schedule, warmup=plan.warmup,
             after_epoch=after_epoch if work else None, scored=scored,
             best_params=core.params.copy() if scored and plan.early_stopping else None,
             reduce=strategy.reduce, steps=strategy.steps(x.shape[0], plan.batch_size),

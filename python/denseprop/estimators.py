@@ -4,7 +4,9 @@ They take every parameter of scikit-learn's estimators of the same names, valida
 same way, initialise and train as those do (Glorot-uniform weights, the L2 penalty of the
 batch, the learning-rate schedules, the convergence test, early stopping, warm start, sample
 weights, L-BFGS) and expose the same learned attributes, so they drop into a `Pipeline` or
-`GridSearchCV` unchanged and learn the same curves up to the random draws. The epochs of a fit
+`GridSearchCV` unchanged and learn the same curves up to the random draws. Their
+``learning_rate`` is scikit-learn's schedule, per epoch; `Network.fit`'s per-step
+``lr_schedule`` and ``max_grad_norm`` are not among their parameters. The epochs of a fit
 run in one C++ call. Importing this module imports scikit-learn; ``import denseprop`` does
 not, and reaches these classes only when they are first used. SciPy is imported by
 ``solver="lbfgs"`` only. Their parameters are declared in `_estimator_params`, their training

@@ -31,12 +31,14 @@ __all__ = [
     "activation_jacobian",
     "adam_step",
     "adamw_step",
+    "clip_grad_norm",
     "dense_backward",
     "dense_forward",
     "dpsgd_step",
     "dropout_mask",
     "fit_epoch",
     "half_poisson_deviance",
+    "learning_rate",
     "mse",
     "network_forward",
     "network_loss_and_gradients",
@@ -698,20 +700,72 @@ def rmsprop_step(
             p -= f(lr) * d / (np.sqrt(vp) + f(eps))
 
 
+def clip_grad_norm(
+    grads: list[tuple[NDArray[Any], NDArray[Any]]], max_norm: float
+) -> tuple[list[tuple[NDArray[Any], NDArray[Any]]], float]:
+    """``torch.nn.utils.clip_grad_norm_`` on a list of ``(gw, gb)`` pairs, the whole gradient.
+
+    With ``‖g‖`` the L2 norm of every entry together (summed in float64), returns the gradient
+    times ``max_norm / (‖g‖ + 1e-6)`` when that factor is below 1 (else the gradient itself),
+    and ``‖g‖``.
+    """
+    norm = math.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for pair in grads
+                         for g in pair))  # fmt: skip
+    factor = max_norm / (norm + 1e-6)
+    if not factor < 1:
+        return grads, norm
+    return [(gw * gw.dtype.type(factor), gb * gb.dtype.type(factor)) for gw, gb in grads], norm
+
+
+def _clipping(step: Callable[..., None]) -> Callable[..., None]:
+    """``step`` on the gradient `clip_grad_norm` leaves, ``max_grad_norm`` (default inf: no
+    clipping) taken by name beside the step's own settings."""
+
+    def clipped(params: Any, grads: Any, state: Any, t: int, max_grad_norm: float = math.inf,
+                **settings: Any) -> None:  # fmt: skip
+        step(params, clip_grad_norm(grads, max_grad_norm)[0], state, t, **settings)
+
+    return clipped
+
+
 # Each optimizer's step (but the per-sample ones, whose twin takes per-sample gradients) in one
 # form: step(params, grads, state, t, **settings) in place, ``state`` its two buffers, lists of
 # ``(w, b)`` zeros like ``params`` at first, ``t`` the step from 1, ``settings`` those it reads
-# (``denseprop.optimizers()``), by name.
+# (``denseprop.optimizers()``) and ``max_grad_norm``, by name: the gradient is clipped
+# (`clip_grad_norm`), then the step taken.
 OPTIMIZER_STEPS: dict[str, Callable[..., None]] = {
-    "sgd": lambda params, grads, state, t, **kw: sgd_step(params, grads, state[0], **kw),
-    "adam": lambda params, grads, state, t, **kw: adam_step(
-        params, grads, state[0], state[1], t, **kw
-    ),
-    "adamw": lambda params, grads, state, t, **kw: adamw_step(
-        params, grads, state[0], state[1], t, **kw
-    ),
-    "rmsprop": lambda params, grads, state, t, **kw: rmsprop_step(params, grads, state[0], **kw),
+    name: _clipping(step)
+    for name, step in {
+        "sgd": lambda params, grads, state, t, **kw: sgd_step(params, grads, state[0], **kw),
+        "adam": lambda params, grads, state, t, **kw: adam_step(
+            params, grads, state[0], state[1], t, **kw
+        ),
+        "adamw": lambda params, grads, state, t, **kw: adamw_step(
+            params, grads, state[0], state[1], t, **kw
+        ),
+        "rmsprop": lambda params, grads, state, t, **kw: rmsprop_step(
+            params, grads, state[0], **kw
+        ),
+    }.items()
 }
+
+
+def learning_rate(t: int, total: int, lr: float, schedule: str, warmup: float) -> float:
+    """The learning rate of step ``t`` (from 0) of a fit of ``total`` steps, as
+    `denseprop.Network.fit`'s ``lr_schedule`` sets it.
+
+    With ``W = round(warmup * total)`` warmup steps (Python's round: halves to even) and
+    ``u = (t - W) / (total - W)``: ``lr (t + 1) / W`` while ``t < W``, then ``lr`` (constant),
+    ``lr ½ (1 + cos(π u))`` (cosine) or ``lr (1 - u)`` (linear).
+    """
+    w = round(warmup * total)
+    if t < w:
+        return lr * (t + 1) / w
+    u = (t - w) / (total - w)
+    rates = {"constant": lambda: lr,
+             "cosine": lambda: lr * 0.5 * (1 + math.cos(math.pi * u)),
+             "linear": lambda: lr * (1 - u)}  # fmt: skip
+    return rates[schedule]()
 
 
 def _splitmix64(z: int) -> int:

@@ -37,7 +37,9 @@ template <class T> struct StepHalves {
   }
 
   // Second: one optimizer step on the mean gradient, grads() holding the gradient of a loss
-  // summed over `count` samples (a per-sample optimizer's noise added first). Returns whether
+  // summed over `count` samples (a per-sample optimizer's noise added first); clipping to
+  // max_grad_norm (in update()) takes the norm of that mean, the whole step's gradient, the same
+  // on every process. Returns whether
   // the parameters stayed finite; when not and `undoable`, they and the optimizer state are put
   // back.
   static bool apply_gradient_sum(Network<T>& net, Index count, bool undoable) {
@@ -77,16 +79,19 @@ typename Network<T>::BatchLoss distributed_step(Network<T>& net, const X& x, Tar
 }
 
 // Steps for the one training loop (training.hpp), each process on its own shard: every epoch
-// takes the same number of steps on every process (`steps`, the most batches of any shard).
+// takes the same number of steps on every process (`steps`, the most batches of any shard),
+// before_step(k) before each (a schedule's rate: the same on every process).
 template <class T, class Reduce> struct DistributedSteps {
   Reduce& reduce;
   Index steps;
-  template <class X>
+  Index steps_per_epoch(Index, Index) const { return steps; }
+  template <class X, class BeforeStep>
   double epoch(Network<T>& net, const X& x, Targets<T> y, const std::int64_t* order, Index n,
-               Index batch_size) const {
-    return net.epoch(x, y, order, n, batch_size, steps, [&](const T* xb, Targets<T> yb, Index b) {
-      return distributed_step(net, xb, yb, b, reduce, false);
-    });
+               Index batch_size, BeforeStep&& before_step) const {
+    return net.epoch(x, y, order, n, batch_size, steps, before_step,
+                     [&](const T* xb, Targets<T> yb, Index b) {
+                       return distributed_step(net, xb, yb, b, reduce, false);
+                     });
   }
 };
 

@@ -234,8 +234,9 @@ template <class T> class Network {
 
   // train_step; `undoable` false skips the undo's copy (fit_epoch: its caller restores a failed
   // epoch). The gradient is formed before any parameter changes: plain SGD keeps every layer's
-  // dZ and takes W -= η dZ Aᵀ as the product itself (dW is never stored); other optimizers form
-  // dW, then one fused pass over the buffers; DP-SGD forms its gradient from the per-sample ones.
+  // dZ and takes W -= η dZ Aᵀ as the product itself (dW is never stored); other optimizers, and
+  // SGD clipping the gradient, form dW, then update() (the clip, then one fused pass over the
+  // buffers); DP-SGD forms its gradient from the per-sample ones.
   double step(const T* x, Targets<T> y, Index batch, bool undoable) {
     const Training on(*this);
     const bool dp = optimizer_.info().per_sample;
@@ -272,13 +273,15 @@ template <class T> class Network {
 
   // One epoch over n samples (x: inputs × n, y alike, or CSR rows) in the given order, batch by
   // batch, the last batch partial, then empty batches up to `steps` (a process whose shard ran
-  // out stepping beside the others: see distributed.hpp). take(xb, yb, b) takes the step on one
-  // batch (xb null for CSR rows, gathered into the sparse layer) and returns its BatchLoss.
-  // Returns the mean per-sample loss, or the first non-finite summed loss, at which it stops.
-  // Steps are not undone one by one: the caller keeps the network as it was before the epoch.
-  template <class X, class Take>
+  // out stepping beside the others: see distributed.hpp). before_step(k) comes before step k
+  // (from 0; a learning-rate schedule sets the step's rate), then take(xb, yb, b) takes the step
+  // on one batch (xb null for CSR rows, gathered into the sparse layer) and returns its
+  // BatchLoss. Returns the mean per-sample loss, or the first non-finite summed loss, at which
+  // it stops. Steps are not undone one by one: the caller keeps the network as it was before
+  // the epoch.
+  template <class X, class BeforeStep, class Take>
   double epoch(const X& x, Targets<T> y, const std::int64_t* order, Index n, Index batch_size,
-               Index steps, Take&& take) {
+               Index steps, BeforeStep&& before_step, Take&& take) {
     auto in = batches_of(*this, x, std::min(batch_size, n));
     const Index out = outputs();
     const Index b_max = std::min(batch_size, n);
@@ -310,6 +313,7 @@ template <class T> class Network {
         yb = {y.labels ? lb_.data() : nullptr, y.dense ? yb_.data() : nullptr,
               y.weights ? wb_.data() : nullptr};
       }
+      before_step(k);
       const BatchLoss batch = take(xb, yb, b);
       if (!std::isfinite(batch.sum)) return batch.sum;
       total += batch.sum;
@@ -318,12 +322,13 @@ template <class T> class Network {
     return total / double(samples);
   }
 
-  // An epoch of this process's own steps (train_step's, not undone one by one). With `penalty`,
-  // each batch's loss and weight decay are scikit-learn's (see BatchPenalty).
-  template <class X>
+  // An epoch of this process's own steps (train_step's, not undone one by one), before_step(k)
+  // before each (see epoch). With `penalty`, each batch's loss and weight decay are
+  // scikit-learn's (see BatchPenalty).
+  template <class X, class BeforeStep>
   double fit_epoch(const X& x, Targets<T> y, const std::int64_t* order, Index n, Index batch_size,
-                   const BatchPenalty* penalty = nullptr) {
-    return epoch(x, y, order, n, batch_size, (n + batch_size - 1) / batch_size,
+                   const BatchPenalty* penalty, BeforeStep&& before_step) {
+    return epoch(x, y, order, n, batch_size, (n + batch_size - 1) / batch_size, before_step,
                  [&](const T* xb, Targets<T> yb, Index b) {
                    double l2 = 0, scale = 1;
                    if (penalty) {
@@ -477,8 +482,11 @@ template <class T> class Network {
       add_squared_norms<T>(layer_input(x, l, batch), layer_dz(l, batch), sq);
   }
 
-  // One optimizer step over grads(): W with weight decay, b without.
+  // One optimizer step over grads(), the step's whole gradient: clipped to max_grad_norm
+  // first (before the optimizer adds any weight decay, as torch's clip_grad_norm_ before its
+  // step), then W with weight decay, b without.
   void update() {
+    if (optimizer_.clips()) optimizer_.clip(grads_.data(), parameter_count());
     for (Index l = 0; l < layers(); ++l) {
       const Index w = sizes_[l + 1] * sizes_[l];
       optimizer_.update(params_.data(), grads_.data(), offsets_[l], w, true);

@@ -22,7 +22,8 @@ namespace denseprop {
 
 // Every setting an optimizer can take, declared once: its keyword (in set_optimizer, fit, the
 // model file and Network.optimizer), default, range and one line of help. An optimizer's entry
-// lists the settings it reads beside lr and weight_decay, which all take; the bindings, Python's
+// lists the settings it reads beside lr, weight_decay and max_grad_norm, which all take (but
+// dpsgd, max_grad_norm: it clips each sample's gradient instead); the bindings, Python's
 // signatures and the model file follow from this table, and a model file written before a
 // setting existed loads with its default.
 enum class Setting : std::size_t {
@@ -36,6 +37,7 @@ enum class Setting : std::size_t {
   alpha,
   clip_norm,
   noise_multiplier,
+  max_grad_norm,
   count
 };
 
@@ -48,11 +50,14 @@ struct SettingInfo {
   bool low_open;
   bool flag;
   std::string_view help;
+  // high is inf and inf itself is a value (no limit); else the value must be finite
+  bool takes_inf = false;
 };
 
 namespace range {
 inline constexpr double inf = std::numeric_limits<double>::infinity();
 inline constexpr bool open = true, closed = false;
+inline constexpr bool unlimited = true;  // see SettingInfo::takes_inf
 }  // namespace range
 
 inline constexpr std::array<SettingInfo, std::size_t(Setting::count)> setting_table{{
@@ -74,6 +79,10 @@ inline constexpr std::array<SettingInfo, std::size_t(Setting::count)> setting_ta
      "C: each sample's gradient is clipped to this L2 norm"},
     {Setting::noise_multiplier, "noise_multiplier", 1, 0, range::inf, range::closed, false,
      "σ: the noise's standard deviation is σC"},
+    {Setting::max_grad_norm, "max_grad_norm", range::inf, 0, range::inf, range::open, false,
+     "c: the whole gradient is scaled by c / (‖g‖ + 1e-6) when its L2 norm ‖g‖ exceeds c, "
+     "before the step (inf: never; not with dpsgd)",
+     range::unlimited},
 }};
 
 constexpr bool in_order() {
@@ -99,7 +108,8 @@ struct OptimizerSettings {
   }
 };
 
-// The settings an optimizer reads besides lr and weight_decay, for its docs and messages.
+// The settings an optimizer reads besides lr, weight_decay and max_grad_norm, for its docs and
+// messages.
 using SettingList = std::array<Setting, 4>;
 
 struct OptimizerInfo {
@@ -154,9 +164,11 @@ inline std::string str(double v) { return format_number(v); }
 inline void check_range(const SettingInfo& row, double value) {
   if (row.flag) return;
   const bool above = row.low_open ? value > row.low : value >= row.low;
-  if (!(above && value <= row.high && std::isfinite(value)))
-    refuse(std::string(row.name) + ": must be a finite number in " + (row.low_open ? "(" : "[") +
-           str(row.low) + ", " + str(row.high) + "], got " + str(value));
+  const bool finite = std::isfinite(value) || (row.takes_inf && value == range::inf);
+  if (!(above && value <= row.high && finite))
+    refuse(std::string(row.name) + ": must be a " + (row.takes_inf ? "" : "finite ") +
+           "number in " + (row.low_open ? "(" : "[") + str(row.low) + ", " + str(row.high) +
+           "], got " + str(value));
 }
 }  // namespace detail
 
@@ -286,6 +298,13 @@ struct DpSgd {
     if (s[Setting::momentum] != 0)
       detail::refuse("momentum: dpsgd takes plain SGD steps, got momentum=" +
                      detail::str(s[Setting::momentum]));
+    // Opacus's max_grad_norm is the per-sample bound, clip_norm here: a bound on the mean
+    // gradient besides it is more likely that mistake than a wish, so it is refused.
+    if (std::isfinite(s[Setting::max_grad_norm]))
+      detail::refuse(
+          "max_grad_norm: dpsgd clips each sample's gradient to clip_norm (Opacus's "
+          "max_grad_norm) and takes no bound on the whole gradient, got max_grad_norm=" +
+          detail::str(s[Setting::max_grad_norm]));
   }
   template <class T> static void update(const OptimizerSettings& c, Segment<T> s) {
     s.p -= T(c[Setting::lr]) * (s.g + s.decay * s.p);
@@ -338,11 +357,28 @@ template <class T> class Optimizer {
   void set_steps(std::int64_t t) { steps_ = t; }
 
   // Whether the step is p -= η (g + λp) with no state: then it can be fused into the weight
-  // gradient's product (see weight_sgd_update).
+  // gradient's product (see weight_sgd_update). Not when clipping, which needs the whole
+  // gradient formed before any parameter moves.
   bool fusable() const {
     bool f = false;
     visit<Optimizers>(settings_.kind, [&](auto entry) { f = entry.fusable(settings_); });
-    return f;
+    return f && !clips();
+  }
+
+  // Whether the gradient is clipped to max_grad_norm before the step.
+  bool clips() const { return std::isfinite(settings_[Setting::max_grad_norm]); }
+
+  // torch.nn.utils.clip_grad_norm_ over grads[0, n), the whole gradient:
+  //   ‖g‖ = √(Σ g²) (summed in double, in one order whatever the thread count);
+  //   g ← g · c / (‖g‖ + 1e-6) when that factor is below 1, c = max_grad_norm.
+  // Returns ‖g‖. A non-finite norm leaves a non-finite gradient, whose step is then undone.
+  double clip(T* grads, Index n) const {
+    const double c = settings_[Setting::max_grad_norm];
+    if (!std::isfinite(c)) return std::numeric_limits<double>::quiet_NaN();
+    const double norm = std::sqrt(CVec<T>(grads, n).template cast<double>().squaredNorm());
+    const double factor = c / (norm + 1e-6);
+    if (factor < 1) Vec<T>(grads, n) *= T(factor);
+    return norm;
   }
 
   // Counts one step; the segments of that step follow through update().

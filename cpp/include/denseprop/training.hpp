@@ -8,10 +8,12 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <numeric>
 #include <optional>
+#include <string_view>
 #include <vector>
 
 #include "network.hpp"
@@ -36,12 +38,61 @@ enum class StopRule { none, convergence, patience };
 // adaptive: η / 5 whenever the convergence test fails, until η ≤ 1e-6.
 enum class Schedule { constant, invscaling, adaptive };
 
+// Network.fit's learning-rate schedules, per step, over the T steps a run of max_epochs epochs
+// would take (early stopping simply ends one), declared once: their names here, for the
+// bindings and messages. With W = round(warmup · T) warmup steps, step t = 0 … T−1 takes
+//   t < W:     η (t + 1) / W
+//   constant:  η
+//   cosine:    η ½ (1 + cos(π (t − W) / (T − W)))
+//   linear:    η (1 − (t − W) / (T − W))
+// constant without warmup leaves η to the per-epoch Schedule above, as before.
+enum class LrSchedule { constant, cosine, linear };
+struct LrScheduleInfo {
+  std::string_view name;
+  std::string_view equation;  // after the warmup, u = (t − W) / (T − W)
+};
+inline constexpr std::array<LrScheduleInfo, 3> lr_schedule_table{{
+    {"constant", "η"},
+    {"cosine", "η ½ (1 + cos(π u))"},
+    {"linear", "η (1 − u)"},
+}};
+
+inline LrSchedule parse_lr_schedule(std::string_view name) {
+  return LrSchedule(find_entry(lr_schedule_table, name, "lr_schedule"));
+}
+
+struct StepRates {
+  LrSchedule schedule = LrSchedule::constant;
+  double lr = 0;
+  std::int64_t total = 0, warmup = 0;  // T and W
+
+  // W = round(fraction · T), halves to even as Python's round (nearbyint's default rounding).
+  StepRates(LrSchedule s, double lr_, std::int64_t total_, double fraction)
+      : schedule(s), lr(lr_), total(total_),
+        warmup(std::int64_t(std::nearbyint(fraction * double(total_)))) {}
+
+  bool per_step() const { return schedule != LrSchedule::constant || warmup > 0; }
+  double at(std::int64_t t) const {
+    if (t < warmup) return lr * double(t + 1) / double(warmup);
+    const double done = double(t - warmup) / double(total - warmup);  // t < T: T − W > 0
+    constexpr double pi = 3.141592653589793;
+    switch (schedule) {
+      case LrSchedule::cosine: return lr * 0.5 * (1 + std::cos(pi * done));
+      case LrSchedule::linear: return lr * (1 - done);
+      case LrSchedule::constant: break;
+    }
+    return lr;
+  }
+};
+
 struct TrainingSettings {
   Index batch_size = 200;
   bool shuffle = true;
   StopRule stop = StopRule::convergence;
   Schedule schedule = Schedule::constant;
   double lr_init = 1e-3, power_t = 0.5;
+  LrSchedule lr_schedule = LrSchedule::constant;  // per step; with Schedule::constant only
+  double warmup = 0;                              // the fraction of the steps, in [0, 1)
   double tol = 1e-4;
   double n_iter_no_change = 10;  // may be infinite: never stop early
   // a non-finite loss or parameter stops the run even when scored (scikit-learn's goes on)
@@ -142,19 +193,34 @@ inline void permutation(std::int64_t* order, Index n, std::uint64_t seed, std::i
 // (else the optimizer's own weight decay stays).
 template <class T> struct LocalSteps {
   const BatchPenalty* penalty;
-  template <class X>
+  Index steps_per_epoch(Index n, Index batch_size) const {
+    return (n + batch_size - 1) / batch_size;
+  }
+  template <class X, class BeforeStep>
   double epoch(Network<T>& net, const X& x, Targets<T> y, const std::int64_t* order, Index n,
-               Index batch_size) const {
-    return net.fit_epoch(x, y, order, n, batch_size, penalty);
+               Index batch_size, BeforeStep&& before_step) const {
+    return net.fit_epoch(x, y, order, n, batch_size, penalty, before_step);
+  }
+};
+
+// Puts the optimizer's rate back when a run that set it per step ends, however it ends: a
+// later partial_fit or train_step takes the rate the fit was given.
+template <class T> struct KeepRate {
+  Optimizer<T>& optimizer;
+  double lr;
+  bool on;
+  ~KeepRate() {
+    if (on) optimizer.set_learning_rate(lr);
   }
 };
 
 // Up to max_epochs epochs of net's optimizer over (x, y), n samples, each epoch's steps taken
-// by `steps` (LocalSteps, DistributedSteps). After each epoch its loss goes to `losses`, then
-// after_epoch(epoch, loss) (epoch 1-based in this call) returns the epoch's score, which goes
-// to `scores`, or nothing when the run is not `scored`; the StopRule reads them. A non-finite
-// loss, or parameter, stops the run (Stop::diverged) unless it is scored and not
-// stop_when_diverged (scikit-learn's rule: it goes on, and keeps the best parameters).
+// by `steps` (LocalSteps, DistributedSteps), each step's rate from s.lr_schedule when it sets
+// one per step (see StepRates; the optimizer's rate is put back at the end). After each epoch its
+// loss goes to `losses`, then after_epoch(epoch, loss) (epoch 1-based in this call) returns the
+// epoch's score, which goes to `scores`, or nothing when the run is not `scored`; the StopRule
+// reads them. A non-finite loss, or parameter, stops the run (Stop::diverged) unless it is scored
+// and not stop_when_diverged (scikit-learn's rule: it goes on, and keeps the best parameters).
 // best_params (parameter_count values) holds the parameters the rule keeps, when scored.
 template <class T, class X, class Steps, class AfterEpoch>
 Stop run_epochs(Network<T>& net, const X& x, Targets<T> y, Index n, const Steps& steps,
@@ -172,10 +238,17 @@ Stop run_epochs(Network<T>& net, const X& x, Targets<T> y, Index n, const Steps&
   };
   std::vector<std::int64_t> order(n);
   std::iota(order.begin(), order.end(), std::int64_t(0));
+  const std::int64_t per_epoch = steps.steps_per_epoch(n, s.batch_size);
+  const StepRates rates(s.lr_schedule, state.lr, max_epochs * per_epoch, s.warmup);
+  const KeepRate<T> keep_rate{net.optimizer(), state.lr, rates.per_step()};
   for (std::int64_t epoch = 1; epoch <= max_epochs; ++epoch) {
     if (s.shuffle) permutation(order.data(), n, state.seed, state.shuffles++);
     net.optimizer().set_learning_rate(state.lr);
-    double loss = steps.epoch(net, x, y, order.data(), n, s.batch_size);
+    const std::int64_t first = (epoch - 1) * per_epoch;
+    auto before_step = [&](Index k) {
+      if (rates.per_step()) net.optimizer().set_learning_rate(rates.at(first + k));
+    };
+    double loss = steps.epoch(net, x, y, order.data(), n, s.batch_size, before_step);
     if (s.stop_when_diverged && std::isfinite(loss) && !all_finite(net.params(), count))
       loss = std::numeric_limits<double>::quiet_NaN();
     losses.push_back(loss);
