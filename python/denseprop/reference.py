@@ -497,6 +497,7 @@ def network_loss_and_gradients(
     negative_slope: float = 0.01,
     reduction: str = "mean",
     compute_dtype: str | None = None,
+    sample_weight: NDArray[Any] | None = None,
 ) -> tuple[Any, list[tuple[NDArray[Any], NDArray[Any]]]]:
     """Loss of a multilayer perceptron and the gradients of every parameter.
 
@@ -508,6 +509,9 @@ def network_loss_and_gradients(
     output, on the logits, grad ``exp(Z) - Y``). Returns
     ``(loss, [(grad_w, grad_b) per layer])``; ``reduction="mean"`` averages
     over the batch, ``"sum"`` adds. ``compute_dtype`` as in `dense_forward`.
+    ``sample_weight: (batch,)`` weighs each sample's loss ℓ_i: the mean is then
+    ``Σ w_i ℓ_i / Σ w_i`` (0, and no gradient, when the weights sum to 0), the sum
+    ``Σ w_i ℓ_i``.
     """
     if loss not in LOSSES:
         msg = f"loss: unknown {loss!r}, expected one of {', '.join(LOSSES)}"
@@ -521,7 +525,18 @@ def network_loss_and_gradients(
         z.append(_product(a[-1], w.T, compute_dtype) + b)
         a.append(activation_forward(z[-1], act, negative_slope))
     grad: Any  # becomes None past the first layer, where no gradient is asked for
-    value, grad = kernel(a[-1], y, reduction)
+    if sample_weight is None:
+        value, grad = kernel(a[-1], y, reduction)
+    elif reduction not in ("mean", "sum"):
+        msg = f"reduction: sample weights take 'mean' or 'sum', got {reduction!r}"
+        raise ValueError(msg)
+    else:
+        per_sample, grad = kernel(a[-1], y, "none")
+        w = np.asarray(sample_weight, dtype=np.float64)
+        total = w.sum() if reduction == "mean" else 1.0
+        scale = w / total if total > 0 else np.zeros_like(w)
+        value = float(scale @ per_sample.astype(np.float64))
+        grad = (grad * scale[:, None]).astype(grad.dtype)
     grads = []
     for l in range(len(weights) - 1, -1, -1):
         grad, gw, gb = dense_backward(
