@@ -65,8 +65,9 @@ class Strategy(Protocol):
     leader: bool  # prints
 
     @property
-    def reduce(self) -> Callable[[float, int], tuple[float, int]] | None:
-        """Sums a step's gradient and (loss, samples) over the processes; None alone."""
+    def reduce(self) -> Callable[[float, int, float], tuple[float, int, float]] | None:
+        """Sums a step's gradient and (loss, samples, weight) over the processes; None
+        alone."""
 
     @property
     def after_epoch(self) -> Callable[[], None] | None:

@@ -5,10 +5,11 @@ A step on a rank's batch, as Horovod and PyTorch's DDP take it (C++: distributed
 
 1. C++ forms the gradient of the batch's *summed* loss in the network's gradient buffer (for
    DP-SGD the sum of the per-sample gradients, each clipped); an empty batch contributes 0.
-2. One small ``Allreduce`` of (loss, samples), then one of the gradient buffer in place (a
-   NumPy view of the C++ buffer, no copy): `_Reduction`, called back from C++.
-3. The optimizer step on the sum divided by the global sample count, the same on every rank
-   (DP-SGD adds its seeded noise once, the same on every rank, so it is one process's noise).
+2. One small ``Allreduce`` of (loss, samples, weight), then one of the gradient buffer in place
+   (a NumPy view of the C++ buffer, no copy): `_Reduction`, called back from C++.
+3. The optimizer step on the sum divided by the global sample count (with sample weights, the
+   global sum of the weights), the same on every rank (DP-SGD adds its seeded noise once, the
+   same on every rank, so it is one process's noise).
 
 Arguments are checked before the first collective, and an error on any rank is raised on every
 rank. `Strategy` hands these steps to the one training loop that `Network.fit` runs.
@@ -119,11 +120,14 @@ def _expect_same_parameters(net: Any, comm: MPI.Comm) -> None:
         raise RuntimeError(msg)
 
 
-def train_step(net: Any, x: ArrayLike, y: ArrayLike, comm: MPI.Comm) -> float:
-    """`Network.train_step` with ``comm``: one step on the union of every rank's batch; returns
-    its mean loss. The ranks must hold the same network and parameters (see
-    `broadcast_parameters`); networks of different sizes make the gradients' Allreduce fail,
-    which MPI reports by ending the job (fit checks the networks agree before it starts)."""
+def train_step(
+    net: Any, x: ArrayLike, y: ArrayLike, comm: MPI.Comm, sample_weight: ArrayLike | None = None
+) -> float:
+    """`Network.train_step` with ``comm``: one step on the union of every rank's batch, each
+    rank's ``sample_weight`` its own samples'; returns its (weighted) mean loss. The ranks must
+    hold the same network and parameters (see `broadcast_parameters`); networks of different
+    sizes make the gradients' Allreduce fail, which MPI reports by ending the job (fit checks
+    the networks agree before it starts)."""
     seam = seam_of(net)
     core = seam.core
     failure: Exception | None = None
@@ -132,15 +136,15 @@ def train_step(net: Any, x: ArrayLike, y: ArrayLike, comm: MPI.Comm) -> float:
     try:  # the step's own checks, before any collective a failed rank would not reach
         xa, ya = seam.inputs(x), seam.targets(y)
         if (xa.shape[0] if xa.ndim else 0) == 0:  # no samples here in this step: it adds 0
-            _expect_empty(net, xa, ya)
-            xa = ya = None
+            _expect_empty(net, xa, ya, sample_weight)
+            xa = ya = sample_weight = None
         else:
-            core.check(xa, ya)
+            core.check(xa, ya, sample_weight)
     except Exception as e:
         failure = e
     if comm.allreduce(failure is not None, op=MPI.LOR):
         _raise_agreed(comm.allgather(_report(comm, failure)), failure)
-    loss, count = core.distributed_step(xa, ya, _Reduction(core, comm))
+    loss, count = core.distributed_step(xa, ya, _Reduction(core, comm), sample_weight)
     mean = float(loss / count)
     if not math.isfinite(mean):
         where, state = "", "as before the step"
@@ -149,25 +153,31 @@ def train_step(net: Any, x: ArrayLike, y: ArrayLike, comm: MPI.Comm) -> float:
 
 
 class _Reduction:
-    """A step's sum over the ranks, in place: its (loss, samples), then the gradient buffer."""
+    """A step's sum over the ranks, in place: its (loss, samples, weight), then the gradient
+    buffer."""
 
     def __init__(self, core: Any, comm: MPI.Comm) -> None:
         self.grads, self.comm = core.gradient_buffer, comm
 
-    def __call__(self, loss: float, samples: int) -> tuple[float, int]:
-        stats = np.array([loss, samples], dtype=np.float64)
+    def __call__(self, loss: float, samples: int, weight: float) -> tuple[float, int, float]:
+        stats = np.array([loss, samples, weight], dtype=np.float64)
         self.comm.Allreduce(MPI.IN_PLACE, stats, op=MPI.SUM)
         self.comm.Allreduce(MPI.IN_PLACE, self.grads, op=MPI.SUM)
-        return float(stats[0]), int(stats[1])
+        return float(stats[0]), int(stats[1]), float(stats[2])
 
 
-def _expect_empty(net: Any, x: NDArray[Any], y: NDArray[Any]) -> None:
-    """An empty batch must still have the shapes of a batch: x (0, inputs), y with 0 rows."""
+def _expect_empty(net: Any, x: NDArray[Any], y: NDArray[Any], sample_weight: Any) -> None:
+    """An empty batch must still have the shapes of a batch: x (0, inputs), y (and
+    ``sample_weight``, if given) with 0 rows."""
     if x.shape != (0, net.sizes[0]):
         msg = f"x: expected shape (batch, {net.sizes[0]}), got {x.shape}"
         raise ValueError(msg)
     if y.shape[:1] != (0,):
         msg = f"y: expected 0 rows to match x's batch of 0, got shape {y.shape}"
+        raise ValueError(msg)
+    if sample_weight is not None and np.shape(sample_weight) != (0,):
+        shape = np.shape(sample_weight)
+        msg = f"sample_weight: expected shape (0,) to match x's batch of 0, got {shape}"
         raise ValueError(msg)
 
 
