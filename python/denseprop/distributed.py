@@ -32,8 +32,9 @@ from mpi4py import MPI
 from numpy.typing import ArrayLike, NDArray
 
 from . import _checks
-from ._metrics import r2
+from ._metrics import check_targets, r2, weighted_hits
 from ._seam import seam_of
+from ._tables import LOSSES
 from ._training import diverged
 
 __all__ = ["Agreement", "Strategy", "broadcast_parameters", "score", "train_step"]
@@ -210,11 +211,11 @@ class Strategy:
         """Rank 0's parameters and optimizer state on every rank."""
         broadcast_parameters(net, self.comm)
 
-    def score(self, net: Any, x: NDArray[Any], y: NDArray[Any]) -> float:
-        return score(net, x, y, self.comm)
+    def score(self, net: Any, x: NDArray[Any], y: NDArray[Any], sample_weight: Any) -> float:
+        return score(net, x, y, self.comm, sample_weight)
 
-    def train_step(self, net: Any, x: ArrayLike, y: ArrayLike) -> float:
-        return train_step(net, x, y, self.comm)
+    def train_step(self, net: Any, x: ArrayLike, y: ArrayLike, sample_weight: Any) -> float:
+        return train_step(net, x, y, self.comm, sample_weight)
 
     def seed(self, rng: np.random.Generator) -> int:
         """This rank's own, drawn from ``rng`` (the same on every rank)."""
@@ -225,17 +226,27 @@ class Strategy:
         return int(self.comm.allreduce(-(-n // batch_size), op=MPI.MAX))
 
 
-def score(net: Any, x: NDArray[Any], y: NDArray[Any], comm: MPI.Comm) -> float:
-    """`Network.score` of the union of every rank's ``(x, y)``: accuracy, or R² (the mean over
-    outputs), from sums reduced over the ranks; the same value on every rank."""
+def score(
+    net: Any, x: NDArray[Any], y: NDArray[Any], comm: MPI.Comm, sample_weight: Any = None
+) -> float:
+    """`Network.score` of the union of every rank's ``(x, y)``, each rank's samples weighted by
+    its ``sample_weight`` (a rank's may sum to 0): accuracy, or R² (the mean over outputs), from
+    sums reduced over the ranks; the same value on every rank."""
+    seam = seam_of(net)
+    x, y = seam.inputs(x), np.asarray(y)
+    labels = bool(LOSSES[net.loss]["labels"]) and y.ndim == 1
+    check_targets(y, x.shape[0] if x.ndim else 0, net.sizes[-1], labels)
+    if sample_weight is not None:
+        seam.core.check(x, seam.targets(y), sample_weight)  # the weights as a step takes them
+        sample_weight = np.asarray(sample_weight, dtype=np.float64)
+    out = net.forward(x)
     if net.is_classifier:
-        scored = y.size if net.loss == "binary_cross_entropy" else x.shape[0]
-        correct = round(net.score(x, y) * scored)
-        right, total = comm.allreduce(np.array([correct, scored], dtype=np.float64))
-        return float(right / total)
-    out = net.forward(x).astype(np.float64)
+        hits = comm.allreduce(np.array(weighted_hits(net.loss, out, y, sample_weight)))
+        return float(hits[0] / hits[1])
+    out = out.astype(np.float64)
     t = y.reshape(out.shape).astype(np.float64)
-    sums = comm.allreduce(np.concatenate([[len(t)], t.sum(axis=0)]))
+    w = np.ones((1, len(t))) if sample_weight is None else sample_weight[None, :]
+    sums = comm.allreduce(np.concatenate([w.sum(axis=1), (w * t.T).sum(axis=1)]))
     mean = sums[1:] / sums[0]
-    squares = np.stack([((t - out) ** 2).sum(axis=0), ((t - mean) ** 2).sum(axis=0)])
+    squares = np.stack([(w * (t - out).T ** 2).sum(axis=1), (w * (t - mean).T ** 2).sum(axis=1)])
     return r2(*comm.allreduce(squares))
