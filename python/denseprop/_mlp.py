@@ -21,6 +21,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from . import _core
 from ._estimator_params import _ACTIVATIONS, _OPTIMIZER_SETTINGS, Parameters
+from ._layer_views import LayerViews, assign
 from ._seam import seam_of
 from ._tables import OPTIMIZERS
 from .network import Network
@@ -54,26 +55,6 @@ def _readable(a: Any, name: str) -> Any:
     if type(a).__module__.startswith(_OWN_READERS):
         return a
     return _core._as_array(a, name)
-
-
-class _LayerViews(list):  # type: ignore[type-arg]
-    """``coefs_`` or ``intercepts_``: views of the network's parameters. Assigning an item
-    (``coefs_[0] = w``) writes into the network, so the model changes as in scikit-learn."""
-
-    def __init__(self, views: list[NDArray[Any]], name: str) -> None:
-        super().__init__(views)
-        self._name = name
-
-    def __setitem__(self, i: Any, value: Any) -> None:
-        if isinstance(i, slice):
-            msg = f"{self._name}: assign one layer at a time"
-            raise TypeError(msg)
-        view = super().__getitem__(i)
-        value = np.asarray(value)
-        if value.shape != view.shape:
-            msg = f"{self._name}[{i}]: expected shape {view.shape}, got {value.shape}"
-            raise ValueError(msg)
-        view[...] = value
 
 
 class _BaseMLP(Parameters):
@@ -377,21 +358,21 @@ class _BaseMLP(Parameters):
         ``network_.weights[i].T``, a view; assigning to it (or to an item) writes into the
         network."""
         check_is_fitted(self, "network_")
-        return _LayerViews([w.T for w in self.network_.weights], "coefs_")
+        return LayerViews([w.T for w in self.network_.weights], "coefs_")
 
     @coefs_.setter
     def coefs_(self, value: list[ArrayLike]) -> None:
-        _assign(self.coefs_, value, "coefs_")
+        assign(self.coefs_, value, "coefs_")
 
     @property
     def intercepts_(self) -> list[NDArray[Any]]:
         """Each layer's biases ``(out,)``, views of ``network_.biases``; assignable."""
         check_is_fitted(self, "network_")
-        return _LayerViews(list(self.network_.biases), "intercepts_")
+        return LayerViews(list(self.network_.biases), "intercepts_")
 
     @intercepts_.setter
     def intercepts_(self, value: list[ArrayLike]) -> None:
-        _assign(self.intercepts_, value, "intercepts_")
+        assign(self.intercepts_, value, "intercepts_")
 
     def _forward(self, X: Any) -> NDArray[Any]:
         check_is_fitted(self, "network_")
@@ -418,14 +399,6 @@ class _BaseMLP(Parameters):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
-
-
-def _assign(views: list[NDArray[Any]], value: list[ArrayLike], name: str) -> None:
-    if len(value) != len(views):
-        msg = f"{name}: expected {len(views)} layers, got {len(value)}"
-        raise ValueError(msg)
-    for i, v in enumerate(value):
-        views[i] = np.asarray(v)
 
 
 def _dense(X: Any, dtype: Any) -> Any:
