@@ -64,7 +64,9 @@ class _BaseMLP(Parameters):
 
     def _validate_input(
         self, X: Any, y: Any, incremental: bool, reset: bool
-    ) -> tuple[Any, NDArray[Any]]:
+    ) -> tuple[Any, NDArray[Any], NDArray[np.float64] | None]:
+        """X and y checked, y as the network's targets, and each sample's class weight (None:
+        none), computed before anything of the estimator changes."""
         raise NotImplementedError
 
     def _network_loss(self) -> str:
@@ -97,11 +99,8 @@ class _BaseMLP(Parameters):
             msg = f"hidden_layer_sizes must be > 0, got {hidden}."
             raise ValueError(msg)
         first_pass = not hasattr(self, "network_") or (not self.warm_start and not incremental)
-        X, y = self._validate_input(X, y, incremental, reset=first_pass)
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(
-                sample_weight, X, dtype=X.dtype, ensure_non_negative=True
-            )
+        X, y, class_weights = self._validate_input(X, y, incremental, reset=first_pass)
+        sample_weight = _weights(sample_weight, class_weights, X)
         if y.ndim == 1:
             y = y.reshape((-1, 1))
         self._random_state = check_random_state(self.random_state)
@@ -399,6 +398,21 @@ class _BaseMLP(Parameters):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+
+def _weights(sample_weight: Any, class_weights: NDArray[np.float64] | None, X: Any) -> Any:
+    """The samples' weights in X's dtype: ``sample_weight`` checked as scikit-learn checks it,
+    times each sample's class weight in float64 (as ``compute_sample_weight(class_weight, y) *
+    sample_weight`` would be, so that the two fits are the same to the bit)."""
+    if class_weights is None:
+        if sample_weight is None:
+            return None
+        return _check_sample_weight(sample_weight, X, dtype=X.dtype, ensure_non_negative=True)
+    if sample_weight is not None:
+        class_weights = class_weights * _check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True
+        )
+    return class_weights.astype(X.dtype)
 
 
 def _dense(X: Any, dtype: Any) -> Any:
