@@ -196,6 +196,40 @@ def fit_without_shuffling_equals_steps_on_the_ranks_batches():
 
 
 @case
+def weighted_fit_equals_weighted_steps_on_the_ranks_batches():
+    """fit with each rank's own sample weights, over unequal shards, is one process's weighted
+    steps on the concatenation of the ranks' k-th batches and their weights (each step's mean
+    Σ w ℓ / Σ w over the union; some batches weigh nothing on a rank); the weighted validation
+    score, accuracy and R², that of the whole set."""
+    n = 13 * size
+    x, y = data(n)
+    w = np.random.default_rng(3).random(n) * 2
+    w[:6] = 0
+    bounds = parts(n)
+    alone, shared = network(), network()
+    alone.set_optimizer("adam", 0.01)
+    losses = []
+    for _ in range(3):
+        total = 0.0
+        for k in range(-(-max(b - a for a, b in bounds) // 4)):
+            rows = np.concatenate([np.arange(a, b)[4 * k : 4 * k + 4] for a, b in bounds])
+            total += alone.train_step(x[rows], y[rows], sample_weight=w[rows]) * len(rows)
+        losses.append(total / n)
+    here = mine(n)
+    shared.fit(x[here], y[here], epochs=3, batch_size=4, optimizer="adam", lr=0.01,
+               shuffle=False, sample_weight=w[here], validation_data=(x[here], y[here], w[here]),
+               comm=comm)  # fmt: skip
+    assert_close(shared._core.params, alone._core.params, np.float64)
+    assert_close(shared.loss_curve_, losses, np.float64)
+    assert_close(shared.validation_scores_[-1], alone.score(x, y, sample_weight=w), np.float64)
+    assert_ranks_bitwise_equal(shared)
+    xr, yr = data(n, loss="mse")
+    regression = network(loss="mse")
+    score = denseprop.distributed.score(regression, xr[here], yr[here], comm, w[here])
+    assert_close(score, regression.score(xr, yr, sample_weight=w), np.float64)
+
+
+@case
 def partial_fit_continues_with_the_optimizer_state():
     """partial_fit's epoch over unequal shards, after a fit, is one process's steps on the
     concatenated k-th batches, with the Adam moments the fit left."""

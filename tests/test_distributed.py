@@ -145,15 +145,15 @@ def test_a_step_of_one_process_is_train_step(rng):
     x, y = rng.standard_normal((5, 3)), rng.integers(0, 2, 5)
     for net in nets:
         net.set_optimizer("adam", 0.1)
-    loss, count = nets[0]._core.distributed_step(x, y, lambda loss, n: (loss, n))
+    loss, count = nets[0]._core.distributed_step(x, y, lambda loss, n, weight: (loss, n, weight))
     assert count == 5
     np.testing.assert_allclose(loss / count, nets[1].train_step(x, y), rtol=1e-14)
     np.testing.assert_allclose(nets[0].params, nets[1].params, rtol=1e-13, atol=1e-15)
     with pytest.raises(ValueError, match="x: the batch is empty on every rank"):
-        nets[0]._core.distributed_step(None, None, lambda loss, n: (loss, n))
+        nets[0]._core.distributed_step(None, None, lambda loss, n, weight: (loss, n, weight))
     before = nets[0].params.copy()
 
-    def failing(loss, n):
+    def failing(loss, n, weight):
         msg = "the network is down"
         raise OSError(msg)
 

@@ -263,9 +263,10 @@ def test_too_few_samples_for_early_stopping(rng):
         MLPRegressor(early_stopping=True).fit(x, y)
 
 
-def test_the_two_estimators_take_the_same_parameters_the_regressor_with_loss_first():
-    """Their shared parameters are declared once (_estimator_params.Parameters); the regressor
-    restates them only to put ``loss`` first, as scikit-learn's MLPRegressor does."""
+def test_the_two_estimators_take_the_same_parameters_and_one_more_each():
+    """Their shared parameters are declared once (_estimator_params.Parameters); the classifier
+    adds ``class_weight`` after them (ClassifierParameters), the regressor restates them only
+    to put ``loss`` first, as scikit-learn's MLPRegressor does."""
     import inspect
 
     from denseprop._estimator_params import Parameters
@@ -273,9 +274,13 @@ def test_the_two_estimators_take_the_same_parameters_the_regressor_with_loss_fir
     shared = list(inspect.signature(Parameters.__init__).parameters.values())
     classifier = list(inspect.signature(MLPClassifier.__init__).parameters.values())
     regressor = list(inspect.signature(MLPRegressor.__init__).parameters.values())
-    assert classifier == shared
+    assert classifier[:-1] == shared
+    assert classifier[-1].name == "class_weight" and classifier[-1].kind == classifier[-2].kind
+    assert classifier[-1].default is None
     assert regressor[0] == shared[0] and regressor[1].name == "loss"
     assert regressor[2:] == shared[1:]
+    own = MLPClassifier._parameter_constraints.keys() - Parameters._parameter_constraints.keys()
+    assert own == {"class_weight"}
     own = MLPRegressor._parameter_constraints.keys() - Parameters._parameter_constraints.keys()
     assert own == {"loss"}
     for name in ("momentum", "beta_1", "epsilon", "solver"):

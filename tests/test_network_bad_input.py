@@ -299,14 +299,22 @@ def test_fit_with_a_bad_seed_changes_nothing(net_xy, seed):
 @pytest.mark.parametrize(
     ("validation", "exception", "match"),
     [
-        (lambda x, y: [x, y], TypeError, r"^validation_data: expected a tuple \(x_val, y_val\)$"),
-        (lambda x, y: (x, y, y), TypeError, r"^validation_data: expected a tuple"),
+        (lambda x, y: [x, y], TypeError,
+         r"^validation_data: expected a tuple \(x_val, y_val\) or \(x_val, y_val, w_val\)$"),
+        (lambda x, y: (x, y, None, y), TypeError, r"^validation_data: expected a tuple"),
         (lambda x, y: (x[:, :63], y), ValueError, r"63 features, but the network expects 64"),
         (lambda x, y: (x, y[:40]), ValueError, r"expected 48 rows"),
         (lambda x, y: (poison(x, np.nan), y), ValueError, r"NaN and inf are not allowed"),
+        (lambda x, y: (x, y, -np.ones(48)), ValueError,
+         r"^validation_data: sample_weight: weight -1 at index 0 is not a finite number >= 0$"),
+        (lambda x, y: (x, y, np.ones(47)), ValueError,
+         r"^validation_data: sample_weight: expected 48 rows"),
+        (lambda x, y: (x, y, np.zeros(48)), ValueError,
+         r"^validation_data: sample_weight: the weights are all 0"),
     ],
-    ids=["list", "3-tuple", "63 features", "rows", "nan"],
-)
+    ids=["list", "4-tuple", "63 features", "rows", "nan", "weight -1", "weight rows",
+         "weights 0"],
+)  # fmt: skip
 def test_malformed_validation_data_is_refused_before_any_step(net_xy, validation, exception, match):
     net, x, y = net_xy
     raises_unchanged(
@@ -318,6 +326,42 @@ def test_errors_in_validation_data_name_validation_data(net_xy):
     net, x, y = net_xy
     with pytest.raises(ValueError, match=r"^validation_data.*63 features"):
         net.fit(x, y, epochs=1, validation_data=(x[:, :63], y))
+
+
+# -- sample weights -----------------------------------------------------------------------
+
+WEIGHTED = {
+    "train_step": lambda net, x, y, w: net.train_step(x, y, sample_weight=w),
+    "fit": lambda net, x, y, w: net.fit(x, y, epochs=1, sample_weight=w),
+    "partial_fit": lambda net, x, y, w: net.partial_fit(x, y, sample_weight=w),
+    "score": lambda net, x, y, w: net.score(x, y, sample_weight=w),
+}
+BAD_WEIGHTS = {
+    "length": (lambda n: np.ones(n - 1), ValueError,
+               r"^sample_weight: expected 48 rows to match x's batch of 48, got shape \(47,\)$"),
+    "2-D": (lambda n: np.ones((n, 1)), ValueError, r"^sample_weight: expected a 1-D array"),
+    "negative": (lambda n: np.r_[np.ones(n - 1), -0.5], ValueError,
+                 r"^sample_weight: weight -0.5 at index 47 is not a finite number >= 0$"),
+    "nan": (lambda n: np.r_[np.nan, np.ones(n - 1)], ValueError,
+            r"^sample_weight: weight nan at index 0 is not a finite number >= 0$"),
+    "string": (lambda n: ["a"] * n, TypeError,
+               r"^sample_weight: expected an array-like of numbers, got list$"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("bad", BAD_WEIGHTS)
+@pytest.mark.parametrize("call", WEIGHTED)
+def test_bad_sample_weights_are_refused_naming_sample_weight(net_xy, call, bad):
+    net, x, y = net_xy
+    weights, exception, match = BAD_WEIGHTS[bad]
+    raises_unchanged(net, exception, match, lambda: WEIGHTED[call](net, x, y, weights(len(x))))
+
+
+@pytest.mark.parametrize("call", ["fit", "partial_fit", "score"])
+def test_sample_weights_all_zero_are_refused_where_they_weigh_the_whole_set(net_xy, call):
+    net, x, y = net_xy
+    match = r"^sample_weight: the weights are all 0; at least one sample must weigh more$"
+    raises_unchanged(net, ValueError, match, lambda: WEIGHTED[call](net, x, y, np.zeros(len(x))))
 
 
 # -- divergence ---------------------------------------------------------------------------

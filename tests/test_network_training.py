@@ -207,3 +207,138 @@ def test_fit_shuffles_each_epoch_with_the_loops_permutation(rng):
         nets[1].partial_fit(x[order], y[order], batch_size=5, shuffle=False)
     np.testing.assert_allclose(nets[0].params, nets[1].params, rtol=1e-13, atol=1e-14)
     np.testing.assert_allclose(nets[0].loss_curve_, nets[1].loss_curve_, rtol=1e-13)
+
+
+# -- sample weights --------------------------------------------------------------------------
+
+LOSS_CASES = [([7, 5, 3], "sigmoid", "cross_entropy"),
+              ([6, 9, 4, 2], "tanh", "binary_cross_entropy"),
+              ([5, 8, 2], "relu", "mse"),
+              ([5, 8, 2], "tanh", "poisson")]  # fmt: skip
+
+
+def batch_of(rng, dtype, sizes, loss, n):
+    x = rng.standard_normal((n, sizes[0])).astype(dtype)
+    if loss == "cross_entropy":
+        return x, rng.integers(0, sizes[-1], n)
+    return x, rng.random((n, sizes[-1])).astype(dtype)
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+@pytest.mark.parametrize("sizes, hidden, loss", LOSS_CASES)
+def test_a_weighted_step_equals_numpy(rng, dtype, sizes, hidden, loss, batch):
+    """The weighted mean loss Σ w_i ℓ_i / Σ w_i and its gradient, as the NumPy twin states
+    them, in train_step's returned loss and its SGD step."""
+    net = denseprop.Network(sizes, hidden, loss, dtype=dtype, seed=3)
+    net.set_optimizer("sgd", 0.5)
+    x, y = batch_of(rng, dtype, sizes, loss, batch)
+    w = (rng.random(batch) * 3).astype(dtype)
+    params = [(wl.copy(), bl.copy()) for wl, bl in zip(net.weights, net.biases)]
+    expected, grads = ref.network_loss_and_gradients(
+        [p for p, _ in params], [b for _, b in params], x, y, net.activations, net.loss,
+        sample_weight=w,
+    )  # fmt: skip
+    ref.sgd_step(params, grads, None, 0.5)
+    assert_close(net.train_step(x, y, sample_weight=w), expected, dtype)
+    for wl, bl, (ew, eb) in zip(net.weights, net.biases, params):
+        assert_close(wl, ew, dtype)
+        assert_close(bl, eb, dtype)
+
+
+@pytest.mark.parametrize("sizes, hidden, loss", LOSS_CASES)
+def test_the_weighted_loss_gradient_equals_finite_differences(rng, sizes, hidden, loss):
+    net = denseprop.Network(sizes, hidden, loss, dtype="float64", seed=4)
+    x, y = batch_of(rng, np.float64, sizes, loss, 5)
+    w = rng.random(5) * 2
+    core = net._core
+    params = net.params.copy()
+    _, grad = core.loss_and_gradient(params, x, y, w, 0.0)
+    h = 1e-6
+    for i in rng.choice(len(params), 12, replace=False):
+        up, down = params.copy(), params.copy()
+        up[i] += h
+        down[i] -= h
+        numeric = (core.loss_and_gradient(up, x, y, w, 0.0)[0]
+                   - core.loss_and_gradient(down, x, y, w, 0.0)[0]) / (2 * h)  # fmt: skip
+        np.testing.assert_allclose(grad[i], numeric, rtol=1e-5, atol=1e-8)
+
+
+def test_integer_weights_fit_as_the_rows_repeated(rng, dtype):
+    """With one batch per epoch and no shuffling, weight k is the row taken k times (0: left
+    out): the same steps, the same weighted loss curve."""
+    x, y = batch_of(rng, dtype, [6, 5, 4], "cross_entropy", 9)
+    counts = np.array([1, 0, 2, 3, 1, 1, 0, 4, 2])
+    nets = [denseprop.Network([6, 5, 4], "tanh", dtype=dtype, seed=2) for _ in range(2)]
+    nets[0].fit(x, y, epochs=4, batch_size=9, optimizer="adam", lr=0.05, shuffle=False,
+                sample_weight=counts)  # fmt: skip
+    rows = np.repeat(np.arange(9), counts)
+    nets[1].fit(x[rows], y[rows], epochs=4, batch_size=len(rows), optimizer="adam", lr=0.05,
+                shuffle=False)  # fmt: skip
+    ulps = 10 * np.finfo(dtype).eps
+    np.testing.assert_allclose(nets[0].loss_curve_, nets[1].loss_curve_, rtol=ulps)
+    assert_close(nets[0].params, nets[1].params, dtype)
+
+
+def test_a_weighted_epoch_is_the_weighted_steps_of_its_batches(rng, dtype):
+    """fit's and partial_fit's epoch with weights: train_step's weighted steps on its batches;
+    the epoch's loss the mean of theirs, each counted by its size."""
+    x, y = batch_of(rng, dtype, [6, 5, 4], "cross_entropy", 23)
+    w = (rng.random(23) * 2).astype(dtype)
+    nets = [denseprop.Network([6, 5, 4], "tanh", dtype=dtype, seed=2) for _ in range(3)]
+    for net in nets:
+        net.set_optimizer("sgd", 0.2, momentum=0.5)
+    nets[0].partial_fit(x, y, batch_size=8, shuffle=False, sample_weight=w)
+    nets[1].fit(x, y, epochs=1, batch_size=8, lr=0.2, momentum=0.5, shuffle=False,
+                sample_weight=w)  # fmt: skip
+    losses = [nets[2].train_step(x[i : i + 8], y[i : i + 8], sample_weight=w[i : i + 8])
+              for i in range(0, 23, 8)]  # fmt: skip
+    expected = np.dot(losses, [8, 8, 7]) / 23
+    ulps = 8 * np.finfo(dtype).eps
+    for net in nets[:2]:
+        assert_close(net.loss_curve_[0], expected, dtype)
+        np.testing.assert_allclose(net.params, nets[2].params, rtol=ulps, atol=ulps)
+
+
+def test_a_batch_weighing_nothing_has_no_loss_and_no_gradient(rng):
+    net = denseprop.Network([4, 3, 2], "tanh", dtype="float64", seed=0)
+    net.set_optimizer("sgd", 0.5)
+    x, y = rng.standard_normal((3, 4)), np.array([0, 1, 1])
+    before = net.params.copy()
+    assert net.train_step(x, y, sample_weight=np.zeros(3)) == 0.0
+    np.testing.assert_array_equal(net.params, before)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "binary_cross_entropy", "mse"])
+def test_weighted_validation_scores_are_score_with_the_weights(rng, loss):
+    """validation_data's third element weighs validation_scores_ as Network.score does, which
+    is scikit-learn's accuracy_score or r2_score with sample_weight."""
+    from sklearn.metrics import accuracy_score, r2_score
+
+    sizes = [5, 6, 3]
+    net = denseprop.Network(sizes, "tanh", loss, dtype="float64", seed=1)
+    x, y = batch_of(rng, np.float64, sizes, loss, 40)
+    if loss == "binary_cross_entropy":
+        y = (y > 0.5).astype(np.float64)
+    w = rng.random(40) * 2
+    net.fit(x[:30], y[:30], epochs=2, lr=0.1, sample_weight=w[:30],
+            validation_data=(x[30:], y[30:], w[30:]))  # fmt: skip
+    assert net.validation_scores_[-1] == net.score(x[30:], y[30:], sample_weight=w[30:])
+    out, wv = net.forward(x[30:]), w[30:]
+    if loss == "cross_entropy":
+        expected = accuracy_score(y[30:], out.argmax(axis=1), sample_weight=wv)
+    elif loss == "binary_cross_entropy":  # each output a label: the fraction right, weighted
+        expected = np.average(((out > 0.5) == (y[30:] > 0.5)).mean(axis=1), weights=wv)
+    else:
+        expected = r2_score(y[30:], out, sample_weight=wv)
+    np.testing.assert_allclose(net.score(x[30:], y[30:], sample_weight=wv), expected, rtol=1e-12)
+    unweighted = net.score(x[30:], y[30:])
+    np.testing.assert_allclose(net.score(x[30:], y[30:], sample_weight=np.ones(10)), unweighted)
+
+
+def test_dpsgd_takes_no_sample_weights(rng):
+    net = denseprop.Network([4, 3, 2], "tanh", dtype="float64", seed=0)
+    x, y = rng.standard_normal((3, 4)), np.array([0, 1, 1])
+    before = net.params.copy()
+    with pytest.raises(ValueError, match=r"^sample_weight: dpsgd clips each sample's gradient"):
+        net.fit(x, y, epochs=1, optimizer="dpsgd", sample_weight=np.ones(3))
+    np.testing.assert_array_equal(net.params, before)

@@ -196,4 +196,15 @@ template <class T> void expect_dense_per_sample(Network<T>& net, const Inputs<T>
         cat("x: ", net.optimizer().info().name, " needs dense inputs, got a sparse matrix"));
 }
 
+// Sample weights (batch,) checked as `sample_weights` does. A per-sample optimizer bounds each
+// sample's gradient by its clip; a weight would scale the gradient past that bound: refused.
+template <class T>
+std::optional<Array<T>> step_weights(Network<T>& net, py::handle obj, py::ssize_t batch) {
+  auto w = sample_weights<T>(obj, "sample_weight", batch);
+  if (w && net.optimizer().info().per_sample)
+    throw py::value_error(cat("sample_weight: ", net.optimizer().info().name,
+                              " clips each sample's gradient and takes no sample weights"));
+  return w;
+}
+
 }  // namespace denseprop::bindings

@@ -3,6 +3,7 @@
 // and the step whose halves such a sum goes between (distributed.hpp). No MPI here: the package's
 // Python side (denseprop/distributed.py) does the communication.
 #include <string>
+#include <tuple>
 #include <utility>
 
 #include "denseprop/distributed.hpp"
@@ -29,11 +30,12 @@ template <class T> void bind_distributed(py::module_& m, const char* name) {
          "apply_gradient_sum.")
       .def(
           "distributed_step",
-          [](M& self, py::handle x_obj, py::handle y_obj, py::object reduce) {
-            auto reduced = [&](double loss, Index samples) {
+          [](M& self, py::handle x_obj, py::handle y_obj, py::object reduce, py::handle w_obj) {
+            auto reduced = [&](double loss, Index samples, double weight) {
               py::gil_scoped_acquire gil;
-              const auto total = reduce(loss, samples).template cast<std::pair<double, Index>>();
-              return typename Network<T>::BatchLoss{total.first, total.second};
+              const auto total =
+                  reduce(loss, samples, weight).template cast<std::tuple<double, Index, double>>();
+              return StepTotals{std::get<0>(total), std::get<1>(total), std::get<2>(total)};
             };
             typename Network<T>::BatchLoss step;
             if (x_obj.is_none()) {  // this process has no samples in this step
@@ -44,7 +46,8 @@ template <class T> void bind_distributed(py::module_& m, const char* name) {
             } else {
               const Inputs<T> x(self.net, x_obj, "x");
               expect_dense_per_sample(self.net, x);
-              const auto y = targets(self.net, y_obj, x.n());
+              auto y = targets(self.net, y_obj, x.n());
+              y.weights = step_weights(self.net, w_obj, x.n());
               step = self.locked([&] {
                 return x.visit([&](const auto& in) {
                   return distributed_step(self.net, in, y.view(), x.n(), reduced, true);
@@ -53,12 +56,13 @@ template <class T> void bind_distributed(py::module_& m, const char* name) {
             }
             return py::make_tuple(step.sum, step.samples);
           },
-          py::arg("x"), py::arg("y"), py::arg("reduce"),
-          "One step of several processes, this one's batch (x, y) (None, None: empty): the "
-          "gradient of its summed loss, then reduce(loss, samples), which sums the gradient "
-          "buffer and (loss, samples) over the processes and returns the totals, then one "
-          "optimizer step on the mean (undone if it overflows a parameter). Returns the totals, "
-          "the loss NaN if any process's was not finite or the step overflowed.");
+          py::arg("x"), py::arg("y"), py::arg("reduce"), py::arg("sample_weight") = py::none(),
+          "One step of several processes, this one's batch (x, y) (None, None: empty), weighted "
+          "by sample_weight: the gradient of its summed loss, then reduce(loss, samples, "
+          "weight), which sums the gradient buffer and (loss, samples, weight) over the "
+          "processes and returns the totals, then one optimizer step on the (weighted) mean "
+          "(undone if it overflows a parameter). Returns (the mean loss times the samples, the "
+          "samples), the loss NaN if any process's was not finite or the step overflowed.");
 }
 
 }  // namespace

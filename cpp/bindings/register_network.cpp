@@ -249,29 +249,31 @@ template <class T> void bind_network(py::module_& m, const char* name) {
           "the gradients. The model, and `grads`, do not change.")
       .def(
           "check",
-          [](M& self, py::handle x_obj, py::handle y_obj) {
+          [](M& self, py::handle x_obj, py::handle y_obj, py::handle w_obj) {
             const Inputs<T> x(self.net, x_obj, "x");
             if (y_obj.is_none()) return;
             expect_dense_per_sample(self.net, x);
             targets(self.net, y_obj, x.n());
+            sample_weights<T>(w_obj, "sample_weight", x.n());
           },
-          py::arg("x"), py::arg("y") = py::none(),
-          "Raise the error train_step would raise for (x, y) (forward for x alone), without "
-          "touching the model.")
+          py::arg("x"), py::arg("y") = py::none(), py::arg("sample_weight") = py::none(),
+          "Raise the error train_step would raise for (x, y, sample_weight) (forward for x "
+          "alone; sample weights as any optimizer takes them), without touching the model.")
       .def(
           "train_step",
-          [](M& self, py::handle x_obj, py::handle y_obj) {
+          [](M& self, py::handle x_obj, py::handle y_obj, py::handle w_obj) {
             const Inputs<T> x(self.net, x_obj, "x");
             expect_dense_per_sample(self.net, x);
-            const auto y = targets(self.net, y_obj, x.n());
+            auto y = targets(self.net, y_obj, x.n());
+            y.weights = step_weights(self.net, w_obj, x.n());
             return self.locked([&] {
               return x.visit(
                   [&](const auto& in) { return self.net.train_step(in, y.view(), x.n()); });
             });
           },
-          py::arg("x"), py::arg("y"),
-          "One optimizer step on the batch's mean loss, returned (as before the update). "
-          "A non-finite loss leaves the parameters unchanged.")
+          py::arg("x"), py::arg("y"), py::arg("sample_weight") = py::none(),
+          "One optimizer step on the batch's mean loss (weighted: sum(w * loss) / sum(w)), "
+          "returned (as before the update). A non-finite loss leaves the parameters unchanged.")
       .def(
           "forward_csr",
           [](M& self, py::handle x_obj) {

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <type_traits>
 
 #include "arrays.hpp"
@@ -109,7 +110,7 @@ template <class T> void bind_training(py::module_& m, const char* name) {
             expect_dense_per_sample(self.net, x);
             const Index n = x.n();
             ParsedTargets<T> y = targets(self.net, y_obj, n, checked);
-            y.weights = sample_weights<T>(w_obj, "sample_weight", n);
+            y.weights = step_weights(self.net, w_obj, n);
             std::optional<Data<T>> val;
             if (!val_obj.is_none()) {
               const py::tuple v = py::cast<py::tuple>(val_obj);
@@ -169,10 +170,11 @@ template <class T> void bind_training(py::module_& m, const char* name) {
               lock.lock();
               return result;
             };
-            auto reduced = [&](double loss, Index samples) {
+            auto reduced = [&](double loss, Index samples, double weight) {
               return in_python([&] {
-                const auto total = reduce(loss, samples).template cast<std::pair<double, Index>>();
-                return typename Network<T>::BatchLoss{total.first, total.second};
+                const auto total = reduce(loss, samples, weight)
+                                       .template cast<std::tuple<double, Index, double>>();
+                return StepTotals{std::get<0>(total), std::get<1>(total), std::get<2>(total)};
               });
             };
             const Stop why = x.visit([&](const auto& in) {
@@ -227,8 +229,9 @@ template <class T> void bind_training(py::module_& m, const char* name) {
           "schedule 'constant' only. alpha: scikit-learn's per-batch L2 penalty. validation: (x, "
           "y, "
           "sample_weight) scored in C++; after_epoch(epoch, loss): Python's work between epochs, "
-          "returning the epoch's score when `scored`. reduce(loss, samples): sums the gradient "
-          "buffer and (loss, samples) over processes, `steps` steps per epoch. best_params "
+          "returning the epoch's score when `scored`. reduce(loss, samples, weight): sums the "
+          "gradient buffer and (loss, samples, weight) over processes, `steps` steps per epoch. "
+          "best_params "
           "receives the parameters the rule keeps.");
 }
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import numpy as np
+from numpy.typing import NDArray
 
 
 def is_int(value: object) -> bool:
@@ -112,3 +113,13 @@ def dropout(value: Any, hidden: int) -> list[float]:
         msg = f"dropout: expected one probability per hidden layer ({hidden}), got {len(value)}"
         raise ValueError(msg)
     return [number(p, "dropout") for p in value]
+
+
+def weights(sample_weight: Any) -> NDArray[np.float64]:
+    """Sample weights the compiled module accepted (finite, >= 0, one per sample) as float64,
+    which must not all be 0: the weighted mean of a set weighing nothing is undefined."""
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if not w.sum() > 0:
+        msg = "sample_weight: the weights are all 0; at least one sample must weigh more"
+        raise ValueError(msg)
+    return w

@@ -1,8 +1,9 @@
 """The scikit-learn estimators' parameters, apart from their training: each parameter's
 default (in `Parameters.__init__`, as scikit-learn's own MLPs declare them) and its constraint
 (scikit-learn's checks), and how those that are optimizer settings map onto denseprop's
-(`_OPTIMIZER_SETTINGS`). `MLPRegressor` adds ``loss`` in front of these; a test keeps its
-signature the classifier's with ``loss`` first."""
+(`_OPTIMIZER_SETTINGS`). `MLPClassifier` adds ``class_weight`` after these
+(`ClassifierParameters`), `MLPRegressor` ``loss`` in front of them; a test keeps their
+signatures these with their one parameter more."""
 
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ _OPTIMIZER_SETTINGS = {"momentum": "momentum", "nesterovs_momentum": "nesterov",
 
 class Parameters(BaseEstimator):
     """The parameters `MLPClassifier` and `MLPRegressor` share, declared and checked."""
-
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
@@ -111,3 +111,56 @@ class Parameters(BaseEstimator):
         self.max_fun = max_fun
         self.dtype = dtype
         self.compute_dtype = compute_dtype
+
+
+class ClassifierParameters(Parameters):
+    """`Parameters` and the classifier's own: ``class_weight``, as scikit-learn's other
+    classifiers (``LogisticRegression``, ``SGDClassifier``) declare it: None, "balanced" or
+    ``{label: weight}``."""
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **Parameters._parameter_constraints,
+        "class_weight": [StrOptions({"balanced"}), dict, None],
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes: Any = (100,),
+        activation: str = "relu",
+        *,
+        solver: str = "adam",
+        alpha: float = 1e-4,
+        batch_size: int | str = "auto",
+        learning_rate: str = "constant",
+        learning_rate_init: float = 1e-3,
+        power_t: float = 0.5,
+        max_iter: int = 200,
+        shuffle: bool = True,
+        random_state: Any = None,
+        tol: float = 1e-4,
+        verbose: bool | int = False,
+        warm_start: bool = False,
+        momentum: float = 0.9,
+        nesterovs_momentum: bool = True,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        n_iter_no_change: float = 10,
+        max_fun: int = 15000,
+        dtype: str | None = None,
+        compute_dtype: str | None = None,
+        class_weight: dict[Any, float] | str | None = None,
+    ) -> None:
+        super().__init__(
+            hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
+            learning_rate=learning_rate, learning_rate_init=learning_rate_init,
+            power_t=power_t, max_iter=max_iter, shuffle=shuffle, random_state=random_state,
+            tol=tol, verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun, dtype=dtype,
+            compute_dtype=compute_dtype,
+        )  # fmt: skip
+        self.class_weight = class_weight

@@ -58,9 +58,9 @@ class Learning:
 
     if TYPE_CHECKING:
 
-        def _checked(self, x: ArrayLike, y: ArrayLike) -> tuple[NDArray[Any], NDArray[Any]]: ...
         def _x(self, x: ArrayLike) -> Any: ...
         def _y(self, y: ArrayLike) -> NDArray[Any]: ...
+        def _cast(self, a: ArrayLike, name: str) -> NDArray[Any]: ...
 
     @_one_at_a_time
     def set_optimizer(
@@ -113,8 +113,19 @@ class Learning:
         return self._core.optimizer.as_dict()
 
     @_one_at_a_time
-    def train_step(self, x: ArrayLike, y: ArrayLike, comm: MPI.Comm | None = None) -> float:
+    def train_step(
+        self,
+        x: ArrayLike,
+        y: ArrayLike,
+        comm: MPI.Comm | None = None,
+        *,
+        sample_weight: ArrayLike | None = None,
+    ) -> float:
         """One optimizer step on the batch ``(x, y)``; returns its mean loss before the step.
+
+        ``sample_weight: (batch,)``, finite and >= 0, weighs each sample's loss: the batch's
+        loss is then ``Σ w_i ℓ_i / Σ w_i`` (scikit-learn's weighting; a batch weighing 0 has
+        loss 0 and a zero gradient). dpsgd, which bounds each sample's gradient, takes none.
 
         A non-finite loss, or a step that overflows the parameters, raises
         FloatingPointError and leaves the network as it was. ``x`` may be a scipy.sparse CSR
@@ -125,9 +136,10 @@ class Learning:
         may be empty) and the step is taken on the union of every rank's part, the same on
         every rank; the ranks must start from the same network (`denseprop.distributed`).
         """
+        weights = self._weights(sample_weight)
         if comm is not None:
-            return _strategy(self, comm).train_step(self, x, y)
-        loss = self._core.train_step(self._x(x), self._y(y))
+            return _strategy(self, comm).train_step(self, x, y, weights)
+        loss = self._core.train_step(self._x(x), self._y(y), weights)
         if not np.isfinite(loss):
             where, state = "", "as before the step"
             raise _training.diverged(where, loss, self._core.optimizer.lr, state)
@@ -144,7 +156,8 @@ class Learning:
         lr: float = 0.01,
         momentum: float = 0.0,
         *,
-        validation_data: tuple[ArrayLike, ArrayLike] | None = None,
+        sample_weight: ArrayLike | None = None,
+        validation_data: tuple[ArrayLike, ...] | None = None,
         early_stopping: bool = False,
         patience: int = 10,
         tol: float = 1e-4,
@@ -163,7 +176,14 @@ class Learning:
         `set_optimizer`). Each epoch reshuffles the samples from ``seed`` (when
         ``shuffle``) and keeps the last, partial batch. ``loss_curve_`` gets each
         epoch's mean training loss; ``validation_scores_`` the `score` on
-        ``validation_data = (x_val, y_val)``.
+        ``validation_data = (x_val, y_val)`` or ``(x_val, y_val, sample_weight_val)``.
+
+        ``sample_weight: (samples,)``, finite and >= 0 and not all 0, weighs each sample's
+        loss as in `train_step`: each batch's loss is ``Σ w_i ℓ_i / Σ w_i`` over its samples,
+        and an epoch's loss in ``loss_curve_`` the mean of its batches' losses, each counted
+        by its size (scikit-learn's MLP's epoch loss; with one batch per epoch, the weighted
+        mean ``Σ w_i ℓ_i / Σ w_i`` of the whole set). Weights the validation data's score as
+        scikit-learn's ``accuracy_score`` and ``r2_score`` do.
 
         With ``early_stopping``, training stops once the validation score (or,
         without validation data, the training loss) has not improved by ``tol``
@@ -186,12 +206,13 @@ class Learning:
         with differentially private SGD (see `set_optimizer`), ``clip_norm`` and
         ``noise_multiplier`` its settings, its noise seeded from ``seed``.
 
-        With an mpi4py communicator ``comm``, ``(x, y)`` (and ``validation_data``) are this
-        rank's shard and training is data-parallel: ``batch_size`` per rank, each step on the
-        union of the ranks' batches, rank 0's initial parameters on every rank, shuffles per
-        rank from ``seed`` (an int, the same on every rank, or None), the loss and validation
-        scores of all shards, so every rank stops at the same epoch; only rank 0 prints. A bad
-        argument on any rank raises on every rank.
+        With an mpi4py communicator ``comm``, ``(x, y)`` (and ``sample_weight`` and
+        ``validation_data``) are this rank's shard and training is data-parallel:
+        ``batch_size`` per rank, each step on the union of the ranks' batches (weighted, its
+        mean over the union; a rank's weights may all be 0), rank 0's initial parameters on
+        every rank, shuffles per rank from ``seed`` (an int, the same on every rank, or None),
+        the loss and validation scores of all shards, so every rank stops at the same epoch;
+        only rank 0 prints. A bad argument on any rank raises on every rank.
         """
         strategy = _strategy(self, comm)
         saved = _training.Snapshot.take(self._core, self.loss_curve_, self.validation_scores_)
@@ -201,7 +222,9 @@ class Learning:
             tol = _checks.number(tol, "tol")
             lr_schedule = _checks.name(lr_schedule, "lr_schedule", tuple(LR_SCHEDULES))
             warmup = _checks.fraction(warmup, "warmup")
-            x, y, validation = self._training_data(x, y, validation_data)
+            x, y, w, validation = self._training_data(
+                x, y, sample_weight, validation_data, whole=comm is None
+            )
             batch_size, rng = strategy.batching(x.shape[0], batch_size, seed, agreed.seed)
             noisy = isinstance(optimizer, str) and OPTIMIZERS.get(optimizer, {}).get("per_sample")
             noise_seed = int(rng.integers(2**63)) if noisy else None
@@ -221,7 +244,8 @@ class Learning:
             strategy.start(self)
             validation_score = None if validation is None else functools.partial(
                 strategy.score, self, *validation)  # fmt: skip
-            _training.run(self._core, x, y, plan, strategy.seed(rng), strategy, validation_score,
+            _training.run(self._core, x, y, w, plan, strategy.seed(rng), strategy,
+                          validation_score,
                           self.loss_curve_, self.validation_scores_, where="epoch {epoch}: ",
                           state_after="restored to what it was before fit")  # fmt: skip
         except Exception:  # a diverging epoch, or an argument only the C++ side can judge
@@ -238,11 +262,14 @@ class Learning:
         shuffle: bool = True,
         seed: Any = None,
         comm: MPI.Comm | None = None,
+        *,
+        sample_weight: ArrayLike | None = None,
     ) -> Self:
         """One more epoch over ``(x, y)`` with the current optimizer and its state, at its
         learning rate (no schedule: `set_learning_rate` changes it between calls).
 
-        Appends the epoch's mean loss to ``loss_curve_``; returns ``self``. If the
+        Appends the epoch's mean loss to ``loss_curve_`` (``sample_weight`` weighs it as in
+        `fit`); returns ``self``. If the
         loss or the parameters become non-finite, raises FloatingPointError and
         leaves the network as it was before the call. ``comm``: as in `fit`, but the
         parameters are not broadcast (the ranks must already hold the same ones).
@@ -250,12 +277,12 @@ class Learning:
         strategy = _strategy(self, comm)
         saved = _training.Snapshot.take(self._core, self.loss_curve_, self.validation_scores_)
         with strategy.agreement(lambda: self._restore(saved)) as agreed:
-            x, y, _ = self._training_data(x, y, None)
+            x, y, w, _ = self._training_data(x, y, sample_weight, None, whole=comm is None)
             batch_size, rng = strategy.batching(x.shape[0], batch_size, seed, agreed.seed)
             agreed.settings = {"network": self._config, "optimizer": self.optimizer,
                                "batch_size": batch_size, "shuffle": shuffle}  # fmt: skip
         try:
-            _training.run(self._core, x, y, _training.Plan(1, batch_size, bool(shuffle)),
+            _training.run(self._core, x, y, w, _training.Plan(1, batch_size, bool(shuffle)),
                           strategy.seed(rng), strategy, None, self.loss_curve_, [],
                           where="partial_fit: ", state_after="as before the call")  # fmt: skip
         except Exception:
@@ -268,24 +295,41 @@ class Learning:
         saved.restore(self._core)
         self.loss_curve_, self.validation_scores_ = saved.loss_curve, saved.validation_scores
 
+    def _weights(self, sample_weight: ArrayLike | None) -> NDArray[Any] | None:
+        """Sample weights in the network's dtype (the compiled module checks the rest)."""
+        return None if sample_weight is None else self._cast(sample_weight, "sample_weight")
+
     def _training_data(
-        self, x: ArrayLike, y: ArrayLike, validation_data: Any
-    ) -> tuple[NDArray[Any], NDArray[Any], tuple[NDArray[Any], NDArray[Any]] | None]:
+        self, x: ArrayLike, y: ArrayLike, sample_weight: Any, validation_data: Any, whole: bool
+    ) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any] | None, tuple[Any, ...] | None]:
         """Checks every array of a fit before the first step, so a bad one changes nothing.
-        (The epochs then trust them: x and y are scanned for NaN once, here.)"""
-        x, y = self._checked(x, y)
+        (The epochs then trust them: x and y are scanned for NaN once, here.) ``whole``: the
+        weights are all of the data's (not one rank's shard), so they must not all be 0."""
+        x, y, w = self._checked_weighted(x, y, sample_weight, whole)
         validation = None
         if validation_data is not None:
-            if not (isinstance(validation_data, tuple) and len(validation_data) == 2):
-                msg = "validation_data: expected a tuple (x_val, y_val)"
+            if not (isinstance(validation_data, tuple) and len(validation_data) in (2, 3)):
+                msg = "validation_data: expected a tuple (x_val, y_val) or (x_val, y_val, w_val)"
                 raise TypeError(msg)
             try:
-                validation = self._checked(*validation_data)
+                x_val, y_val, *w_val = validation_data
+                validation = self._checked_weighted(x_val, y_val, (w_val or [None])[0], whole)
             except (TypeError, ValueError) as e:
                 msg = f"validation_data: {e}"
                 raise type(e)(msg) from None
         x = x if is_sparse(x) else np.ascontiguousarray(x)  # CSR, from _x
-        return x, np.ascontiguousarray(y), validation
+        return x, np.ascontiguousarray(y), w, validation
+
+    def _checked_weighted(
+        self, x: ArrayLike, y: ArrayLike, sample_weight: Any, whole: bool
+    ) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any] | None]:
+        """``(x, y, sample_weight)`` coerced and checked as a training step would check them;
+        the weights not all 0 when they are the ``whole`` data's."""
+        xa, ya, w = self._x(x), self._y(y), self._weights(sample_weight)
+        self._core.check(xa, ya, w)
+        if w is not None and whole:
+            _checks.weights(w)
+        return xa, ya, w
 
 
 def _spell_out_settings(method: Any, skip: tuple[str, ...]) -> None:

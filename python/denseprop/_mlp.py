@@ -21,6 +21,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from . import _core
 from ._estimator_params import _ACTIVATIONS, _OPTIMIZER_SETTINGS, Parameters
+from ._layer_views import LayerViews, assign
 from ._seam import seam_of
 from ._tables import OPTIMIZERS
 from .network import Network
@@ -56,26 +57,6 @@ def _readable(a: Any, name: str) -> Any:
     return _core._as_array(a, name)
 
 
-class _LayerViews(list):  # type: ignore[type-arg]
-    """``coefs_`` or ``intercepts_``: views of the network's parameters. Assigning an item
-    (``coefs_[0] = w``) writes into the network, so the model changes as in scikit-learn."""
-
-    def __init__(self, views: list[NDArray[Any]], name: str) -> None:
-        super().__init__(views)
-        self._name = name
-
-    def __setitem__(self, i: Any, value: Any) -> None:
-        if isinstance(i, slice):
-            msg = f"{self._name}: assign one layer at a time"
-            raise TypeError(msg)
-        view = super().__getitem__(i)
-        value = np.asarray(value)
-        if value.shape != view.shape:
-            msg = f"{self._name}[{i}]: expected shape {view.shape}, got {value.shape}"
-            raise ValueError(msg)
-        view[...] = value
-
-
 class _BaseMLP(Parameters):
     """What the classifier and the regressor share: their checks and their training."""
 
@@ -83,7 +64,9 @@ class _BaseMLP(Parameters):
 
     def _validate_input(
         self, X: Any, y: Any, incremental: bool, reset: bool
-    ) -> tuple[Any, NDArray[Any]]:
+    ) -> tuple[Any, NDArray[Any], NDArray[np.float64] | None]:
+        """X and y checked, y as the network's targets, and each sample's class weight (None:
+        none), computed before anything of the estimator changes."""
         raise NotImplementedError
 
     def _network_loss(self) -> str:
@@ -116,11 +99,8 @@ class _BaseMLP(Parameters):
             msg = f"hidden_layer_sizes must be > 0, got {hidden}."
             raise ValueError(msg)
         first_pass = not hasattr(self, "network_") or (not self.warm_start and not incremental)
-        X, y = self._validate_input(X, y, incremental, reset=first_pass)
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(
-                sample_weight, X, dtype=X.dtype, ensure_non_negative=True
-            )
+        X, y, class_weights = self._validate_input(X, y, incremental, reset=first_pass)
+        sample_weight = _weights(sample_weight, class_weights, X)
         if y.ndim == 1:
             y = y.reshape((-1, 1))
         self._random_state = check_random_state(self.random_state)
@@ -377,21 +357,21 @@ class _BaseMLP(Parameters):
         ``network_.weights[i].T``, a view; assigning to it (or to an item) writes into the
         network."""
         check_is_fitted(self, "network_")
-        return _LayerViews([w.T for w in self.network_.weights], "coefs_")
+        return LayerViews([w.T for w in self.network_.weights], "coefs_")
 
     @coefs_.setter
     def coefs_(self, value: list[ArrayLike]) -> None:
-        _assign(self.coefs_, value, "coefs_")
+        assign(self.coefs_, value, "coefs_")
 
     @property
     def intercepts_(self) -> list[NDArray[Any]]:
         """Each layer's biases ``(out,)``, views of ``network_.biases``; assignable."""
         check_is_fitted(self, "network_")
-        return _LayerViews(list(self.network_.biases), "intercepts_")
+        return LayerViews(list(self.network_.biases), "intercepts_")
 
     @intercepts_.setter
     def intercepts_(self, value: list[ArrayLike]) -> None:
-        _assign(self.intercepts_, value, "intercepts_")
+        assign(self.intercepts_, value, "intercepts_")
 
     def _forward(self, X: Any) -> NDArray[Any]:
         check_is_fitted(self, "network_")
@@ -420,12 +400,19 @@ class _BaseMLP(Parameters):
         return tags
 
 
-def _assign(views: list[NDArray[Any]], value: list[ArrayLike], name: str) -> None:
-    if len(value) != len(views):
-        msg = f"{name}: expected {len(views)} layers, got {len(value)}"
-        raise ValueError(msg)
-    for i, v in enumerate(value):
-        views[i] = np.asarray(v)
+def _weights(sample_weight: Any, class_weights: NDArray[np.float64] | None, X: Any) -> Any:
+    """The samples' weights in X's dtype: ``sample_weight`` checked as scikit-learn checks it,
+    times each sample's class weight in float64 (as ``compute_sample_weight(class_weight, y) *
+    sample_weight`` would be, so that the two fits are the same to the bit)."""
+    if class_weights is None:
+        if sample_weight is None:
+            return None
+        return _check_sample_weight(sample_weight, X, dtype=X.dtype, ensure_non_negative=True)
+    if sample_weight is not None:
+        class_weights = class_weights * _check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True
+        )
+    return class_weights.astype(X.dtype)
 
 
 def _dense(X: Any, dtype: Any) -> Any:

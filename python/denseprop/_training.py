@@ -65,8 +65,9 @@ class Strategy(Protocol):
     leader: bool  # prints
 
     @property
-    def reduce(self) -> Callable[[float, int], tuple[float, int]] | None:
-        """Sums a step's gradient and (loss, samples) over the processes; None alone."""
+    def reduce(self) -> Callable[[float, int, float], tuple[float, int, float]] | None:
+        """Sums a step's gradient and (loss, samples, weight) over the processes; None
+        alone."""
 
     @property
     def after_epoch(self) -> Callable[[], None] | None:
@@ -83,10 +84,10 @@ class Strategy(Protocol):
     def start(self, net: Any) -> None:
         """Before a fit's first epoch."""
 
-    def score(self, net: Any, x: NDArray[Any], y: NDArray[Any]) -> float:
+    def score(self, net: Any, x: NDArray[Any], y: NDArray[Any], sample_weight: Any) -> float:
         """`Network.score` of the validation data."""
 
-    def train_step(self, net: Any, x: Any, y: Any) -> float:
+    def train_step(self, net: Any, x: Any, y: Any, sample_weight: Any) -> float:
         """`Network.train_step`."""
 
     def seed(self, rng: np.random.Generator) -> int:
@@ -114,11 +115,11 @@ class _Local:
     def start(self, net: Any) -> None:
         pass
 
-    def score(self, net: Any, x: NDArray[Any], y: NDArray[Any]) -> float:
-        return float(net.score(x, y))
+    def score(self, net: Any, x: NDArray[Any], y: NDArray[Any], sample_weight: Any) -> float:
+        return float(net.score(x, y, sample_weight))
 
-    def train_step(self, net: Any, x: Any, y: Any) -> float:
-        return float(net.train_step(x, y))
+    def train_step(self, net: Any, x: Any, y: Any, sample_weight: Any) -> float:
+        return float(net.train_step(x, y, sample_weight=sample_weight))
 
     def seed(self, rng: np.random.Generator) -> int:
         return int(rng.integers(2**63))
@@ -151,6 +152,7 @@ def run(
     core: Core,
     x: Any,
     y: NDArray[Any],
+    sample_weight: NDArray[Any] | None,
     plan: Plan,
     seed: int,
     strategy: Strategy,
@@ -160,8 +162,9 @@ def run(
     where: str,
     state_after: str,
 ) -> None:
-    """Train ``core`` on ``(x, y)`` (arrays ``core.check`` accepted: not scanned for NaN
-    again) as ``plan`` says, appending to the two curves.
+    """Train ``core`` on ``(x, y)`` weighted by ``sample_weight`` (arrays ``core.check``
+    accepted: x and y not scanned for NaN again) as ``plan`` says, appending to the two
+    curves.
 
     With ``early_stopping``, stops once the validation score (or, without
     ``validation_score``, the training loss) has not improved by ``tol`` for ``patience``
@@ -195,7 +198,7 @@ def run(
     state.seed, state.lr = seed, float(core.optimizer.lr)
     try:
         losses, scores, stop, _ = core.run_epochs(
-            x, y, state=state, max_epochs=plan.epochs, batch_size=plan.batch_size,
+            x, y, sample_weight, state=state, max_epochs=plan.epochs, batch_size=plan.batch_size,
             shuffle=plan.shuffle, stop="patience" if plan.early_stopping else "none",
             tol=plan.tol, n_iter_no_change=float(plan.patience), lr_init=state.lr,
             lr_schedule=plan.lr_schedule, warmup=plan.warmup,

@@ -5,10 +5,11 @@ A step on a rank's batch, as Horovod and PyTorch's DDP take it (C++: distributed
 
 1. C++ forms the gradient of the batch's *summed* loss in the network's gradient buffer (for
    DP-SGD the sum of the per-sample gradients, each clipped); an empty batch contributes 0.
-2. One small ``Allreduce`` of (loss, samples), then one of the gradient buffer in place (a
-   NumPy view of the C++ buffer, no copy): `_Reduction`, called back from C++.
-3. The optimizer step on the sum divided by the global sample count, the same on every rank
-   (DP-SGD adds its seeded noise once, the same on every rank, so it is one process's noise).
+2. One small ``Allreduce`` of (loss, samples, weight), then one of the gradient buffer in place
+   (a NumPy view of the C++ buffer, no copy): `_Reduction`, called back from C++.
+3. The optimizer step on the sum divided by the global sample count (with sample weights, the
+   global sum of the weights), the same on every rank (DP-SGD adds its seeded noise once, the
+   same on every rank, so it is one process's noise).
 
 Arguments are checked before the first collective, and an error on any rank is raised on every
 rank. `Strategy` hands these steps to the one training loop that `Network.fit` runs.
@@ -31,8 +32,9 @@ from mpi4py import MPI
 from numpy.typing import ArrayLike, NDArray
 
 from . import _checks
-from ._metrics import r2
+from ._metrics import check_targets, r2, weighted_hits
 from ._seam import seam_of
+from ._tables import LOSSES
 from ._training import diverged
 
 __all__ = ["Agreement", "Strategy", "broadcast_parameters", "score", "train_step"]
@@ -119,11 +121,14 @@ def _expect_same_parameters(net: Any, comm: MPI.Comm) -> None:
         raise RuntimeError(msg)
 
 
-def train_step(net: Any, x: ArrayLike, y: ArrayLike, comm: MPI.Comm) -> float:
-    """`Network.train_step` with ``comm``: one step on the union of every rank's batch; returns
-    its mean loss. The ranks must hold the same network and parameters (see
-    `broadcast_parameters`); networks of different sizes make the gradients' Allreduce fail,
-    which MPI reports by ending the job (fit checks the networks agree before it starts)."""
+def train_step(
+    net: Any, x: ArrayLike, y: ArrayLike, comm: MPI.Comm, sample_weight: ArrayLike | None = None
+) -> float:
+    """`Network.train_step` with ``comm``: one step on the union of every rank's batch, each
+    rank's ``sample_weight`` its own samples'; returns its (weighted) mean loss. The ranks must
+    hold the same network and parameters (see `broadcast_parameters`); networks of different
+    sizes make the gradients' Allreduce fail, which MPI reports by ending the job (fit checks
+    the networks agree before it starts)."""
     seam = seam_of(net)
     core = seam.core
     core.dropout_stream = comm.rank + 1  # each rank's own dropout masks
@@ -133,15 +138,15 @@ def train_step(net: Any, x: ArrayLike, y: ArrayLike, comm: MPI.Comm) -> float:
     try:  # the step's own checks, before any collective a failed rank would not reach
         xa, ya = seam.inputs(x), seam.targets(y)
         if (xa.shape[0] if xa.ndim else 0) == 0:  # no samples here in this step: it adds 0
-            _expect_empty(net, xa, ya)
-            xa = ya = None
+            _expect_empty(net, xa, ya, sample_weight)
+            xa = ya = sample_weight = None
         else:
-            core.check(xa, ya)
+            core.check(xa, ya, sample_weight)
     except Exception as e:
         failure = e
     if comm.allreduce(failure is not None, op=MPI.LOR):
         _raise_agreed(comm.allgather(_report(comm, failure)), failure)
-    loss, count = core.distributed_step(xa, ya, _Reduction(core, comm))
+    loss, count = core.distributed_step(xa, ya, _Reduction(core, comm), sample_weight)
     mean = float(loss / count)
     if not math.isfinite(mean):
         where, state = "", "as before the step"
@@ -150,25 +155,31 @@ def train_step(net: Any, x: ArrayLike, y: ArrayLike, comm: MPI.Comm) -> float:
 
 
 class _Reduction:
-    """A step's sum over the ranks, in place: its (loss, samples), then the gradient buffer."""
+    """A step's sum over the ranks, in place: its (loss, samples, weight), then the gradient
+    buffer."""
 
     def __init__(self, core: Any, comm: MPI.Comm) -> None:
         self.grads, self.comm = core.gradient_buffer, comm
 
-    def __call__(self, loss: float, samples: int) -> tuple[float, int]:
-        stats = np.array([loss, samples], dtype=np.float64)
+    def __call__(self, loss: float, samples: int, weight: float) -> tuple[float, int, float]:
+        stats = np.array([loss, samples, weight], dtype=np.float64)
         self.comm.Allreduce(MPI.IN_PLACE, stats, op=MPI.SUM)
         self.comm.Allreduce(MPI.IN_PLACE, self.grads, op=MPI.SUM)
-        return float(stats[0]), int(stats[1])
+        return float(stats[0]), int(stats[1]), float(stats[2])
 
 
-def _expect_empty(net: Any, x: NDArray[Any], y: NDArray[Any]) -> None:
-    """An empty batch must still have the shapes of a batch: x (0, inputs), y with 0 rows."""
+def _expect_empty(net: Any, x: NDArray[Any], y: NDArray[Any], sample_weight: Any) -> None:
+    """An empty batch must still have the shapes of a batch: x (0, inputs), y (and
+    ``sample_weight``, if given) with 0 rows."""
     if x.shape != (0, net.sizes[0]):
         msg = f"x: expected shape (batch, {net.sizes[0]}), got {x.shape}"
         raise ValueError(msg)
     if y.shape[:1] != (0,):
         msg = f"y: expected 0 rows to match x's batch of 0, got shape {y.shape}"
+        raise ValueError(msg)
+    if sample_weight is not None and np.shape(sample_weight) != (0,):
+        shape = np.shape(sample_weight)
+        msg = f"sample_weight: expected shape (0,) to match x's batch of 0, got {shape}"
         raise ValueError(msg)
 
 
@@ -203,11 +214,11 @@ class Strategy:
         """Rank 0's parameters and optimizer state on every rank."""
         broadcast_parameters(net, self.comm)
 
-    def score(self, net: Any, x: NDArray[Any], y: NDArray[Any]) -> float:
-        return score(net, x, y, self.comm)
+    def score(self, net: Any, x: NDArray[Any], y: NDArray[Any], sample_weight: Any) -> float:
+        return score(net, x, y, self.comm, sample_weight)
 
-    def train_step(self, net: Any, x: ArrayLike, y: ArrayLike) -> float:
-        return train_step(net, x, y, self.comm)
+    def train_step(self, net: Any, x: ArrayLike, y: ArrayLike, sample_weight: Any) -> float:
+        return train_step(net, x, y, self.comm, sample_weight)
 
     def seed(self, rng: np.random.Generator) -> int:
         """This rank's own, drawn from ``rng`` (the same on every rank)."""
@@ -218,17 +229,27 @@ class Strategy:
         return int(self.comm.allreduce(-(-n // batch_size), op=MPI.MAX))
 
 
-def score(net: Any, x: NDArray[Any], y: NDArray[Any], comm: MPI.Comm) -> float:
-    """`Network.score` of the union of every rank's ``(x, y)``: accuracy, or R² (the mean over
-    outputs), from sums reduced over the ranks; the same value on every rank."""
+def score(
+    net: Any, x: NDArray[Any], y: NDArray[Any], comm: MPI.Comm, sample_weight: Any = None
+) -> float:
+    """`Network.score` of the union of every rank's ``(x, y)``, each rank's samples weighted by
+    its ``sample_weight`` (a rank's may sum to 0): accuracy, or R² (the mean over outputs), from
+    sums reduced over the ranks; the same value on every rank."""
+    seam = seam_of(net)
+    x, y = seam.inputs(x), np.asarray(y)
+    labels = bool(LOSSES[net.loss]["labels"]) and y.ndim == 1
+    check_targets(y, x.shape[0] if x.ndim else 0, net.sizes[-1], labels)
+    if sample_weight is not None:
+        seam.core.check(x, seam.targets(y), sample_weight)  # the weights as a step takes them
+        sample_weight = np.asarray(sample_weight, dtype=np.float64)
+    out = net.forward(x)
     if net.is_classifier:
-        scored = y.size if net.loss == "binary_cross_entropy" else x.shape[0]
-        correct = round(net.score(x, y) * scored)
-        right, total = comm.allreduce(np.array([correct, scored], dtype=np.float64))
-        return float(right / total)
-    out = net.forward(x).astype(np.float64)
+        hits = comm.allreduce(np.array(weighted_hits(net.loss, out, y, sample_weight)))
+        return float(hits[0] / hits[1])
+    out = out.astype(np.float64)
     t = y.reshape(out.shape).astype(np.float64)
-    sums = comm.allreduce(np.concatenate([[len(t)], t.sum(axis=0)]))
+    w = np.ones((1, len(t))) if sample_weight is None else sample_weight[None, :]
+    sums = comm.allreduce(np.concatenate([w.sum(axis=1), (w * t.T).sum(axis=1)]))
     mean = sums[1:] / sums[0]
-    squares = np.stack([((t - out) ** 2).sum(axis=0), ((t - mean) ** 2).sum(axis=0)])
+    squares = np.stack([(w * (t - out).T ** 2).sum(axis=1), (w * (t - mean).T ** 2).sum(axis=1)])
     return r2(*comm.allreduce(squares))

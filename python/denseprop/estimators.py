@@ -23,15 +23,19 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import column_or_1d
 from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 
+from ._checks import is_real
+from ._estimator_params import ClassifierParameters
 from ._mlp import _SPARSE_FORMATS, _BaseMLP, _readable, validate_data
 from ._tables import LOSSES
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
-class MLPClassifier(ClassifierMixin, _BaseMLP):
+
+class MLPClassifier(ClassifierMixin, _BaseMLP, ClassifierParameters):
     """A multilayer perceptron classifier on denseprop's `Network`, as scikit-learn's.
 
     Parameters, their defaults and their checks are scikit-learn's ``MLPClassifier``'s, plus
@@ -39,11 +43,19 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     "leaky_relu", "gelu", ...), ``dtype``: None trains float32 data in float32 and anything
     else in float64, and ``compute_dtype``: "bfloat16" forms the network's products on
     bfloat16 operands with float32 sums, its parameters in float32 (see `denseprop.Network`;
-    with ``dtype=None`` any data then trains in float32). The output layer is softmax with
-    cross-entropy for more than two classes, one sigmoid with binary cross-entropy for two,
-    one sigmoid per label for a multilabel indicator ``y``. ``alpha`` is the L2 penalty
-    ``alpha / (2 Σw) ||W||²`` of each batch (Σw its weight: its size when unweighted), in the
-    gradient and in ``loss_curve_``, as in scikit-learn.
+    with ``dtype=None`` any data then trains in float32), and ``class_weight``, which
+    scikit-learn's ``MLPClassifier`` lacks, as its other classifiers define it: None, "balanced"
+    (``n_samples / (n_classes * np.bincount(y))``) or ``{label: weight}``; a fit then weighs
+    each sample by ``compute_sample_weight(class_weight, y)`` (times its ``sample_weight``), in
+    its loss and in early stopping's validation score, and is that fit's to the bit. A
+    multilabel ``y`` takes "balanced" (each label's column balanced, the weights multiplied)
+    or None; `partial_fit` takes no "balanced", which needs the whole of ``y``.
+
+    The output layer is softmax with cross-entropy for more than two classes, one sigmoid
+    with binary cross-entropy for two, one sigmoid per label for a multilabel indicator
+    ``y``. ``alpha`` is the L2 penalty ``alpha / (2 Σw) ||W||²`` of each batch (Σw its
+    weight: its size when unweighted), in the gradient and in ``loss_curve_``, as in
+    scikit-learn.
 
     Attributes: ``classes_``, ``loss_``, ``best_loss_``, ``loss_curve_``,
     ``validation_scores_``, ``best_validation_score_``, ``t_``, ``coefs_`` ``(in, out)`` and
@@ -54,7 +66,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def _validate_input(
         self, X: Any, y: Any, incremental: bool, reset: bool
-    ) -> tuple[Any, NDArray[Any]]:
+    ) -> tuple[Any, NDArray[Any], NDArray[np.float64] | None]:
         X, y = _readable(X, "X"), _readable(y, "y")
         X, y = validate_data(
             self,
@@ -67,6 +79,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
+        class_weights = self._class_weights(y)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
             self._label_binarizer = LabelBinarizer()
             self._label_binarizer.fit(y)
@@ -87,7 +100,27 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                     f"`self.classes_` has {self.classes_}. 'y' has {classes}."
                 )
                 raise ValueError(msg)
-        return X, self._label_binarizer.transform(y).astype(bool)
+        return X, self._label_binarizer.transform(y).astype(bool), class_weights
+
+    def _class_weights(self, y: NDArray[Any]) -> NDArray[np.float64] | None:
+        """Each sample's weight from ``class_weight`` (None without one): scikit-learn's
+        ``compute_sample_weight``, with its errors, and a ValueError naming ``class_weight``
+        for a weight that is not a finite number >= 0."""
+        class_weight = self.class_weight
+        if class_weight is None:
+            return None
+        if y.ndim == 2 and isinstance(class_weight, dict):
+            msg = f"class_weight: a multilabel y takes 'balanced' or None, got {class_weight!r}"
+            raise ValueError(msg)
+        weights: NDArray[np.float64] = compute_sample_weight(class_weight, y)
+        for label, weight in (class_weight.items() if isinstance(class_weight, dict) else ()):
+            if not (is_real(weight) and weight >= 0):
+                msg = (
+                    f"class_weight: the weight of class {label!r} must be a finite number "
+                    f">= 0, got {weight!r}"
+                )
+                raise ValueError(msg)
+        return weights
 
     def _network_loss(self) -> str:
         multiclass = self._label_binarizer.y_type_ == "multiclass"
@@ -111,6 +144,16 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
         ``classes``, every label ``y`` may ever hold, is needed on the first call.
         """
+        if isinstance(self.class_weight, str) and self.class_weight == "balanced":
+            msg = (
+                "class_weight 'balanced' is not supported for partial_fit. In order to use "
+                "'balanced' weights, use compute_class_weight('balanced', classes=classes, "
+                "y=y). In place of y you can use a large enough sample of the full training "
+                "set target to properly estimate the class frequency distributions. Pass the "
+                "resulting weights as the class_weight parameter, as "
+                "dict(zip(classes, weights))."
+            )
+            raise ValueError(msg)
         if _check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
             if type_of_target(y).startswith("multilabel"):
@@ -163,7 +206,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     ``(samples, outputs)``; `predict` returns the same shape. With ``early_stopping`` the
     validation score is R².
 
-    Attributes are `MLPClassifier`'s, without ``classes_``.
+    Attributes are `MLPClassifier`'s, without ``classes_``; it takes no ``class_weight``.
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
@@ -215,7 +258,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def _validate_input(
         self, X: Any, y: Any, incremental: bool, reset: bool
-    ) -> tuple[Any, NDArray[Any]]:
+    ) -> tuple[Any, NDArray[Any], None]:
         X, y = _readable(X, "X"), _readable(y, "y")
         X, y = validate_data(
             self,
@@ -232,7 +275,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if LOSSES[self._network_loss()]["nonnegative_targets"] and (y < 0).any():
             msg = f"y: loss={self.loss!r} needs y >= 0 (counts or rates), got {y.min()}"
             raise ValueError(msg)
-        return X, y
+        return X, y, None
 
     def _network_loss(self) -> str:
         return "poisson" if self.loss == "poisson" else "mse"

@@ -303,13 +303,19 @@ class Network(Learning):
             return (out > 0.5).astype(np.int64)
         return out
 
-    def score(self, x: ArrayLike, y: ArrayLike) -> float:
+    def score(self, x: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
         """Accuracy for classification (labels or one-hot ``y``); for regression R², the mean
-        over outputs as scikit-learn's ``r2_score``."""
+        over outputs as scikit-learn's ``r2_score``. ``sample_weight: (batch,)`` weighs each
+        sample as scikit-learn's ``accuracy_score`` and ``r2_score`` do; checked as a training
+        step checks it (finite, >= 0), and not all 0."""
         x, y = self._x(x), _core._as_array(y, "y")
         labels = bool(LOSSES[self.loss]["labels"]) and y.ndim == 1
         _metrics.check_targets(y, x.shape[0] if x.ndim else 0, self.sizes[-1], labels)
-        return _metrics.score(self.loss, self.forward(x), y)
+        weights = None
+        if sample_weight is not None:
+            self._core.check(x, self._y(y), self._weights(sample_weight))
+            weights = _checks.weights(sample_weight)
+        return _metrics.score(self.loss, self.forward(x), y, weights)
 
     # -- learning --------------------------------------------------------------------------
 

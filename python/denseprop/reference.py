@@ -506,6 +506,7 @@ def network_loss_and_gradients(
     compute_dtype: str | None = None,
     label_smoothing: float = 0.0,
     masks: Sequence[NDArray[Any] | None] | None = None,
+    sample_weight: NDArray[Any] | None = None,
 ) -> tuple[Any, list[tuple[NDArray[Any], NDArray[Any]]]]:
     """Loss of a multilayer perceptron and the gradients of every parameter.
 
@@ -520,6 +521,9 @@ def network_loss_and_gradients(
     ``label_smoothing`` as in `softmax_cross_entropy` (cross_entropy only). ``masks``: a training
     step's dropout, per layer ``(batch, out)`` values 0 or ``1 / (1 - p)`` (`dropout_mask`) or
     None: the next layer reads ``A[l] * mask``, and the gradient flows back through the mask.
+    ``sample_weight: (batch,)`` weighs each sample's loss ℓ_i: the mean is then
+    ``Σ w_i ℓ_i / Σ w_i`` (0, and no gradient, when the weights sum to 0), the sum
+    ``Σ w_i ℓ_i``.
     """
     if loss not in LOSSES:
         msg = f"loss: unknown {loss!r}, expected one of {', '.join(LOSSES)}"
@@ -536,7 +540,18 @@ def network_loss_and_gradients(
         inputs.append(a[-1] if mask is None else a[-1] * mask)
     grad: Any  # becomes None past the first layer, where no gradient is asked for
     smoothing = {"label_smoothing": label_smoothing} if label_smoothing else {}
-    value, grad = kernel(a[-1], y, reduction, **smoothing)
+    if sample_weight is None:
+        value, grad = kernel(a[-1], y, reduction, **smoothing)
+    elif reduction not in ("mean", "sum"):
+        msg = f"reduction: sample weights take 'mean' or 'sum', got {reduction!r}"
+        raise ValueError(msg)
+    else:
+        per_sample, grad = kernel(a[-1], y, "none", **smoothing)
+        w = np.asarray(sample_weight, dtype=np.float64)
+        total = w.sum() if reduction == "mean" else 1.0
+        scale = w / total if total > 0 else np.zeros_like(w)
+        value = float(scale @ per_sample.astype(np.float64))
+        grad = (grad * scale[:, None]).astype(grad.dtype)
     grads = []
     for l in range(len(weights) - 1, -1, -1):
         if l < len(weights) - 1 and masks[l] is not None:

@@ -37,12 +37,13 @@ template <class T> struct StepHalves {
   }
 
   // Second: one optimizer step on the mean gradient, grads() holding the gradient of a loss
-  // summed over `count` samples (a per-sample optimizer's noise added first); clipping to
+  // summed over `count` samples of total weight `weight` (`count` unweighted): the gradient is
+  // divided by the weight, as a weighted batch's mean is Σ w_i ℓ_i / Σ w_i (a weight of 0 leaves
+  // the zero gradient as it is; a per-sample optimizer's noise added first). Clipping to
   // max_grad_norm (in update()) takes the norm of that mean, the whole step's gradient, the same
-  // on every process. Returns whether
-  // the parameters stayed finite; when not and `undoable`, they and the optimizer state are put
-  // back.
-  static bool apply_gradient_sum(Network<T>& net, Index count, bool undoable) {
+  // on every process. Returns whether the parameters stayed finite; when not and `undoable`,
+  // they and the optimizer state are put back.
+  static bool apply_gradient_sum(Network<T>& net, Index count, double weight, bool undoable) {
     auto& opt = net.optimizer_;
     if (undoable) {
       net.saved_params_.assign(net.params_.begin(), net.params_.end());
@@ -52,7 +53,7 @@ template <class T> struct StepHalves {
     if (opt.info().per_sample)
       opt.privatise(net.grads_.data(), net.parameter_count(), count);
     else
-      Vec<T>(net.grads_.data(), net.parameter_count()) /= T(count);
+      Vec<T>(net.grads_.data(), net.parameter_count()) /= T(weight > 0 ? weight : 1);
     net.update();
     if (net.parameters_finite()) return true;
     if (undoable) {
@@ -63,19 +64,36 @@ template <class T> struct StepHalves {
   }
 };
 
-// The summed loss and samples of one step over every process, from this process's batch.
-// reduce(loss, samples) adds grads() up over the processes in place and returns the processes'
-// total {loss, samples}. NaN, and nothing updated, when any process's loss was not finite; NaN
-// after the update when it overflowed a parameter (then undone when `undoable`).
+// What a step's reduce returns: the processes' summed loss, samples and weight (the sum of
+// the samples' weights, their count when unweighted).
+struct StepTotals {
+  double sum;
+  Index samples;
+  double weight;
+};
+
+// The loss and samples of one step over every process, from this process's batch.
+// reduce(loss, samples, weight) adds grads() up over the processes in place and returns their
+// `StepTotals`. The step is on the weighted mean Σ w_i ℓ_i / Σ w_i of the union of the batches;
+// the returned sum is that mean times the samples, as an unweighted batch's summed loss (so an
+// epoch's loss is the mean of its batches', each counted by its size, as a process's own
+// epoch). NaN, and nothing updated, when any process's loss was not finite; NaN after the
+// update when it overflowed a parameter (then undone when `undoable`).
 template <class T, class X, class Reduce>
 typename Network<T>::BatchLoss distributed_step(Network<T>& net, const X& x, Targets<T> y,
                                                 Index batch, Reduce& reduce, bool undoable) {
   const double loss = StepHalves<T>::gradient_sum(net, x, y, batch);
-  auto total = reduce(loss, batch);
+  const double weight = y.weights ? weight_sum(y.weights, batch) : double(batch);
+  const StepTotals total = reduce(loss, batch, weight);
   if (total.samples == 0) throw std::invalid_argument("x: the batch is empty on every rank");
-  if (std::isfinite(total.sum) && !StepHalves<T>::apply_gradient_sum(net, total.samples, undoable))
-    total.sum = std::numeric_limits<double>::quiet_NaN();
-  return total;
+  // unweighted (weight == samples), the summed loss itself, untouched by rounding
+  double sum = total.sum;
+  if (total.weight != double(total.samples))
+    sum = total.weight > 0 ? total.sum / total.weight * double(total.samples) : 0.0 * total.sum;
+  if (std::isfinite(sum) &&
+      !StepHalves<T>::apply_gradient_sum(net, total.samples, total.weight, undoable))
+    sum = std::numeric_limits<double>::quiet_NaN();
+  return {sum, total.samples};
 }
 
 // Steps for the one training loop (training.hpp), each process on its own shard: every epoch
