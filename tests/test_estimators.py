@@ -287,3 +287,26 @@ def test_the_two_estimators_take_the_same_parameters_and_one_more_each():
         for estimator in (MLPClassifier, MLPRegressor):
             sklearns = inspect.signature(getattr(neural_network, estimator.__name__)).parameters
             assert inspect.signature(estimator).parameters[name].default == sklearns[name].default
+
+
+def test_dropout_trains_as_the_network_does_and_predicts_without_it(rng):
+    """MLPClassifier(dropout=p) is the Network's dropout: the fit differs from dropout=0, is
+    reproducible from random_state, predicts with the evaluation model (its network's forward),
+    and lbfgs, whose objective is the whole set's loss, refuses it."""
+    x, y = load_digits(return_X_y=True)
+    x = x[:400] / 16
+    y = y[:400]
+    fits = [MLPClassifier((32,), dropout=p, learning_rate_init=0.01, max_iter=30,
+                          random_state=0).fit(x, y)
+            for p in (0.0, 0.2, 0.2)]  # fmt: skip
+    assert not np.array_equal(fits[0].network_.params, fits[1].network_.params)
+    np.testing.assert_array_equal(fits[1].network_.params, fits[2].network_.params)
+    np.testing.assert_array_equal(fits[1].predict_proba(x), fits[1].network_.forward(x))
+    assert fits[1].score(x, y) > 0.9
+    assert MLPClassifier((32, 16), dropout=[0.1, 0.3]).get_params()["dropout"] == [0.1, 0.3]
+    with pytest.raises(ValueError, match="^dropout: lbfgs minimises"):
+        MLPClassifier((8,), solver="lbfgs", dropout=0.1).fit(x, y)
+    with pytest.raises(ValueError, match="dropout"):
+        MLPRegressor((8,), dropout=1.0).fit(x, y.astype(float))
+    with pytest.raises(ValueError, match=r"dropout: expected one probability per hidden layer"):
+        MLPClassifier((8, 8), dropout=[0.1]).fit(x, y)

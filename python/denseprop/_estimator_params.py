@@ -55,6 +55,7 @@ class Parameters(BaseEstimator):
         "max_fun": [Interval(Integral, 1, None, closed="left")],
         "dtype": [None, StrOptions({"float32", "float64"})],
         "compute_dtype": [None, StrOptions({"bfloat16"})],
+        "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
     }
 
     def __init__(
@@ -85,6 +86,7 @@ class Parameters(BaseEstimator):
         max_fun: int = 15000,
         dtype: str | None = None,
         compute_dtype: str | None = None,
+        dropout: float | Any = 0.0,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -111,6 +113,7 @@ class Parameters(BaseEstimator):
         self.max_fun = max_fun
         self.dtype = dtype
         self.compute_dtype = compute_dtype
+        self.dropout = dropout
 
 
 class ClassifierParameters(Parameters):
@@ -151,6 +154,7 @@ class ClassifierParameters(Parameters):
         max_fun: int = 15000,
         dtype: str | None = None,
         compute_dtype: str | None = None,
+        dropout: float | Any = 0.0,
         class_weight: dict[Any, float] | str | None = None,
     ) -> None:
         super().__init__(
@@ -161,6 +165,6 @@ class ClassifierParameters(Parameters):
             nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
             epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun, dtype=dtype,
-            compute_dtype=compute_dtype,
+            compute_dtype=compute_dtype, dropout=dropout,
         )  # fmt: skip
         self.class_weight = class_weight

@@ -93,6 +93,10 @@ class _BaseMLP(Parameters):
                 "got dtype='float64'"
             )
             raise ValueError(msg)
+        if self.solver == "lbfgs" and np.any(np.asarray(self.dropout, dtype=float) > 0):
+            msg = ("dropout: lbfgs minimises the whole set's loss, which dropout would make "
+                   "random; use solver='sgd' or 'adam'")  # fmt: skip
+            raise ValueError(msg)
         sizes = self.hidden_layer_sizes
         hidden = list(sizes) if hasattr(sizes, "__iter__") else [sizes]
         if np.any(np.array(hidden) <= 0):
@@ -137,9 +141,11 @@ class _BaseMLP(Parameters):
             "poisson": "exp",
         }[loss]
         activation = _ACTIVATIONS[self.activation]
-        self.network_ = Network(
-            layer_units, activation, loss, dtype=dtype, seed=0, compute_dtype=self.compute_dtype
-        )
+        self.network_ = Network(layer_units, activation, loss, dtype=dtype, seed=0,
+                                compute_dtype=self.compute_dtype, dropout=self.dropout)  # fmt: skip
+        seam = seam_of(self.network_)
+        if any(seam.config["dropout"]):  # the masks' stream, from random_state (drawn only then)
+            seam.core.dropout_seed = int(self._random_state.randint(2**62, dtype=np.int64))
         factor = 2.0 if activation == "sigmoid" else 6.0
         for w, b in zip(self.network_.weights, self.network_.biases):
             fan_out, fan_in = w.shape

@@ -49,7 +49,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP, ClassifierParameters):
     each sample by ``compute_sample_weight(class_weight, y)`` (times its ``sample_weight``), in
     its loss and in early stopping's validation score, and is that fit's to the bit. A
     multilabel ``y`` takes "balanced" (each label's column balanced, the weights multiplied)
-    or None; `partial_fit` takes no "balanced", which needs the whole of ``y``.
+    or None; `partial_fit` takes no "balanced", which needs the whole of ``y``. ``dropout``,
+    also an addition: the network's inverted dropout on the hidden layers in training (one
+    probability, or one per hidden layer; see `denseprop.Network`), with sgd or adam; the
+    masks come from ``random_state``.
 
     The output layer is softmax with cross-entropy for more than two classes, one sigmoid
     with binary cross-entropy for two, one sigmoid per label for a multilabel indicator
@@ -243,6 +246,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         max_fun: int = 15000,
         dtype: str | None = None,
         compute_dtype: str | None = None,
+        dropout: float | Any = 0.0,
     ) -> None:
         super().__init__(
             hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
@@ -252,7 +256,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
             validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
             epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun, dtype=dtype,
-            compute_dtype=compute_dtype,
+            compute_dtype=compute_dtype, dropout=dropout,
         )  # fmt: skip
         self.loss = loss
 
