@@ -304,7 +304,7 @@ def test_dropout_trains_as_the_network_does_and_predicts_without_it(rng):
     np.testing.assert_array_equal(fits[1].predict_proba(x), fits[1].network_.forward(x))
     assert fits[1].score(x, y) > 0.9
     assert MLPClassifier((32, 16), dropout=[0.1, 0.3]).get_params()["dropout"] == [0.1, 0.3]
-    with pytest.raises(ValueError, match="^dropout: lbfgs minimises"):
+    with pytest.raises(ValueError, match=r"^dropout: lbfgs minimises"):
         MLPClassifier((8,), solver="lbfgs", dropout=0.1).fit(x, y)
     with pytest.raises(ValueError, match="dropout"):
         MLPRegressor((8,), dropout=1.0).fit(x, y.astype(float))
