@@ -14,6 +14,7 @@ RECIPES = [
     ("plain", {}, {}),
     ("dropout 0.1", {"dropout": 0.1}, {}),
     ("label smoothing 0.1", {"label_smoothing": 0.1}, {}),
+    ("max_grad_norm 1.0", {}, {"max_grad_norm": 1.0}),
 ]
 
 
