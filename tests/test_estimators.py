@@ -264,9 +264,9 @@ def test_too_few_samples_for_early_stopping(rng):
 
 
 def test_the_two_estimators_take_the_same_parameters_and_one_more_each():
-    """Their shared parameters are declared once (_estimator_params.Parameters); the classifier
-    adds ``class_weight`` after them (ClassifierParameters), the regressor restates them only
-    to put ``loss`` first, as scikit-learn's MLPRegressor does."""
+    """Their shared parameters are declared once (_estimator_params.SHARED); the classifier
+    adds ``class_weight`` after them (ClassifierParameters), the regressor ``loss`` before them,
+    as scikit-learn's MLPRegressor has it."""
     import inspect
 
     from denseprop._estimator_params import Parameters

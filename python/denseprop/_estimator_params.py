@@ -1,12 +1,13 @@
 """The scikit-learn estimators' parameters, apart from their training: each parameter's
-default (in `Parameters.__init__`, as scikit-learn's own MLPs declare them) and its constraint
-(scikit-learn's checks), and how those that are optimizer settings map onto denseprop's
-(`_OPTIMIZER_SETTINGS`). `MLPClassifier` adds ``class_weight`` after these
-(`ClassifierParameters`), `MLPRegressor` ``loss`` in front of them; a test keeps their
-signatures these with their one parameter more."""
+default, declared once as a signature (`SHARED`, in scikit-learn's MLPs' order), and its
+constraint (scikit-learn's checks), and how those that are optimizer settings map onto
+denseprop's (`_OPTIMIZER_SETTINGS`). `MLPClassifier` adds ``class_weight`` after these
+(`ClassifierParameters`), `MLPRegressor` ``loss`` in front of them; each ``__init__`` is made
+from the signature (`_init_of`)."""
 
 from __future__ import annotations
 
+import inspect
 from numbers import Integral, Real
 from typing import Any, ClassVar
 
@@ -21,6 +22,61 @@ _ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", **{n: n for n in 
 # scikit-learn's name of each optimizer setting it has -> denseprop's (optimizers.hpp's table)
 _OPTIMIZER_SETTINGS = {"momentum": "momentum", "nesterovs_momentum": "nesterov",
                        "beta_1": "beta1", "beta_2": "beta2", "epsilon": "eps"}  # fmt: skip
+
+
+def _declared(
+    self: Any,
+    hidden_layer_sizes: Any = (100,),
+    activation: str = "relu",
+    *,
+    solver: str = "adam",
+    alpha: float = 1e-4,
+    batch_size: int | str = "auto",
+    learning_rate: str = "constant",
+    learning_rate_init: float = 1e-3,
+    power_t: float = 0.5,
+    max_iter: int = 200,
+    shuffle: bool = True,
+    random_state: Any = None,
+    tol: float = 1e-4,
+    verbose: bool | int = False,
+    warm_start: bool = False,
+    momentum: float = 0.9,
+    nesterovs_momentum: bool = True,
+    early_stopping: bool = False,
+    validation_fraction: float = 0.1,
+    beta_1: float = 0.9,
+    beta_2: float = 0.999,
+    epsilon: float = 1e-8,
+    n_iter_no_change: float = 10,
+    max_fun: int = 15000,
+    dtype: str | None = None,
+    compute_dtype: str | None = None,
+    dropout: float | Any = 0.0,
+) -> None:
+    """The parameters the two estimators share, in scikit-learn's MLPs' order and with their
+    defaults: declared here once, as a signature (`SHARED`)."""
+
+
+#: The shared parameters, ``self`` first: `MLPClassifier`'s signature, and `MLPRegressor`'s
+#: after its ``loss``.
+SHARED = list(inspect.signature(_declared).parameters.values())
+
+
+def _init_of(parameters: list[inspect.Parameter]) -> Any:
+    """An ``__init__`` taking ``parameters`` (``self`` first) that stores each argument under
+    its name and nothing else, as scikit-learn requires; ``inspect.signature``, and so
+    scikit-learn's ``get_params``, ``clone`` and ``repr``, read its ``__signature__``."""
+    signature = inspect.Signature(parameters)
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        for name, value in list(bound.arguments.items())[1:]:
+            setattr(self, name, value)
+
+    __init__.__signature__ = signature  # type: ignore[attr-defined]
+    return __init__
 
 
 class Parameters(BaseEstimator):
@@ -58,62 +114,7 @@ class Parameters(BaseEstimator):
         "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
     }
 
-    def __init__(
-        self,
-        hidden_layer_sizes: Any = (100,),
-        activation: str = "relu",
-        *,
-        solver: str = "adam",
-        alpha: float = 1e-4,
-        batch_size: int | str = "auto",
-        learning_rate: str = "constant",
-        learning_rate_init: float = 1e-3,
-        power_t: float = 0.5,
-        max_iter: int = 200,
-        shuffle: bool = True,
-        random_state: Any = None,
-        tol: float = 1e-4,
-        verbose: bool | int = False,
-        warm_start: bool = False,
-        momentum: float = 0.9,
-        nesterovs_momentum: bool = True,
-        early_stopping: bool = False,
-        validation_fraction: float = 0.1,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-8,
-        n_iter_no_change: float = 10,
-        max_fun: int = 15000,
-        dtype: str | None = None,
-        compute_dtype: str | None = None,
-        dropout: float | Any = 0.0,
-    ) -> None:
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.solver = solver
-        self.alpha = alpha
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
-        self.dtype = dtype
-        self.compute_dtype = compute_dtype
-        self.dropout = dropout
+    __init__ = _init_of(SHARED)
 
 
 class ClassifierParameters(Parameters):
@@ -126,45 +127,6 @@ class ClassifierParameters(Parameters):
         "class_weight": [StrOptions({"balanced"}), dict, None],
     }
 
-    def __init__(
-        self,
-        hidden_layer_sizes: Any = (100,),
-        activation: str = "relu",
-        *,
-        solver: str = "adam",
-        alpha: float = 1e-4,
-        batch_size: int | str = "auto",
-        learning_rate: str = "constant",
-        learning_rate_init: float = 1e-3,
-        power_t: float = 0.5,
-        max_iter: int = 200,
-        shuffle: bool = True,
-        random_state: Any = None,
-        tol: float = 1e-4,
-        verbose: bool | int = False,
-        warm_start: bool = False,
-        momentum: float = 0.9,
-        nesterovs_momentum: bool = True,
-        early_stopping: bool = False,
-        validation_fraction: float = 0.1,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-8,
-        n_iter_no_change: float = 10,
-        max_fun: int = 15000,
-        dtype: str | None = None,
-        compute_dtype: str | None = None,
-        dropout: float | Any = 0.0,
-        class_weight: dict[Any, float] | str | None = None,
-    ) -> None:
-        super().__init__(
-            hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
-            learning_rate=learning_rate, learning_rate_init=learning_rate_init,
-            power_t=power_t, max_iter=max_iter, shuffle=shuffle, random_state=random_state,
-            tol=tol, verbose=verbose, warm_start=warm_start, momentum=momentum,
-            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
-            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
-            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun, dtype=dtype,
-            compute_dtype=compute_dtype, dropout=dropout,
-        )  # fmt: skip
-        self.class_weight = class_weight
+    __init__ = _init_of(
+        [*SHARED, inspect.Parameter("class_weight", inspect.Parameter.KEYWORD_ONLY, default=None)]
+    )

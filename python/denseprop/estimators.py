@@ -15,6 +15,7 @@ in `_mlp`.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, ClassVar
 
 import numpy as np
@@ -28,7 +29,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 
 from ._checks import is_real
-from ._estimator_params import ClassifierParameters
+from ._estimator_params import SHARED, ClassifierParameters, _init_of
 from ._mlp import _SPARSE_FORMATS, _BaseMLP, _readable, validate_data
 from ._tables import LOSSES
 
@@ -217,48 +218,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         "loss": [StrOptions({"squared_error", "poisson"})],
     }
 
-    def __init__(
-        self,
-        loss: str = "squared_error",
-        hidden_layer_sizes: Any = (100,),
-        activation: str = "relu",
-        *,
-        solver: str = "adam",
-        alpha: float = 1e-4,
-        batch_size: int | str = "auto",
-        learning_rate: str = "constant",
-        learning_rate_init: float = 1e-3,
-        power_t: float = 0.5,
-        max_iter: int = 200,
-        shuffle: bool = True,
-        random_state: Any = None,
-        tol: float = 1e-4,
-        verbose: bool | int = False,
-        warm_start: bool = False,
-        momentum: float = 0.9,
-        nesterovs_momentum: bool = True,
-        early_stopping: bool = False,
-        validation_fraction: float = 0.1,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-8,
-        n_iter_no_change: float = 10,
-        max_fun: int = 15000,
-        dtype: str | None = None,
-        compute_dtype: str | None = None,
-        dropout: float | Any = 0.0,
-    ) -> None:
-        super().__init__(
-            hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
-            learning_rate=learning_rate, learning_rate_init=learning_rate_init,
-            power_t=power_t, max_iter=max_iter, shuffle=shuffle, random_state=random_state,
-            tol=tol, verbose=verbose, warm_start=warm_start, momentum=momentum,
-            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
-            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
-            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun, dtype=dtype,
-            compute_dtype=compute_dtype, dropout=dropout,
-        )  # fmt: skip
-        self.loss = loss
+    __init__ = _init_of([SHARED[0], inspect.Parameter(
+        "loss", inspect.Parameter.POSITIONAL_OR_KEYWORD, default="squared_error"), *SHARED[1:]])
 
     def _validate_input(
         self, X: Any, y: Any, incremental: bool, reset: bool
