@@ -116,10 +116,11 @@ def dropout(value: Any, hidden: int) -> list[float]:
 
 
 def weights(sample_weight: Any) -> NDArray[np.float64]:
-    """Sample weights the compiled module accepted (finite, >= 0, one per sample) as float64,
-    which must not all be 0: the weighted mean of a set weighing nothing is undefined."""
+    """Sample weights as float64, which must not all be 0: the weighted mean of a set weighing
+    nothing is undefined. Their other checks (finite, >= 0, one per sample) are the compiled
+    module's: weights that fail those pass here, to be refused there by name."""
     w = np.asarray(sample_weight, dtype=np.float64)
-    if not w.sum() > 0:
+    if np.isfinite(w).all() and (w >= 0).all() and not w.sum() > 0:
         msg = "sample_weight: the weights are all 0; at least one sample must weigh more"
         raise ValueError(msg)
     return w

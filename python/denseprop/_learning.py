@@ -223,7 +223,7 @@ class Learning:
             lr_schedule = _checks.name(lr_schedule, "lr_schedule", tuple(LR_SCHEDULES))
             warmup = _checks.fraction(warmup, "warmup")
             x, y, w, validation = self._training_data(
-                x, y, sample_weight, validation_data, whole=comm is None
+                x, y, sample_weight, validation_data, strategy.prechecks
             )
             batch_size, rng = strategy.batching(x.shape[0], batch_size, seed, agreed.seed)
             noisy = isinstance(optimizer, str) and OPTIMIZERS.get(optimizer, {}).get("per_sample")
@@ -277,7 +277,7 @@ class Learning:
         strategy = _strategy(self, comm)
         saved = _training.Snapshot.take(self._core, self.loss_curve_, self.validation_scores_)
         with strategy.agreement(lambda: self._restore(saved)) as agreed:
-            x, y, w, _ = self._training_data(x, y, sample_weight, None, whole=comm is None)
+            x, y, w, _ = self._training_data(x, y, sample_weight, None, strategy.prechecks)
             batch_size, rng = strategy.batching(x.shape[0], batch_size, seed, agreed.seed)
             agreed.settings = {"network": self._config, "optimizer": self.optimizer,
                                "batch_size": batch_size, "shuffle": shuffle}  # fmt: skip
@@ -300,12 +300,17 @@ class Learning:
         return None if sample_weight is None else self._cast(sample_weight, "sample_weight")
 
     def _training_data(
-        self, x: ArrayLike, y: ArrayLike, sample_weight: Any, validation_data: Any, whole: bool
+        self, x: ArrayLike, y: ArrayLike, sample_weight: Any, validation_data: Any,
+        prechecks: bool,
     ) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any] | None, tuple[Any, ...] | None]:
-        """Checks every array of a fit before the first step, so a bad one changes nothing.
-        (The epochs then trust them: x and y are scanned for NaN once, here.) ``whole``: the
-        weights are all of the data's (not one rank's shard), so they must not all be 0."""
-        x, y, w = self._checked_weighted(x, y, sample_weight, whole)
+        """A fit's arrays as the kernels read them. The training arrays are checked here when
+        the strategy ``prechecks`` (over MPI: they are a rank's shard, whose weights may all be
+        0), else by the training loop as it starts, in the same C++ checks (x and y cross into
+        C++ once and are scanned for NaN once); the validation arrays always here, before the
+        first epoch. A bad array raises before the first step; the caller puts back what it
+        set."""
+        x, y, w = self._checked_weighted(x, y, sample_weight, whole=not prechecks,
+                                         check=prechecks)  # fmt: skip
         validation = None
         if validation_data is not None:
             if not (isinstance(validation_data, tuple) and len(validation_data) in (2, 3)):
@@ -313,7 +318,8 @@ class Learning:
                 raise TypeError(msg)
             try:
                 x_val, y_val, *w_val = validation_data
-                validation = self._checked_weighted(x_val, y_val, (w_val or [None])[0], whole)
+                validation = self._checked_weighted(x_val, y_val, (w_val or [None])[0],
+                                                    whole=not prechecks)  # fmt: skip
             except (TypeError, ValueError) as e:
                 msg = f"validation_data: {e}"
                 raise type(e)(msg) from None
@@ -321,12 +327,13 @@ class Learning:
         return x, np.ascontiguousarray(y), w, validation
 
     def _checked_weighted(
-        self, x: ArrayLike, y: ArrayLike, sample_weight: Any, whole: bool
+        self, x: ArrayLike, y: ArrayLike, sample_weight: Any, whole: bool, check: bool = True
     ) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any] | None]:
-        """``(x, y, sample_weight)`` coerced and checked as a training step would check them;
-        the weights not all 0 when they are the ``whole`` data's."""
+        """``(x, y, sample_weight)`` coerced, and with ``check`` checked as a training step
+        would check them; the weights not all 0 when they are the ``whole`` data's."""
         xa, ya, w = self._x(x), self._y(y), self._weights(sample_weight)
-        self._core.check(xa, ya, w)
+        if check or xa.ndim != 2:  # the loop checks the rest; a fit reads x's rows before it
+            self._core.check(xa, ya, w)
         if w is not None and whole:
             _checks.weights(w)
         return xa, ya, w

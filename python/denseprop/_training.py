@@ -63,6 +63,9 @@ class Strategy(Protocol):
     hand theirs to the loop instead of branching on ``comm``."""
 
     leader: bool  # prints
+    # a fit's arrays are checked before it starts (else the loop checks them as it starts): over
+    # MPI an error must be agreed on before the first collective
+    prechecks: bool
 
     @property
     def reduce(self) -> Callable[[float, int, float], tuple[float, int, float]] | None:
@@ -101,6 +104,7 @@ class _Local:
     """A process training alone."""
 
     leader = True
+    prechecks = False
     reduce = None
     after_epoch = None
 
@@ -205,7 +209,7 @@ def run(
             after_epoch=after_epoch if work else None, scored=scored,
             best_params=core.params.copy() if scored and plan.early_stopping else None,
             reduce=strategy.reduce, steps=strategy.steps(x.shape[0], plan.batch_size),
-            checked=True,
+            checked=strategy.prechecks,
         )  # fmt: skip
     finally:
         bar.close()

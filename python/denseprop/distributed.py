@@ -193,6 +193,7 @@ class Strategy:
     def __init__(self, net: Any, comm: MPI.Comm) -> None:
         self.comm: MPI.Comm = comm
         self.leader = comm.rank == 0
+        self.prechecks = True
         core = seam_of(net).core
         core.dropout_stream = comm.rank + 1  # each rank's own dropout masks
         self.reduce = _Reduction(core, comm)
