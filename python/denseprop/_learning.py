@@ -137,8 +137,10 @@ class Learning:
         every rank; the ranks must start from the same network (`denseprop.distributed`).
         """
         weights = self._weights(sample_weight)
-        if comm is not None:
-            return _strategy(self, comm).train_step(self, x, y, weights)
+        if comm is not None:  # one step, not a loop: no strategy to hand it
+            from . import distributed
+
+            return distributed.train_step(self, x, y, comm, weights)
         loss = self._core.train_step(self._x(x), self._y(y), weights)
         if not np.isfinite(loss):
             where, state = "", "as before the step"

@@ -59,8 +59,8 @@ class Snapshot:
 
 class Strategy(Protocol):
     """How a Network trains: by this process alone (`LOCAL`) or by several together
-    (`denseprop.distributed.Strategy`, MPI). `Network.fit`, `partial_fit` and `train_step`
-    hand theirs to the loop instead of branching on ``comm``."""
+    (`denseprop.distributed.Strategy`, MPI). `Network.fit` and `partial_fit` hand theirs to
+    the loop instead of branching on ``comm``."""
 
     leader: bool  # prints
     # a fit's arrays are checked before it starts (else the loop checks them as it starts): over
@@ -90,9 +90,6 @@ class Strategy(Protocol):
     def score(self, net: Any, x: NDArray[Any], y: NDArray[Any], sample_weight: Any) -> float:
         """`Network.score` of the validation data."""
 
-    def train_step(self, net: Any, x: Any, y: Any, sample_weight: Any) -> float:
-        """`Network.train_step`."""
-
     def seed(self, rng: np.random.Generator) -> int:
         """The seed of this process's reshuffles."""
 
@@ -121,9 +118,6 @@ class _Local:
 
     def score(self, net: Any, x: NDArray[Any], y: NDArray[Any], sample_weight: Any) -> float:
         return float(net.score(x, y, sample_weight))
-
-    def train_step(self, net: Any, x: Any, y: Any, sample_weight: Any) -> float:
-        return float(net.train_step(x, y, sample_weight=sample_weight))
 
     def seed(self, rng: np.random.Generator) -> int:
         return int(rng.integers(2**63))

@@ -218,9 +218,6 @@ class Strategy:
     def score(self, net: Any, x: NDArray[Any], y: NDArray[Any], sample_weight: Any) -> float:
         return score(net, x, y, self.comm, sample_weight)
 
-    def train_step(self, net: Any, x: ArrayLike, y: ArrayLike, sample_weight: Any) -> float:
-        return train_step(net, x, y, self.comm, sample_weight)
-
     def seed(self, rng: np.random.Generator) -> int:
         """This rank's own, drawn from ``rng`` (the same on every rank)."""
         return int(np.random.default_rng([int(rng.integers(2**63)), self.comm.rank])

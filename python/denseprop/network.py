@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -27,12 +27,7 @@ from ._seam import Seam
 from ._tables import LOSSES
 from .sparse import is_sparse
 
-if TYPE_CHECKING:
-    pass
-
 __all__ = ["Network"]
-
-_Method = TypeVar("_Method", bound=Callable[..., Any])
 
 
 class Network(Learning):
