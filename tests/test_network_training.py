@@ -342,3 +342,22 @@ def test_dpsgd_takes_no_sample_weights(rng):
     with pytest.raises(ValueError, match=r"^sample_weight: dpsgd clips each sample's gradient"):
         net.fit(x, y, epochs=1, optimizer="dpsgd", sample_weight=np.ones(3))
     np.testing.assert_array_equal(net.params, before)
+
+
+def test_the_convergence_rule_compares_as_scikit_learn_ties_included(rng):
+    """Unscored, an epoch fails when loss > best_loss - tol (scikit-learn's own comparison): an
+    epoch whose loss equals the best with tol 0 is not a failure, and resets the count."""
+    x, y = rng.standard_normal((20, 4)), rng.integers(0, 3, 20)
+
+    def epoch(best_loss, failures):
+        net = denseprop.Network([4, 5, 3], "tanh", dtype=np.float64, seed=0)
+        state = denseprop._core.TrainingState()
+        state.best_loss, state.no_improvement = best_loss, failures
+        losses, *_ = net._core.run_epochs(x, y, state=state, max_epochs=1, batch_size=5,
+                                          shuffle=False, stop="convergence", tol=0.0,
+                                          n_iter_no_change=10.0)  # fmt: skip
+        return losses[0], state.no_improvement
+
+    loss, _ = epoch(np.inf, 0)
+    assert epoch(loss, 3) == (loss, 0)  # a tie improves nothing but fails nothing either
+    assert epoch(np.nextafter(loss, -np.inf), 3) == (loss, 4)

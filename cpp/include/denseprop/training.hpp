@@ -262,11 +262,10 @@ Stop run_epochs(Network<T>& net, const X& x, Targets<T> y, Index n, const Steps&
     const double best_value = scored ? best : -best;
     const bool improved = current > best_value + s.tol;  // false for NaN
     if (s.stop == StopRule::convergence) {
-      // scikit-learn's comparisons, NaN included: a NaN score resets the count
-      if (scored ? current < best_value + s.tol : !improved)
-        ++state.no_improvement;
-      else
-        state.no_improvement = 0;
+      // scikit-learn's comparisons as it writes them, ties and NaN included (a NaN score
+      // resets the count)
+      const bool failed = scored ? current < best + s.tol : loss > best - s.tol;
+      state.no_improvement = failed ? state.no_improvement + 1 : 0;
       if (scored && current > best) {
         best = current;
         keep_best();
