@@ -10,9 +10,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include "arrays.hpp"
+#include "denseprop/distributed.hpp"
 #include "denseprop/network.hpp"
 
 namespace denseprop::bindings {
@@ -205,6 +207,13 @@ std::optional<Array<T>> step_weights(Network<T>& net, py::handle obj, py::ssize_
     throw py::value_error(cat("sample_weight: ", net.optimizer().info().name,
                               " clips each sample's gradient and takes no sample weights"));
   return w;
+}
+
+// What Python's reduce(loss, samples, weight) returns for a distributed step (see
+// distributed.hpp), as the step reads it.
+inline StepTotals step_totals(const py::object& reduced) {
+  const auto t = reduced.cast<std::tuple<double, Index, double>>();
+  return {std::get<0>(t), std::get<1>(t), std::get<2>(t)};
 }
 
 }  // namespace denseprop::bindings

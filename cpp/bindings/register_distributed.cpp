@@ -3,7 +3,6 @@
 // and the step whose halves such a sum goes between (distributed.hpp). No MPI here: the package's
 // Python side (denseprop/distributed.py) does the communication.
 #include <string>
-#include <tuple>
 #include <utility>
 
 #include "denseprop/distributed.hpp"
@@ -25,17 +24,14 @@ template <class T> void bind_distributed(py::module_& m, const char* name) {
                             net.grads(), self);
            return a;
          },
-         "The gradients, laid out as params: a writable view, to be summed across processes "
-         "in place between clipped_gradient_sum or loss_and_gradients(reduction='sum') and "
-         "apply_gradient_sum.")
+         "The gradients, laid out as params: a writable view, summed across processes in place "
+         "between the two halves of distributed_step (by its reduce).")
       .def(
           "distributed_step",
           [](M& self, py::handle x_obj, py::handle y_obj, py::object reduce, py::handle w_obj) {
             auto reduced = [&](double loss, Index samples, double weight) {
               py::gil_scoped_acquire gil;
-              const auto total =
-                  reduce(loss, samples, weight).template cast<std::tuple<double, Index, double>>();
-              return StepTotals{std::get<0>(total), std::get<1>(total), std::get<2>(total)};
+              return step_totals(reduce(loss, samples, weight));
             };
             typename Network<T>::BatchLoss step;
             if (x_obj.is_none()) {  // this process has no samples in this step

@@ -11,7 +11,6 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include <tuple>
 #include <type_traits>
 
 #include "arrays.hpp"
@@ -171,11 +170,7 @@ template <class T> void bind_training(py::module_& m, const char* name) {
               return result;
             };
             auto reduced = [&](double loss, Index samples, double weight) {
-              return in_python([&] {
-                const auto total = reduce(loss, samples, weight)
-                                       .template cast<std::tuple<double, Index, double>>();
-                return StepTotals{std::get<0>(total), std::get<1>(total), std::get<2>(total)};
-              });
+              return in_python([&] { return step_totals(reduce(loss, samples, weight)); });
             };
             const Stop why = x.visit([&](const auto& in) {
               auto run = [&](const auto& steps_of, auto&& after) {
@@ -226,13 +221,11 @@ template <class T> void bind_training(py::module_& m, const char* name) {
           "state.seed, stopped early by `stop` ('none', 'convergence', 'patience'). Returns "
           "(losses, scores, 'max_epochs' | 'converged' | 'diverged', [(epoch, new learning "
           "rate), ...]). lr_schedule, warmup: the rate of each step (see lr_schedules()), with "
-          "schedule 'constant' only. alpha: scikit-learn's per-batch L2 penalty. validation: (x, "
-          "y, "
-          "sample_weight) scored in C++; after_epoch(epoch, loss): Python's work between epochs, "
-          "returning the epoch's score when `scored`. reduce(loss, samples, weight): sums the "
-          "gradient buffer and (loss, samples, weight) over processes, `steps` steps per epoch. "
-          "best_params "
-          "receives the parameters the rule keeps.");
+          "schedule 'constant' only. alpha: scikit-learn's per-batch L2 penalty. validation: "
+          "(x, y, sample_weight) scored in C++; after_epoch(epoch, loss): Python's work between "
+          "epochs, returning the epoch's score when `scored`. reduce(loss, samples, weight): "
+          "sums the gradient buffer and (loss, samples, weight) over processes, `steps` steps "
+          "per epoch. best_params receives the parameters the rule keeps.");
 }
 
 }  // namespace

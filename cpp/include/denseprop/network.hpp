@@ -427,7 +427,7 @@ template <class T> class Network {
   // 1/(1 − p), dropped(l) = a ⊙ mask(l). Value e of the layer is dropped when its 32 bits of
   // SplitMix64's stream are below p·2³²: the word (key + ⌊e/2⌋ γ) gives values 2⌊e/2⌋ (low
   // bits) and 2⌊e/2⌋ + 1 (high bits); the key mixes the seed, the step count, the stream and l.
-  void drop(Index l, const T* a, Index size) {
+  void drop(Index l, T* a, Index size) {
     constexpr std::uint64_t gamma = 0x9E3779B97F4A7C15ull;
     const double p = dropout_[l];
     const std::uint64_t threshold = std::uint64_t(std::ldexp(p, 32));
@@ -444,7 +444,7 @@ template <class T> class Network {
       m[size - 1] = (splitmix64(key + std::uint64_t(pairs) * gamma) & 0xFFFFFFFFull) < threshold
                         ? T(0)
                         : kept;
-    flat(dropped(l), size) = flat(const_cast<T*>(a), size) * flat(m, size);
+    flat(dropped(l), size) = flat(a, size) * flat(m, size);
   }
   std::uint64_t dropout_key(Index l) const {
     std::uint64_t k = splitmix64(dropout_seed);

@@ -368,17 +368,14 @@ template <class T> class Optimizer {
   // Whether the gradient is clipped to max_grad_norm before the step.
   bool clips() const { return std::isfinite(settings_[Setting::max_grad_norm]); }
 
-  // torch.nn.utils.clip_grad_norm_ over grads[0, n), the whole gradient:
+  // torch.nn.utils.clip_grad_norm_ over grads[0, n), the whole gradient, when clips():
   //   ‖g‖ = √(Σ g²) (summed in double, in one order whatever the thread count);
   //   g ← g · c / (‖g‖ + 1e-6) when that factor is below 1, c = max_grad_norm.
-  // Returns ‖g‖. A non-finite norm leaves a non-finite gradient, whose step is then undone.
-  double clip(T* grads, Index n) const {
-    const double c = settings_[Setting::max_grad_norm];
-    if (!std::isfinite(c)) return std::numeric_limits<double>::quiet_NaN();
+  // A non-finite norm leaves a non-finite gradient, whose step is then undone.
+  void clip(T* grads, Index n) const {
     const double norm = std::sqrt(CVec<T>(grads, n).template cast<double>().squaredNorm());
-    const double factor = c / (norm + 1e-6);
+    const double factor = settings_[Setting::max_grad_norm] / (norm + 1e-6);
     if (factor < 1) Vec<T>(grads, n) *= T(factor);
-    return norm;
   }
 
   // Counts one step; the segments of that step follow through update().
