@@ -783,33 +783,34 @@ def learning_rate(t: int, total: int, lr: float, schedule: str, warmup: float) -
     return rates[schedule]()
 
 
-def _splitmix64(z: int) -> int:
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _WORD
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _WORD
-    return z ^ (z >> 31)
+def _splitmix64(z: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
 
 
-_WORD = (1 << 64) - 1
+def _stream(seed: int, parts: Sequence[int], first: int, count: int) -> NDArray[np.uint64]:
+    """Words ``first .. first + count`` of the counter-based stream the compiled module draws
+    from ``(seed, *parts)`` (noise.hpp's ``stream_key``): the key is SplitMix64 folded over
+    ``seed``, then over each part added in turn; word ``i`` is SplitMix64(key + i γ). (uint64
+    arrays wrap as the C++ words do.)"""
+    key = _splitmix64(np.array([seed], dtype=np.uint64))
+    for part in parts:
+        key = _splitmix64(key + np.uint64(part))
+    i = np.arange(first, first + count, dtype=np.uint64)
+    return _splitmix64(key + i * np.uint64(0x9E3779B97F4A7C15))
 
 
 def permutation(n: int, seed: int, k: int) -> NDArray[np.int64]:
     """The order of epoch ``k``'s samples when training reshuffles from ``seed`` (the one
     shuffle of every training path): Fisher-Yates over ``range(n)``, each swap's uniform
-    ``u`` in [0, 1) the top 53 bits of SplitMix64's stream from ``(seed, k)``."""
+    ``u`` in [0, 1) the top 53 bits of the next word of the stream of ``(seed, k)``."""
     order = np.arange(n, dtype=np.int64)
-    word = _splitmix64((_splitmix64(seed) + k) & _WORD)
-    for i in range(n - 1, 0, -1):
-        word = (word + 0x9E3779B97F4A7C15) & _WORD
-        u = (_splitmix64(word) >> 11) * 2.0**-53
-        j = min(i, int(u * (i + 1)))
+    u = (_stream(seed, [k], 1, max(n - 1, 0)) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    for draw, i in enumerate(range(n - 1, 0, -1)):
+        j = min(i, int(u[draw] * (i + 1)))
         order[i], order[j] = order[j], order[i]
     return order
-
-
-def _splitmix64_array(z: NDArray[np.uint64]) -> NDArray[np.uint64]:
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
 
 
 def dropout_mask(
@@ -820,15 +821,10 @@ def dropout_mask(
     ``(batch, units)``: each value 0 or ``1 / (1 - p)``, as the network draws it from its
     ``dropout_seed``, the optimizer's step count ``step`` (before the step), the ``stream``
     (0 alone, an MPI rank + 1) and the layer. Value ``e`` (row-major) is dropped when its 32
-    bits of SplitMix64's stream are below ``p`` 2³²: word ``(key + e // 2 · γ)`` gives values
-    ``2 (e // 2)`` (its low bits) and ``2 (e // 2) + 1`` (its high bits)."""
-    key = seed & _WORD
-    for part in (step, stream, layer):
-        key = (_splitmix64(key) + part) & _WORD
-    key = _splitmix64(key)
+    bits of the stream of ``(seed, step, stream, layer)`` are below ``p`` 2³²: word ``e // 2``
+    gives values ``2 (e // 2)`` (its low bits) and ``2 (e // 2) + 1`` (its high bits)."""
     size = shape[0] * shape[1]
-    words = _splitmix64_array(np.uint64(key) + np.arange((size + 1) // 2, dtype=np.uint64)
-                              * np.uint64(0x9E3779B97F4A7C15))  # fmt: skip
+    words = _stream(seed, [step, stream, layer], 0, (size + 1) // 2)
     bits = np.stack([words & np.uint64(0xFFFFFFFF), words >> np.uint64(32)], axis=1).ravel()
     kept = np.dtype(dtype).type(1 / (1 - p))
     mask = np.where(bits[:size] < np.uint64(int(np.ldexp(p, 32))), 0, kept).astype(dtype)

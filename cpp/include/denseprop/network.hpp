@@ -425,8 +425,8 @@ template <class T> class Network {
 
   // Inverted dropout of layer l's output a (size values, samples as columns): mask(l) holds 0 or
   // 1/(1 − p), dropped(l) = a ⊙ mask(l). Value e of the layer is dropped when its 32 bits of
-  // SplitMix64's stream are below p·2³²: the word (key + ⌊e/2⌋ γ) gives values 2⌊e/2⌋ (low
-  // bits) and 2⌊e/2⌋ + 1 (high bits); the key mixes the seed, the step count, the stream and l.
+  // the stream of (seed, step count, stream, l) are below p·2³²: word ⌊e/2⌋ gives values
+  // 2⌊e/2⌋ (low bits) and 2⌊e/2⌋ + 1 (high bits).
   void drop(Index l, T* a, Index size) {
     constexpr std::uint64_t gamma = 0x9E3779B97F4A7C15ull;
     const double p = dropout_[l];
@@ -447,10 +447,7 @@ template <class T> class Network {
     flat(dropped(l), size) = flat(a, size) * flat(m, size);
   }
   std::uint64_t dropout_key(Index l) const {
-    std::uint64_t k = splitmix64(dropout_seed);
-    k = splitmix64(k + std::uint64_t(optimizer_.steps()));
-    k = splitmix64(k + dropout_stream);
-    return splitmix64(k + std::uint64_t(l));
+    return stream_key(dropout_seed, optimizer_.steps(), dropout_stream, l);
   }
 
   bool fused_output() const { return !loss_table[loss_].fused_output.empty(); }

@@ -27,6 +27,15 @@ inline std::uint64_t splitmix64(std::uint64_t z) {
   return z ^ (z >> 31);
 }
 
+// Where a counter-based stream starts: SplitMix64 folded over the seed, then over each part
+// added in turn. (seed, step) for DP-SGD's noise, (seed, epoch) for a shuffle, (seed, step,
+// stream, layer) for a dropout mask; word i of the stream is splitmix64(key + i γ).
+template <class... Parts> std::uint64_t stream_key(std::uint64_t seed, Parts... parts) {
+  std::uint64_t key = splitmix64(seed);
+  ((key = splitmix64(key + std::uint64_t(parts))), ...);
+  return key;
+}
+
 // (n + 1) / 2^bits for the n in `bits` bits of a word starting at `shift`: a uniform in (0, 1].
 template <class T, int bits> T unit_interval(std::uint64_t word, int shift) {
   constexpr T scale = T(1) / T(std::uint64_t(1) << bits);
@@ -51,7 +60,7 @@ template <class T>
 void add_gaussian_noise(T* v, Index n, T stddev, std::uint64_t seed, std::uint64_t step) {
   constexpr Index round = 512;
   Eigen::Array<T, round, 1> x, y, s;
-  std::uint64_t word = splitmix64(splitmix64(seed) + step);
+  std::uint64_t word = stream_key(seed, step);
   for (Index done = 0; done < n;) {
     Index kept = 0;
     for (Index k = 0; k < round; ++k) {

@@ -182,7 +182,7 @@ double validation_score(Network<T>& net, const Validation<T, X>& v, bool exact_m
 inline void permutation(std::int64_t* order, Index n, std::uint64_t seed, std::int64_t k) {
   constexpr std::uint64_t gamma = 0x9E3779B97F4A7C15ull;
   std::iota(order, order + n, std::int64_t(0));
-  std::uint64_t word = splitmix64(splitmix64(seed) + std::uint64_t(k));
+  std::uint64_t word = stream_key(seed, k);
   for (Index i = n - 1; i > 0; --i) {
     const double u = double(splitmix64(word += gamma) >> 11) * 0x1.0p-53;  // [0, 1)
     std::swap(order[i], order[std::min(i, Index(u * double(i + 1)))]);
