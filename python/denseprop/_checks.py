@@ -103,16 +103,16 @@ def dtype(value: Any) -> np.dtype[Any]:
 
 def dropout(value: Any, hidden: int) -> list[float]:
     """``dropout`` as one probability per hidden layer: a number for all, or a sequence of
-    ``hidden`` numbers (their range is the C++ network's to check)."""
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        return [float(value)] * hidden
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+    ``hidden`` numbers (their range is the C++ network's to check, for both alike)."""
+    if hasattr(value, "__len__") and not isinstance(value, (str, bytes)):
+        if len(value) != hidden:
+            msg = f"dropout: expected one probability per hidden layer ({hidden}), got {len(value)}"
+            raise ValueError(msg)
+        return [_float(p, "dropout") for p in value]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
         msg = f"dropout: expected a number or one per hidden layer, got {type(value).__name__}"
         raise TypeError(msg)
-    if len(value) != hidden:
-        msg = f"dropout: expected one probability per hidden layer ({hidden}), got {len(value)}"
-        raise ValueError(msg)
-    return [number(p, "dropout") for p in value]
+    return [float(value)] * hidden
 
 
 def weights(sample_weight: Any) -> NDArray[np.float64]:

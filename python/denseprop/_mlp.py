@@ -38,8 +38,6 @@ except ImportError:  # scikit-learn < 1.6 has it as a method
 # what estimators.py builds on
 __all__ = ["_SPARSE_FORMATS", "_BaseMLP", "_readable", "validate_data"]
 
-
-
 _STOCHASTIC = ("sgd", "adam")
 _SPARSE_FORMATS = ["csr", "csc"]
 _OWN_READERS = ("pandas", "polars", "pyarrow", "scipy")  # libraries scikit-learn reads itself

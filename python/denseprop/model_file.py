@@ -56,7 +56,7 @@ _READABLE = (1, 2)
 _LARGEST_CONFIG = 1 << 20  # characters of the JSON configuration
 _DEFLATE_RATIO = 1032  # the most deflate can shrink data by
 # The network's settings a file of format 2 may lack, and what their absence means.
-ADDED_LATER: dict[str, Any] = {"compute_dtype": None, "dropout": None, "label_smoothing": 0.0,
+ADDED_LATER: dict[str, Any] = {"compute_dtype": None, "dropout": 0.0, "label_smoothing": 0.0,
                                "dropout_seed": 0}  # fmt: skip
 _NETWORK_KEYS = {"sizes", "activation", "output_activation", "loss", "dtype", "init",
                  "negative_slope"}  # fmt: skip
@@ -277,7 +277,7 @@ def _build(source: _Source, cls: Callable[..., _Net]) -> _Net:
     if version not in _READABLE:
         readable = " and ".join(map(str, _READABLE))
         _fail(f"format version {version}, this denseprop reads {readable}")
-    c = config["network"]
+    c = {**ADDED_LATER, **config["network"]}
     sizes = c["sizes"]
     layers = list(zip(sizes, sizes[1:]))
     parameters = sum(n_out * (n_in + 1) for n_in, n_out in layers)
@@ -314,13 +314,13 @@ def _build(source: _Source, cls: Callable[..., _Net]) -> _Net:
             init=c["init"],
             negative_slope=c["negative_slope"],
             seed=0,
-            compute_dtype=c.get("compute_dtype", ADDED_LATER["compute_dtype"]),
-            dropout=c.get("dropout") or 0.0,
-            label_smoothing=c.get("label_smoothing", ADDED_LATER["label_smoothing"]),
+            compute_dtype=c["compute_dtype"],
+            dropout=c["dropout"],
+            label_smoothing=c["label_smoothing"],
         )
     except (TypeError, ValueError) as e:
         _fail(f"configuration: {e}")
-    seam_of(net).core.dropout_seed = c.get("dropout_seed", ADDED_LATER["dropout_seed"])
+    seam_of(net).core.dropout_seed = c["dropout_seed"]
     seam_of(net).restore(_training.Snapshot(np.concatenate([p.ravel() for p in params]),
                                             settings, first, second, steps, losses.tolist(),
                                             scores.tolist()))  # fmt: skip
@@ -375,9 +375,9 @@ def _config(text: str) -> dict[str, Any]:
     numbers = [("negative_slope", network["negative_slope"])]
     if "label_smoothing" in network:
         numbers.append(("label_smoothing", network["label_smoothing"]))
-    stream = network.get("dropout_seed", 0)
-    if not (_is_int(stream) and 0 <= stream < 2**64):
-        _fail(f"config: dropout_seed must be an integer in [0, 2**64), got {stream!r:.80}")
+    masks = network.get("dropout_seed", ADDED_LATER["dropout_seed"])
+    if not (_is_int(masks) and 0 <= masks < 2**64):
+        _fail(f"config: dropout_seed must be an integer in [0, 2**64), got {masks!r:.80}")
     flags = [k for k, s in OPTIMIZER_SETTINGS.items() if s["flag"] and k in optimizer]
     numbers += [(k, optimizer[k]) for k in sorted(set(OPTIMIZER_SETTINGS) - set(flags))
                 if k in optimizer]  # fmt: skip
