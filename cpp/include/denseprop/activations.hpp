@@ -23,7 +23,7 @@ enum class Init { glorot, he };
 // as it sets it, from the defaults (reads a, may be hidden, Glorot):
 //   ActivationInfo::named("silu").reads_z().initial(Init::he).equations("...", "...")
 //       .in_torch("SiLU").in_onnx("Mul(z, Sigmoid(z))")
-struct ActivationInfo {
+struct ActivationInfo : Builder<ActivationInfo> {
   std::string_view name;
   // The backward reads z, the activation's input, instead of its output a: the network keeps
   // Z[l] only for the layers whose activation says so.
@@ -51,41 +51,22 @@ struct ActivationInfo {
   int onnx_opset = 0;
 
   static constexpr ActivationInfo named(std::string_view name) {
-    ActivationInfo e{};
-    e.name = name;
-    return e;
+    return ActivationInfo{}.with(&ActivationInfo::name, name);
   }
-  constexpr ActivationInfo reads_z() const {
-    ActivationInfo e = *this;
-    e.needs_z = true;
-    return e;
-  }
-  constexpr ActivationInfo output_only() const {
-    ActivationInfo e = *this;
-    e.hidden = false;
-    return e;
-  }
+  constexpr ActivationInfo reads_z() const { return with(&ActivationInfo::needs_z, true); }
+  constexpr ActivationInfo output_only() const { return with(&ActivationInfo::hidden, false); }
   constexpr ActivationInfo initial(Init family) const {
-    ActivationInfo e = *this;
-    e.init = family;
-    return e;
+    return with(&ActivationInfo::init, family);
   }
   constexpr ActivationInfo equations(std::string_view forward, std::string_view backward) const {
-    ActivationInfo e = *this;
-    e.forward_equation = forward;
-    e.backward_equation = backward;
-    return e;
+    return with(&ActivationInfo::forward_equation, forward)
+        .with(&ActivationInfo::backward_equation, backward);
   }
   constexpr ActivationInfo in_torch(std::string_view module) const {
-    ActivationInfo e = *this;
-    e.torch = module;
-    return e;
+    return with(&ActivationInfo::torch, module);
   }
   constexpr ActivationInfo in_onnx(std::string_view expression, int opset = 0) const {
-    ActivationInfo e = *this;
-    e.onnx = expression;
-    e.onnx_opset = opset;
-    return e;
+    return with(&ActivationInfo::onnx, expression).with(&ActivationInfo::onnx_opset, opset);
   }
 };
 

@@ -152,7 +152,7 @@ template <class T> struct Targets {
 // An entry names each property as it sets it, from the defaults (any output activation, identity
 // when none is given; y dense and of any sign; a regression):
 //   LossInfo::named("poisson").fused_with("exp").targets_nonnegative().gradient("...")...
-struct LossInfo {
+struct LossInfo : Builder<LossInfo> {
   std::string_view name;
   // The output activation the loss is fused with: the network stops at the logits Z[L] and the
   // loss gives dZ[L] = (P − Y) / batch. Empty: any output activation, dA[L] from the loss.
@@ -169,45 +169,23 @@ struct LossInfo {
   bool smooths_labels = false;
 
   static constexpr LossInfo named(std::string_view name) {
-    LossInfo e{};
-    e.name = name;
-    return e;
+    return LossInfo{}.with(&LossInfo::name, name);
   }
   // Fused with `output`, which is then also the default output activation.
   constexpr LossInfo fused_with(std::string_view output) const {
-    LossInfo e = *this;
-    e.fused_output = e.default_output = output;
-    return e;
+    return with(&LossInfo::fused_output, output).with(&LossInfo::default_output, output);
   }
-  constexpr LossInfo takes_labels() const {
-    LossInfo e = *this;
-    e.labels = true;
-    return e;
-  }
-  constexpr LossInfo classifies() const {
-    LossInfo e = *this;
-    e.classifier = true;
-    return e;
-  }
-  constexpr LossInfo smooths() const {
-    LossInfo e = *this;
-    e.smooths_labels = true;
-    return e;
-  }
+  constexpr LossInfo takes_labels() const { return with(&LossInfo::labels, true); }
+  constexpr LossInfo classifies() const { return with(&LossInfo::classifier, true); }
+  constexpr LossInfo smooths() const { return with(&LossInfo::smooths_labels, true); }
   constexpr LossInfo targets_nonnegative() const {
-    LossInfo e = *this;
-    e.nonnegative_targets = true;
-    return e;
+    return with(&LossInfo::nonnegative_targets, true);
   }
   constexpr LossInfo gradient(std::string_view equation) const {
-    LossInfo e = *this;
-    e.gradient_equation = equation;
-    return e;
+    return with(&LossInfo::gradient_equation, equation);
   }
   constexpr LossInfo computed_by(std::string_view function) const {
-    LossInfo e = *this;
-    e.kernel = function;
-    return e;
+    return with(&LossInfo::kernel, function);
   }
 };
 

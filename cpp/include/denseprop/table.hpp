@@ -41,6 +41,17 @@ template <class List, class F> void visit(std::size_t id, F&& f) {
   visit_entry<List>(id, f, std::make_index_sequence<std::tuple_size_v<List>>{});
 }
 
+// What an info struct of a table derives from, so that its entries set each property by name:
+// `with(&Info::field, value)` is a copy of the info with that field set (each builder method of
+// the info is one such call).
+template <class Info> struct Builder {
+  template <class Field, class Value> constexpr Info with(Field Info::* field, Value value) const {
+    Info e = static_cast<const Info&>(*this);
+    e.*field = value;
+    return e;
+  }
+};
+
 // A number in a message as Python prints it: the shortest digits that read back the same, with
 // ".0" on a whole number (1.0, 1e-08, nan, inf).
 inline std::string format_number(double v) {
