@@ -91,3 +91,12 @@ def test_rmsprop_steps_as_torch_does(dtype):
     for linear, w, b in zip(model[::2], net.weights, net.biases):
         np.testing.assert_allclose(w, linear.weight.detach().numpy(), **tolerance)
         np.testing.assert_allclose(b, linear.bias.detach().numpy(), **tolerance)
+
+
+def test_each_optimizer_lists_the_settings_it_reads_once():
+    reads = {name: o["settings"] for name, o in OPTIMIZERS.items()}
+    assert reads["sgd"] == ["lr", "weight_decay", "max_grad_norm", "momentum", "nesterov"]
+    assert reads["dpsgd"] == ["lr", "weight_decay", "clip_norm", "noise_multiplier"]
+    for name, settings in reads.items():
+        assert len(set(settings)) == len(settings), name
+        assert set(settings) <= set(OPTIMIZER_SETTINGS), name

@@ -55,8 +55,8 @@ OptimizerSettings settings(const py::args& args, const py::kwargs& kwargs) {
   return s;
 }
 
-py::object value_of(const OptimizerSettings& s, const SettingInfo& row) {
-  const double v = s[row.id];
+// A setting's value as Python holds it: a bool for a flag, else a float.
+py::object as_python(const SettingInfo& row, double v) {
   return row.flag ? py::object(py::bool_(v != 0)) : py::object(py::float_(v));
 }
 
@@ -65,7 +65,8 @@ py::object value_of(const OptimizerSettings& s, const SettingInfo& row) {
 py::dict as_dict(const OptimizerSettings& s) {
   py::dict d;
   d["optimizer"] = std::string(optimizer_table[s.kind].name);
-  for (const SettingInfo& row : setting_table) d[py::str(std::string(row.name))] = value_of(s, row);
+  for (const SettingInfo& row : setting_table)
+    d[py::str(std::string(row.name))] = as_python(row, s[row.id]);
   d["seed"] = optimizer_table[s.kind].per_sample ? py::object(py::int_(s.seed)) : py::none();
   return d;
 }
@@ -78,11 +79,7 @@ py::list optimizers() {
     d["per_sample"] = e.per_sample;
     d["equation"] = std::string(e.equation);
     py::list names;
-    names.append("lr");
-    names.append("weight_decay");
-    if (!e.per_sample) names.append("max_grad_norm");  // dpsgd refuses it: see DpSgd::check
-    for (std::size_t i = 0; i < e.setting_count(); ++i)
-      names.append(std::string(setting_table[std::size_t(e.settings[i])].name));
+    for (const Setting s : e.reads()) names.append(std::string(setting_table[std::size_t(s)].name));
     d["settings"] = names;
     out.append(d);
   }
@@ -94,8 +91,7 @@ py::list optimizer_settings() {
   for (const SettingInfo& row : setting_table) {
     py::dict d;
     d["name"] = std::string(row.name);
-    d["default"] = row.flag ? py::object(py::bool_(row.default_value != 0))
-                            : py::object(py::float_(row.default_value));
+    d["default"] = as_python(row, row.default_value);
     d["flag"] = row.flag;
     d["low"] = row.low;
     d["high"] = row.high;
@@ -127,7 +123,7 @@ void register_optimizers(py::module_& m) {
           [](const OptimizerSettings& s, const std::string& name) {
             const SettingInfo* row = find_setting(name);
             if (!row) throw py::attribute_error(cat("no optimizer setting '", name, "'"));
-            return value_of(s, *row);
+            return as_python(*row, s[row->id]);
           },
           "A setting's value by its name (s.lr, s.beta2, ...).")
       .def("as_dict", &as_dict, "The settings as a dict of keyword arguments of set_optimizer.");

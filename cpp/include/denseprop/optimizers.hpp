@@ -118,10 +118,15 @@ struct OptimizerInfo {
   bool per_sample;
   std::string_view equation;  // the step, for the docs and `optimizers()`
   SettingList settings;       // Setting::count ends a shorter list
-  constexpr std::size_t setting_count() const {
-    std::size_t n = 0;
-    while (n < settings.size() && settings[n] != Setting::count) ++n;
-    return n;
+
+  // Every setting it reads: lr and weight_decay, max_grad_norm unless the step is per-sample
+  // (DP-SGD bounds each sample's gradient instead: see DpSgd::check), then its own.
+  std::vector<Setting> reads() const {
+    std::vector<Setting> all{Setting::lr, Setting::weight_decay};
+    if (!per_sample) all.push_back(Setting::max_grad_norm);
+    for (std::size_t i = 0; i < settings.size() && settings[i] != Setting::count; ++i)
+      all.push_back(settings[i]);
+    return all;
   }
 };
 
