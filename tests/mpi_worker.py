@@ -172,6 +172,22 @@ def a_rank_with_an_empty_batch_takes_part():
     assert_close(shared._core.params, alone._core.params, np.float64)
 
 
+def epochs_on_the_ranks_batches(alone, x, y, bounds, w=None, epochs=3, batch=4):
+    """One process's epochs of steps on the concatenation of every rank's k-th batch of
+    ``batch`` (ranks whose rows ran out add none), weighted by ``w`` if given: what a fit
+    without shuffling over the ranks' shards ``bounds`` takes. Returns the epochs' losses."""
+    losses = []
+    for _ in range(epochs):
+        total = 0.0
+        for k in range(-(-max(b - a for a, b in bounds) // batch)):
+            rows = np.concatenate([np.arange(a, b)[batch * k : batch * (k + 1)]
+                                   for a, b in bounds])  # fmt: skip
+            weights = None if w is None else w[rows]
+            total += alone.train_step(x[rows], y[rows], sample_weight=weights) * len(rows)
+        losses.append(total / len(x))
+    return losses
+
+
 @case
 def fit_without_shuffling_equals_steps_on_the_ranks_batches():
     """fit's epochs, per-rank batch 4 over unequal shards (partial last batches, ranks that
@@ -181,13 +197,7 @@ def fit_without_shuffling_equals_steps_on_the_ranks_batches():
     bounds = parts(n)
     alone, shared = network(), network(seed=1 if rank == 0 else 100 + rank)  # rank 0's win
     alone.set_optimizer("adam", 0.01)
-    losses = []
-    for _ in range(3):
-        total = 0.0
-        for k in range(-(-max(b - a for a, b in bounds) // 4)):
-            rows = np.concatenate([np.arange(a, b)[4 * k : 4 * k + 4] for a, b in bounds])
-            total += alone.train_step(x[rows], y[rows]) * len(rows)
-        losses.append(total / n)
+    losses = epochs_on_the_ranks_batches(alone, x, y, bounds)
     shared.fit(x[mine(n)], y[mine(n)], epochs=3, batch_size=4, optimizer="adam", lr=0.01,
                shuffle=False, comm=comm)  # fmt: skip
     assert_close(shared._core.params, alone._core.params, np.float64)
@@ -208,13 +218,7 @@ def weighted_fit_equals_weighted_steps_on_the_ranks_batches():
     bounds = parts(n)
     alone, shared = network(), network()
     alone.set_optimizer("adam", 0.01)
-    losses = []
-    for _ in range(3):
-        total = 0.0
-        for k in range(-(-max(b - a for a, b in bounds) // 4)):
-            rows = np.concatenate([np.arange(a, b)[4 * k : 4 * k + 4] for a, b in bounds])
-            total += alone.train_step(x[rows], y[rows], sample_weight=w[rows]) * len(rows)
-        losses.append(total / n)
+    losses = epochs_on_the_ranks_batches(alone, x, y, bounds, w)
     here = mine(n)
     shared.fit(x[here], y[here], epochs=3, batch_size=4, optimizer="adam", lr=0.01,
                shuffle=False, sample_weight=w[here], validation_data=(x[here], y[here], w[here]),
